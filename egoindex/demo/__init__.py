@@ -1,0 +1,1 @@
+"""Synthetic head-camera demo corpus with real (espeak-ng) spoken narration."""
