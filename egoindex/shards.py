@@ -1,0 +1,117 @@
+"""Writing and reading WebDataset tar shards.
+
+Shards are byte-for-byte reproducible (fixed mtime, owner and mode in every tar header), so a
+resumed ingest can be checked against an uninterrupted one by hashing files, and re-writing a
+shard after a kill produces the identical file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tarfile
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import webdataset as wds
+
+from egoindex.fsutil import tmp_name
+
+SHARD_RE = re.compile(r"^(?P<split>train|val)-(?P<part>\d{4})-(?P<index>\d{5})\.tar$")
+
+
+def shard_name(split: str, part: int, index: int) -> str:
+    return f"{split}-{part:04d}-{index:05d}.tar"
+
+
+class ShardWriter:
+    """Writes one shard to a hidden temporary name and renames it into place on ``close``."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.tmp = tmp_name(path)
+        self._f = open(self.tmp, "wb")
+        self._tw = wds.TarWriter(self._f, encoder=False, mtime=0, user="egoindex", group="egoindex")
+        self.count = 0
+
+    def write(self, key: str, members: dict[str, bytes]) -> None:
+        self._tw.write({"__key__": key, **members})
+        self.count += 1
+
+    def close(self) -> int:
+        """Finish, fsync and publish the shard; returns its size in bytes."""
+        self._tw.close()  # closes the tar stream, not our file object
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
+        os.replace(self.tmp, self.path)
+        return self.path.stat().st_size
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._f.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.unlink()
+
+
+@dataclass(frozen=True)
+class MemberRef:
+    offset: int
+    size: int
+
+
+def index_tar(path: Path) -> list[tuple[str, dict[str, MemberRef]]]:
+    """Samples of a tar in file order: ``[(key, {ext: MemberRef})]``, grouped WebDataset-style."""
+    samples: list[tuple[str, dict[str, MemberRef]]] = []
+    with tarfile.open(path, "r:") as tf:
+        for m in tf:
+            if not m.isfile():
+                continue
+            key, _, ext = m.name.partition(".")
+            if not samples or samples[-1][0] != key:
+                samples.append((key, {}))
+            samples[-1][1][ext] = MemberRef(m.offset_data, m.size)
+    return samples
+
+
+class TarReaders:
+    """Random access to members of many tars with a bounded number of open files."""
+
+    def __init__(self, max_open: int = 128):
+        self.max_open = max_open
+        self._open: OrderedDict[Path, object] = OrderedDict()
+
+    def read(self, path: Path, ref: MemberRef) -> bytes:
+        f = self._open.pop(path, None)
+        if f is None:
+            if len(self._open) >= self.max_open:
+                _, old = self._open.popitem(last=False)
+                old.close()  # type: ignore[attr-defined]
+            f = open(path, "rb")
+        self._open[path] = f
+        f.seek(ref.offset)  # type: ignore[attr-defined]
+        return f.read(ref.size)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        for f in self._open.values():
+            f.close()  # type: ignore[attr-defined]
+        self._open.clear()
+
+
+def list_shards(directory: Path, split: str | None = None) -> list[Path]:
+    """Published shards (hidden temporaries are never listed), sorted by name."""
+    out = []
+    for p in sorted(Path(directory).glob("*.tar")):
+        m = SHARD_RE.match(p.name)
+        if m and (split is None or m["split"] == split):
+            out.append(p)
+    return out
+
+
+def iter_samples(paths: list[Path]) -> Iterator[dict]:
+    """Read shards back with webdataset (used by tests, summaries and later stages)."""
+    ds = wds.WebDataset([str(p) for p in paths], shardshuffle=False, empty_check=False)
+    yield from ds
