@@ -147,7 +147,9 @@ def iter_frames(
         k = 0
         prev: av.VideoFrame | None = None
         prev_t = 0.0
-        last_dur = 1.0 / float(vs.average_rate) if vs.average_rate else 1.0 / 30
+        # The last frame is shown for as long as the interval before it (exact for constant
+        # frame rate); decoder-reported frame durations are unreliable across containers.
+        last_interval = 1.0 / float(vs.average_rate) if vs.average_rate else 1.0 / 30
 
         def emit(frame: av.VideoFrame, frame_t: float) -> SampledFrame:
             nonlocal k
@@ -170,17 +172,17 @@ def iter_frames(
                     start_pts = pts
                 t = float((pts - start_pts) * tb)
                 stats.decoded_frames += 1
-                if frame.duration:
-                    last_dur = float(frame.duration * tb)
+                if prev is not None and t > prev_t:
+                    last_interval = t - prev_t
                 # Every target time before this frame's time was showing the previous frame.
                 while prev is not None and k / fps < t - 1e-9:
                     yield emit(prev, prev_t)
                 prev, prev_t = frame, t
-                stats.decoded_until = max(stats.decoded_until, t + last_dur)
+                stats.decoded_until = t + last_interval  # frames arrive in presentation order
         if prev is None:
             raise VideoError("no-frames", "no decodable video frame")
-        end = min(declared, stats.decoded_until) if declared > 0 else stats.decoded_until
-        while k < n_samples(end, fps):
+        # Headers can understate a VFR stream's length; the decoded presentation times are the truth.
+        while k < n_samples(stats.decoded_until, fps):
             yield emit(prev, prev_t)
         if declared > 0 and stats.decoded_until < declared - max(1.0, 0.02 * declared):
             stats.warnings.append(f"truncated: decoded {stats.decoded_until:.1f} s of {declared:.1f} s")

@@ -25,29 +25,29 @@ class Pair:
 
 
 def pair_frames(times: Sequence[float], utterances: Sequence[Utterance], max_gap: float = DEFAULT_MAX_GAP) -> list[Pair | None]:
-    """One Pair (or None) per frame time; ``utterances`` may be unsorted and include dropped ones."""
+    """One Pair (or None) per frame time; ``utterances`` may be unsorted and include dropped ones.
+
+    Among several utterances containing t, the one that started last wins (the most recent
+    speech). O(log n) per frame via a prefix maximum of end times.
+    """
     kept = sorted((u for u in utterances if u.kept), key=lambda u: (u.start, u.end))
     starts = [u.start for u in kept]
+    longest: list[int] = []  # longest[j]: index of the max end among kept[: j + 1]
+    for j, u in enumerate(kept):
+        longest.append(j if not longest or u.end > kept[longest[-1]].end else longest[-1])
     out: list[Pair | None] = []
     for t in times:
         i = bisect.bisect_right(starts, t)  # kept[:i] start at or before t
-        best: Pair | None = None
-        # Containing utterances start before t; scan back over the few that might still run.
-        for j in range(i - 1, max(-1, i - 8), -1):
-            u = kept[j]
-            if u.start <= t <= u.end:
-                best = Pair(u, "inside", 0.0)
-                break
-        if best is None:
-            cands = []
-            if i > 0:
-                prev = max(kept[:i][-8:], key=lambda u: u.end)
-                cands.append((t - prev.end, prev.start, prev))
-            if i < len(kept):
-                cands.append((kept[i].start - t, kept[i].start, kept[i]))
-            cands = [c for c in cands if 0 <= c[0] <= max_gap]
-            if cands:
-                gap, _, u = min(cands, key=lambda c: (c[0], c[1]))
-                best = Pair(u, "nearest", round(gap, 3))
-        out.append(best)
+        cands: list[tuple[float, int]] = []  # (gap, index)
+        if i > 0:
+            b = longest[i - 1]
+            if kept[b].end >= t:
+                j = next(j for j in range(i - 1, -1, -1) if kept[j].end >= t)
+                out.append(Pair(kept[j], "inside", 0.0))
+                continue
+            cands.append((t - kept[b].end, b))
+        if i < len(kept):
+            cands.append((kept[i].start - t, i))
+        gap, j = min(cands, default=(float("inf"), -1))
+        out.append(Pair(kept[j], "nearest", round(gap, 3)) if gap <= max_gap else None)
     return out
