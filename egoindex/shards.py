@@ -51,6 +51,9 @@ class ShardWriter:
         return self.path.stat().st_size
 
     def abort(self) -> None:
+        """Drop the unfinished shard (the tar stream is closed first so nothing flushes later)."""
+        with contextlib.suppress(Exception):
+            self._tw.close()
         with contextlib.suppress(Exception):
             self._f.close()
         with contextlib.suppress(FileNotFoundError):

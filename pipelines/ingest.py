@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from egoindex import failpoints
 from egoindex.discover import VideoFile, assign_part, assign_split, find_videos
 from egoindex.frames import DecodeStats, VideoError, iter_frames, probe
 from egoindex.fsutil import atomic_open, read_json, remove_stale_tmp, write_json
@@ -337,6 +338,7 @@ def _worker_run(v: VideoFile, split: str, part: int) -> dict[str, Any]:
     rec = process_video(v, split, part, _WORKER["cfg"], _WORKER["layout"], _WORKER["transcriber"],
                         lambda kind, n: q.put((kind, n)))
     write_json(_WORKER["layout"].record(v.video_uid), rec)
+    failpoints.hit("video-done")
     return rec
 
 
@@ -422,6 +424,7 @@ def pack_split(layout: Layout, split: str, part: int, uids: list[str], shard_siz
                 rows.append({"name": writer.path.name, "index": first + len(rows), "split": split,
                              "count": count, "bytes": size, "videos": sorted(vids)})
                 writer = None
+                failpoints.hit("shard-done")
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -562,6 +565,7 @@ def run(videos_dir: Path, out_dir: Path, cfg: IngestConfig = IngestConfig(), opt
             for v in todo:
                 rec = process_video(v, splits[v.video_uid], part, cfg, layout, tr, report)
                 write_json(layout.record(v.video_uid), rec)
+                failpoints.hit("video-done")
                 done(rec)
         elif todo:
             ctx = mp.get_context("spawn")  # never fork: LanceDB and CUDA state do not survive it
