@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print a table and save JSON (with the machine's description) in results/."""
