@@ -132,5 +132,24 @@ def _print_ingest_summary(s, shards_dir: Path) -> None:
     console.print(f"manifest: {Path(shards_dir) / 'manifest.csv'}")
 
 
+@app.command(
+    "train",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def train(ctx: typer.Context) -> None:
+    """Train an open_clip model (CLIP or SigLIP loss) on the shards; all options: egoindex train --help.
+
+    One device runs in this process; --nproc-per-node N / --nnodes M re-run it under torchrun
+    (DDP on NCCL or gloo). Writes checkpoints that open_clip loads, metrics.jsonl, TensorBoard
+    logs and curves.png to RUN_DIR; --resume continues a killed run.
+
+    Example: egoindex train demo/shards runs/demo --model ego-tiny-vit
+    """
+    from pipelines.train import launch
+
+    raise typer.Exit(launch(list(ctx.args)))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,0 +1,188 @@
+"""The options of ``egoindex train``: one definition for the CLI, ``python -m pipelines.train``
+and ``torchrun -m pipelines.train``, and the torchrun command that runs several processes.
+
+``TrainConfig`` holds what defines a run (stored in RUN_DIR/config.json and in checkpoints);
+the launch options (``--nproc-per-node``, ``--nnodes``, rendezvous) only decide how processes
+are started and are passed through to torchrun unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field, fields
+
+PRECISIONS = ("fp32", "amp", "amp_bf16")
+LOSSES = ("clip", "siglip")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run (stored in config.json and in every checkpoint)."""
+
+    shards: str
+    run_dir: str
+    model: str = "ViT-B-32"
+    init: str | None = None
+    pretrained: str | None = None
+    lock_image: bool = False
+    loss: str = "clip"
+    mask_duplicates: bool = True
+    local_loss: bool = True
+    gather_with_grad: bool = True
+    epochs: int = 15
+    batch_size: int = 64
+    accum_freq: int = 1
+    lr: float = 5e-4
+    wd: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.98
+    eps: float = 1e-6
+    warmup: int | None = None
+    grad_clip_norm: float | None = 1.0
+    precision: str = "fp32"
+    grad_checkpointing: bool = False
+    seed: int = 0
+    aug_scale: list[float] = field(default_factory=lambda: [0.4, 1.0])
+    workers: int | None = None
+    shuffle_buffer: int = 1000
+    resampled: bool = False
+    train_num_samples: int | None = None
+    val_batch_size: int = 64
+    val_every_steps: int | None = None
+    save_every_steps: int | None = None
+    keep_epochs: int | None = None
+    resume: bool = False
+    log_every: int = 10
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    wandb_project: str = "egoindex"
+    progress: bool = True
+    device: str = "auto"
+    threads: int | None = None
+    dist_timeout_min: float = 30.0
+
+
+LAUNCH_OPTIONS = {  # torchrun options, passed through when re-executing under torchrun
+    "--nproc-per-node": ("1", "processes (devices) per node; > 1 re-runs under torchrun"),
+    "--nnodes": ("1", "number of nodes (torchrun syntax, e.g. 2 or 1:4)"),
+    "--node-rank": (None, "this node's rank (static rendezvous)"),
+    "--master-addr": (None, "address of node 0 (static rendezvous)"),
+    "--master-port": (None, "port on node 0 (static rendezvous)"),
+    "--rdzv-backend": (None, "rendezvous backend, e.g. c10d"),
+    "--rdzv-endpoint": (None, "rendezvous host:port"),
+    "--rdzv-id": (None, "rendezvous job id (e.g. $SLURM_JOB_ID)"),
+    "--max-restarts": (None, "torchrun worker-group restarts on failure"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The single definition of the options of ``egoindex train`` and ``pipelines.train``."""
+    d = TrainConfig("", "")
+    p = argparse.ArgumentParser(
+        prog="egoindex train",
+        description="Train an open_clip model contrastively on frames and their utterances (WebDataset shards "
+                    "from `egoindex ingest`). Example: egoindex train demo/shards runs/demo --model ego-tiny-vit",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("shards", metavar="SHARDS_DIR", help="folder written by `egoindex ingest`")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="output folder: checkpoints, logs, curves")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default=d.model, help="open_clip model name (RN50, RN101, ViT-B-32, ViT-B-16, ViT-L-14, "
+                                                    "ego-tiny-vit, ego-small-vit, ...)")
+    g.add_argument("--init", default=None, metavar="PATH", help="start from a local open_clip checkpoint or weights file")
+    g.add_argument("--pretrained", default=None, metavar="TAG",
+                   help="not supported offline: download the weights elsewhere and use --init PATH")
+    g.add_argument("--lock-image", action="store_true", help="freeze the image tower, train the text side (LiT)")
+    g.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward (less memory)")
+    g = p.add_argument_group("loss")
+    g.add_argument("--loss", choices=LOSSES, default=d.loss, help="CLIP softmax loss or SigLIP sigmoid loss")
+    g.add_argument("--mask-duplicates", action=argparse.BooleanOptionalAction, default=d.mask_duplicates,
+                   help="pairs with the same caption (same utterance) are not negatives of each other")
+    g.add_argument("--local-loss", action=argparse.BooleanOptionalAction, default=d.local_loss,
+                   help="CLIP: each rank scores its own rows against the gathered batch")
+    g.add_argument("--gather-with-grad", action=argparse.BooleanOptionalAction, default=d.gather_with_grad,
+                   help="CLIP: gradients flow through the gathered features")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=d.epochs)
+    g.add_argument("--batch-size", type=int, default=d.batch_size, help="per device")
+    g.add_argument("--accum-freq", type=int, default=d.accum_freq,
+                   help="micro-batches per step; the contrastive batch grows with it (open_clip's feature cache)")
+    g.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (AdamW)")
+    g.add_argument("--wd", type=float, default=d.wd, help="weight decay (not on gains, biases, logit scale)")
+    g.add_argument("--beta1", type=float, default=d.beta1)
+    g.add_argument("--beta2", type=float, default=d.beta2)
+    g.add_argument("--eps", type=float, default=d.eps)
+    g.add_argument("--warmup", type=int, default=None, help="linear warm-up steps before the cosine decay "
+                                                            "(default: 5%% of all steps)")
+    g.add_argument("--grad-clip-norm", type=float, default=d.grad_clip_norm, help="0 disables clipping")
+    g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help="amp = fp16 autocast + GradScaler (CUDA); amp_bf16 = bf16 autocast (CUDA or CPU)")
+    g.add_argument("--seed", type=int, default=d.seed)
+    g = p.add_argument_group("data")
+    g.add_argument("--aug-scale", nargs=2, type=float, default=d.aug_scale, metavar=("MIN", "MAX"),
+                   help="random-resized-crop area range (open_clip's 0.9 1.0 cannot crop a square-ish region from a "
+                        "16:9 frame, so it would fall back to one fixed, squashed centre crop)")
+    g.add_argument("--workers", type=int, default=None,
+                   help="loader processes per device, spawned (default: half this process's share of the cores, 1 to 8)")
+    g.add_argument("--shuffle-buffer", type=int, default=d.shuffle_buffer, help="samples in each reader's shuffle buffer")
+    g.add_argument("--resampled", action="store_true", help="draw shards with replacement instead of splitting passes")
+    g.add_argument("--train-num-samples", type=int, default=None,
+                   help="samples per epoch (default: captioned train frames from the ingest records)")
+    g = p.add_argument_group("validation and checkpoints")
+    g.add_argument("--val-batch-size", type=int, default=d.val_batch_size, help="batch size of the val loss")
+    g.add_argument("--val-every-steps", type=int, default=None, help="also validate every N steps (always per epoch)")
+    g.add_argument("--save-every-steps", type=int, default=None, help="also write latest.pt every N steps")
+    g.add_argument("--keep-epochs", type=int, default=None, metavar="K",
+                   help="keep only the newest K epoch_N.pt files (default: keep all)")
+    g.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from latest.pt")
+    g = p.add_argument_group("logging")
+    g.add_argument("--log-every", type=int, default=d.log_every, help="steps between log lines")
+    g.add_argument("--report-to", nargs="+", default=d.report_to, metavar="NAME",
+                   help="tensorboard, wandb (WANDB_MODE=offline works without network) or none")
+    g.add_argument("--wandb-project", default=d.wandb_project)
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    g = p.add_argument_group("devices")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads per process (default: cores / processes)")
+    g.add_argument("--dist-timeout-min", type=float, default=d.dist_timeout_min,
+                   help="how long ranks wait for each other (e.g. for validation) before failing")
+    g = p.add_argument_group("launch (passed to torchrun)")
+    for opt, (default, help_) in LAUNCH_OPTIONS.items():
+        g.add_argument(opt, default=default, help=help_)
+    return p
+
+
+def parse(argv: list[str]) -> tuple[TrainConfig, argparse.Namespace]:
+    """(run config, launch options) from a command line."""
+    ns = build_parser().parse_args(argv)
+    names = {f.name for f in fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in vars(ns).items() if k in names})
+    cfg.report_to = [r for r in cfg.report_to if r != "none"]
+    launch = argparse.Namespace(**{k: v for k, v in vars(ns).items() if k not in names})
+    return cfg, launch
+
+
+def without_launch_options(argv: list[str]) -> list[str]:
+    """``argv`` minus the torchrun options (each takes one value, as ``--opt v`` or ``--opt=v``)."""
+    out, skip = [], False
+    for tok in argv:
+        if skip:
+            skip = False
+        elif tok in LAUNCH_OPTIONS:
+            skip = True
+        elif tok.split("=", 1)[0] not in LAUNCH_OPTIONS:
+            out.append(tok)
+    return out
+
+
+def torchrun_command(argv: list[str], launch: argparse.Namespace) -> list[str]:
+    """The ``python -m torch.distributed.run ... -m pipelines.train ...`` command for ``argv``."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={launch.nproc_per_node}",
+           f"--nnodes={launch.nnodes}"]
+    for opt in LAUNCH_OPTIONS:
+        value = getattr(launch, opt[2:].replace("-", "_"))
+        if opt not in ("--nproc-per-node", "--nnodes") and value is not None:
+            cmd.append(f"{opt}={value}")
+    if str(launch.nnodes) in ("1", "1:1") and launch.rdzv_endpoint is None and launch.master_addr is None:
+        cmd.append("--standalone")  # single node: a free local port, no clash between concurrent runs
+    return cmd + ["-m", "pipelines.train", *without_launch_options(argv)]

@@ -1,0 +1,212 @@
+"""WebDataset input pipelines for training and validation (webdataset 1.x).
+
+Training streams the ``train-*.tar`` shards of an ``egoindex ingest`` folder forever: each
+(rank, loader worker) pair reads its own share of the shards, so the epoch length is a number of
+steps fixed by the loop, every rank takes the same number of steps (no DDP hang on uneven
+data), and a resumed run starts where the killed one approximately was. Two ways to share:
+
+* split (default): every pass over the data is one seeded permutation of the shards, dealt out
+  round-robin to the ``world_size * workers`` readers (each shard read once per pass; with fewer
+  shards than readers, shards are repeated so that every reader has one).
+* resampled: every reader draws shards with replacement from its own seeded stream
+  (open_clip's ``--dataset-resampled``), for corpora too big to ever finish a pass.
+
+Samples with an empty caption (frames without speech) are dropped before their JPEG is decoded.
+Each sample carries two 64-bit keys: ``text_key`` (hash of the normalised caption, used by the
+loss to stop identical captions acting as negatives of each other) and ``utt_key`` (hash of the
+utterance id, used by validation to group the frames of one utterance).
+
+Loader workers are started with ``spawn``: forking a process that has touched LanceDB (or CUDA)
+can crash the child.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+import webdataset as wds
+from PIL import Image
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from egoindex.fsutil import read_json
+from egoindex.shards import list_shards
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor  # [B, 3, H, W]
+    tokens: torch.Tensor  # [B, context]
+    text_keys: torch.Tensor  # [B] int64
+    utt_keys: torch.Tensor  # [B] int64
+
+    def to(self, device: torch.device) -> Batch:
+        nb = device.type == "cuda"
+        return Batch(self.images.to(device, non_blocking=nb), self.tokens.to(device, non_blocking=nb),
+                     self.text_keys.to(device), self.utt_keys.to(device))
+
+
+def key64(s: str) -> int:
+    """A signed 64-bit hash (stable across processes and machines, unlike ``hash``)."""
+    return int.from_bytes(hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest(), "big", signed=True)
+
+
+def normalize_text(text: str) -> str:
+    """Captions that differ only in case or spacing are the same caption to the text tower's eyes."""
+    return " ".join(text.lower().split())
+
+
+def count_train_samples(shards_dir: Path) -> tuple[int, str]:
+    """Samples per pass over the train shards and where the number came from.
+
+    Prefers the captioned-frame counts in the ingest records (empty captions are skipped in
+    training), falling back to the ``sizes.json`` total when the records are not there (shards
+    copied without ``_ingest/``).
+    """
+    root = Path(shards_dir)
+    names = {p.name for p in list_shards(root, "train")}
+    if not names:
+        raise FileNotFoundError(f"no train-*.tar shards in {root}")
+    packs = sorted((root / "_ingest" / "packs").glob("train-*.json"))
+    videos = [u for p in packs for s in read_json(p)["shards"] if s["name"] in names for u in s["videos"]]
+    records = [root / "_ingest" / "videos" / f"{u}.json" for u in set(videos)]
+    if packs and videos and all(r.is_file() for r in records):
+        return sum(int(read_json(r).get("captioned_frames", 0)) for r in records), "captioned frames in _ingest records"
+    sizes_path = root / "sizes.json"
+    if sizes_path.is_file():
+        sizes = read_json(sizes_path)
+        return sum(int(n) for name, n in sizes.items() if name in names), "sizes.json (all frames)"
+    raise FileNotFoundError(f"cannot tell how many samples {root} holds: no _ingest records and no sizes.json; pass --train-num-samples")
+
+
+def _reader_slot(rank: int, world_size: int) -> tuple[int, int]:
+    """(this reader's index, number of readers) over all ranks and loader workers."""
+    info = get_worker_info()
+    wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+    return rank * nw + wid, world_size * nw
+
+
+class ShardStream(IterableDataset):
+    """Endless ``{"url": ...}`` stream of this reader's shards (see module docstring)."""
+
+    def __init__(self, urls: list[str], *, rank: int, world_size: int, seed: int, start_pass: float = 0.0,
+                 resampled: bool = False):
+        super().__init__()
+        self.urls, self.rank, self.world_size = list(urls), rank, world_size
+        self.seed, self.start_pass, self.resampled = seed, start_pass, resampled
+
+    def __iter__(self) -> Iterator[dict[str, str]]:
+        slot, slots = _reader_slot(self.rank, self.world_size)
+        if self.resampled:
+            rng = random.Random(f"resampled/{self.seed}/{slot}/{self.start_pass:.6f}")
+            while True:
+                yield {"url": rng.choice(self.urls)}
+        pass_no, frac = int(self.start_pass), self.start_pass % 1.0
+        while True:
+            perm = random.Random(f"pass/{self.seed}/{pass_no}").sample(self.urls, len(self.urls))
+            dealt = [perm[i % len(perm)] for i in range(max(len(perm), slots))]
+            mine = dealt[slot::slots]
+            for url in mine[int(frac * len(mine)):]:
+                yield {"url": url}
+            pass_no, frac = pass_no + 1, 0.0
+
+
+class ReaderShuffle(wds.utils.PipelineStage):
+    """webdataset's buffer shuffle, seeded per reader (a fixed seed would shuffle alike everywhere)."""
+
+    def __init__(self, bufsize: int, *, rank: int, world_size: int, seed: int, start_pass: float):
+        self.bufsize, self.rank, self.world_size, self.seed, self.start_pass = bufsize, rank, world_size, seed, start_pass
+
+    def run(self, src: Iterator[Any]) -> Iterator[Any]:
+        slot, _ = _reader_slot(self.rank, self.world_size)
+        rng = random.Random(f"shuffle/{self.seed}/{slot}/{self.start_pass:.6f}")
+        return wds.shuffle(self.bufsize, min(self.bufsize, 100), rng=rng)(src)
+
+
+def has_text(sample: dict[str, Any]) -> bool:
+    return bool(sample.get("txt", b"").strip())
+
+
+def prepare(sample: dict[str, Any], preprocess: Callable[[Image.Image], torch.Tensor]) -> tuple:
+    """Raw tar members -> (image tensor, caption, text key, utterance key)."""
+    with Image.open(io.BytesIO(sample["jpg"])) as im:
+        image = preprocess(im.convert("RGB"))
+    text = sample["txt"].decode("utf-8").strip()
+    meta = json.loads(sample["json"])
+    utt = meta.get("utterance") or {}
+    utt_id = utt.get("id") or f"{meta.get('video_uid')}/{text}"
+    return image, text, key64(normalize_text(text)), key64(utt_id)
+
+
+def collate(samples: list[tuple], tokenizer: Callable[[list[str]], torch.Tensor]) -> Batch:
+    """Stack a batch; captions are tokenised per batch in the worker (cheaper than per sample)."""
+    images, texts, tkeys, ukeys = zip(*samples)
+    return Batch(torch.stack(images), tokenizer(list(texts)), torch.tensor(tkeys, dtype=torch.int64),
+                 torch.tensor(ukeys, dtype=torch.int64))
+
+
+def _loader(dataset: IterableDataset, workers: int, pin: bool) -> DataLoader:
+    return DataLoader(
+        dataset, batch_size=None, num_workers=workers, pin_memory=pin,
+        multiprocessing_context="spawn" if workers > 0 else None,
+        persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
+    )
+
+
+def train_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable, batch_size: int, workers: int,
+                 rank: int, world_size: int, seed: int, start_pass: float = 0.0, resampled: bool = False,
+                 shuffle_buffer: int = 1000, pin: bool = False) -> DataLoader:
+    """Endless loader of training batches for this rank (``batch_size`` per rank)."""
+    urls = [str(p) for p in list_shards(Path(shards_dir), "train")]
+    if not urls:
+        raise FileNotFoundError(f"no train-*.tar shards in {shards_dir}")
+    pipeline = wds.DataPipeline(
+        ShardStream(urls, rank=rank, world_size=world_size, seed=seed, start_pass=start_pass, resampled=resampled),
+        wds.tarfile_to_samples(handler=wds.warn_and_continue),
+        wds.select(has_text),
+        ReaderShuffle(shuffle_buffer, rank=rank, world_size=world_size, seed=seed, start_pass=start_pass),
+        wds.map(partial(prepare, preprocess=preprocess), handler=wds.warn_and_continue),
+        wds.batched(batch_size, collation_fn=partial(collate, tokenizer=tokenizer), partial=False),
+    )
+    return _loader(pipeline, workers, pin)
+
+
+class ValShards(IterableDataset):
+    """This rank's val shards, each read once and in order (split over loader workers too)."""
+
+    def __init__(self, urls: list[str], rank: int, world_size: int):
+        super().__init__()
+        self.urls, self.rank, self.world_size = urls, rank, world_size
+
+    def __iter__(self) -> Iterator[dict[str, str]]:
+        slot, slots = _reader_slot(self.rank, self.world_size)
+        for url in self.urls[slot::slots]:
+            yield {"url": url}
+
+
+def val_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable, batch_size: int, workers: int,
+               rank: int, world_size: int, pin: bool = False) -> DataLoader | None:
+    """Loader over this rank's share of the val shards (None when there are no val shards).
+
+    Batches keep their last partial batch, so every captioned val frame is scored exactly once.
+    """
+    urls = [str(p) for p in list_shards(Path(shards_dir), "val")]
+    if not urls:
+        return None
+    mine = len(urls[rank::world_size])  # a rank without val shards still joins the gather, empty
+    pipeline = wds.DataPipeline(
+        ValShards(urls, rank, world_size),
+        wds.tarfile_to_samples(handler=wds.warn_and_continue),
+        wds.select(has_text),
+        wds.map(partial(prepare, preprocess=preprocess), handler=wds.warn_and_continue),
+        wds.batched(batch_size, collation_fn=partial(collate, tokenizer=tokenizer), partial=True),
+    )
+    return _loader(pipeline, min(workers, mine), pin)
