@@ -6,7 +6,8 @@ with ``open_clip.add_model_config`` when this module is imported, because no bui
 config is small enough to learn anything on a CPU in minutes:
 
 * ``ego-tiny-vit``: 64 px images, 8 px patches, width 192, 4 layers; text context 32, width 192,
-  4 layers; 128-d embeddings. Learns the demo corpus in a few CPU minutes (tests, demo).
+  4 layers; 128-d embeddings. Fits the demo corpus' training split in a few CPU minutes (tests);
+  on unseen demo videos it is still close to chance (README, "Learning on the demo corpus").
 * ``ego-small-vit``: 128 px images, 16 px patches, width 384, 6 layers; same text shape at
   width 384, 6 layers; 256-d embeddings. A step up for small real corpora on one GPU.
 
