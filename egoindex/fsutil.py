@@ -50,17 +50,18 @@ def read_json(path: Path) -> Any:
         return json.load(f)
 
 
-def remove_stale_tmp(directory: Path, stem_prefix: str = "") -> int:
+def remove_stale_tmp(directory: Path, prefixes: str | tuple[str, ...] = "") -> int:
     """Delete temporary files (``.NAME.tmp-PID``) left by killed writers; returns how many.
 
-    ``stem_prefix`` restricts the clean-up to names this process owns, so concurrent array tasks
-    never delete each other's in-flight files.
+    ``prefixes`` (of NAME) restricts the clean-up to names this process owns, so concurrent array
+    tasks never delete each other's in-flight files. One directory listing whatever their number.
     """
     removed = 0
     if not directory.is_dir():
         return 0
+    owned = tuple("." + x for x in ((prefixes,) if isinstance(prefixes, str) else prefixes))
     for p in directory.iterdir():
-        if p.name.startswith("." + stem_prefix) and ".tmp-" in p.name:
+        if owned and p.name.startswith(owned) and ".tmp-" in p.name:
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
                 removed += 1

@@ -533,10 +533,9 @@ def run(videos_dir: Path, out_dir: Path, cfg: IngestConfig = IngestConfig(), opt
             if not changed and not (opts.retry_failed and rec["status"] == "failed"):
                 continue
         todo.append(v)
-    for uid in {v.video_uid for v in todo}:
-        remove_stale_tmp(layout.staging, uid)
-        remove_stale_tmp(layout.videos, uid)
-        remove_stale_tmp(layout.transcripts, uid)
+    todo_uids = tuple(v.video_uid for v in todo)
+    for d in (layout.staging, layout.videos, layout.transcripts):
+        remove_stale_tmp(d, todo_uids)
 
     processed: list[dict[str, Any]] = []
     workers = max(1, min(opts.workers, len(todo))) if todo else 1
