@@ -21,7 +21,6 @@ import argparse
 import io
 import statistics
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av

@@ -11,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from egoindex.resources import available_cpus
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -51,7 +53,7 @@ def describe(packages: tuple[str, ...] = ()) -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu": cpu_model(),
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores": available_cpus(),
         "memory_gb": mem_gb,
         "gpu": gpu_name(),
         "packages": versions,

@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
-import open_clip
 import torch
 
 from benchmarks.machine import describe

@@ -44,6 +44,7 @@ from egoindex import failpoints
 from egoindex.discover import VideoFile, assign_part, assign_split, find_videos
 from egoindex.frames import DecodeStats, VideoError, iter_frames, probe
 from egoindex.fsutil import atomic_open, read_json, remove_stale_tmp, write_json
+from egoindex.resources import available_cpus
 from egoindex.pairing import DEFAULT_MAX_GAP, pair_frames
 from egoindex.shards import SHARD_RE, ShardWriter, TarReaders, index_tar, shard_name
 from egoindex.speech import BUNDLED, Thresholds, Transcriber, Utterance, load_audio
@@ -340,13 +341,6 @@ def _worker_run(v: VideoFile, split: str, part: int) -> dict[str, Any]:
     write_json(_WORKER["layout"].record(v.video_uid), rec)
     failpoints.hit("video-done")
     return rec
-
-
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 # ----------------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ import torch.distributed as dist
 from rich.console import Console
 from rich.markup import escape
 
+from egoindex.resources import available_cpus
 from egoindex.fsutil import write_json
 from egoindex.models import (ModelError, check_model_name, create, link_or_copy, make_checkpoint,
                              pretrained_tag_error, read_checkpoint, save_checkpoint, state_dict_of, unwrap,
@@ -85,13 +86,6 @@ class Dist:
     def barrier(self) -> None:
         if self.world_size > 1:
             dist.barrier()
-
-
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def init_distributed(cfg: TrainConfig) -> Dist:

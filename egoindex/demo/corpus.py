@@ -41,6 +41,7 @@ import numpy as np
 
 from egoindex.demo.scenes import ACTIONS, COLOURS, OBJECTS, ROOMS, SURFACES, Scene, VideoRenderer
 from egoindex.demo.tts import Speaker
+from egoindex.fsutil import write_json
 
 __all__ = [
     "GENERATOR",
@@ -611,12 +612,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _matches(record: dict[str, Any] | None, args: dict[str, Any]) -> bool:
     return record is not None and all(record.get(k) == v for k, v in args.items())
 
@@ -710,7 +705,7 @@ def write_demo_corpus(
                 (out_dir / p).unlink()
     if gt_path.exists():
         gt_path.unlink()  # the corpus is incomplete until the new ground truth is written
-    _write_json_atomic(state_path, args)
+    write_json(state_path, args)
 
     jobs = [_Job(i, name, str(out_dir), float(seconds), int(seed), int(fps), (w, h), reuse) for i, name in enumerate(names)]
     if workers is None:
@@ -753,6 +748,6 @@ def write_demo_corpus(
         ),
         encoding="utf-8",
     )
-    _write_json_atomic(gt_path, ground_truth)
+    write_json(gt_path, ground_truth)
     state_path.unlink(missing_ok=True)
     return gt_path
