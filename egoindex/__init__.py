@@ -1,3 +1,11 @@
 """egoindex: turn a folder of egocentric video into a searchable, benchmarkable feature store."""
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):  # ``egoindex.Store`` without importing lancedb/torch for every CLI call
+    if name in ("Store", "Filters", "Hit", "StoreError"):
+        from egoindex import store
+
+        return getattr(store, name)
+    raise AttributeError(f"module 'egoindex' has no attribute {name!r}")

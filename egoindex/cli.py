@@ -150,5 +150,222 @@ def train(ctx: typer.Context) -> None:
     raise typer.Exit(launch(list(ctx.args)))
 
 
+def _fail(e: Exception) -> None:
+    console.print(f"[red]error:[/red] {e}")
+    raise typer.Exit(2)
+
+
+def _reexec_torchrun(nproc: int, argv: list[str]) -> None:
+    """Run this same command under torchrun with ``nproc`` processes (one per device)."""
+    import os
+    import sys
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "egoindex.cli", *argv]
+    sys.stdout.flush()
+    os.execv(cmd[0], cmd)
+
+
+@app.command()
+def build(
+    checkpoint: Path = typer.Argument(..., help="Trained checkpoint (egoindex train's latest.pt, or an open_clip file)."),
+    shards_dir: Path = typer.Argument(..., help="Folder written by `egoindex ingest`."),
+    store: Path = typer.Argument(..., help="Store folder to create or extend."),
+    model: Optional[str] = typer.Option(None, "--model", help="open_clip model name (default: the one in the checkpoint)."),
+    clip_seconds: float = typer.Option(4.0, "--clip-seconds", min=0.1, help="Clip window length (s)."),
+    clip_stride: float = typer.Option(2.0, "--clip-stride", min=0.1, help="Step between clip windows (s)."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Frames per forward pass."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="Loader processes (default: cores - 1, max 8)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    precision: str = typer.Option("auto", "--precision", help="auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16"),
+    decode: str = typer.Option("auto", "--decode", help="workers (PIL in loader processes) | device (torchvision on the GPU) | auto"),
+    index: Optional[str] = typer.Option(None, "--index", help="FAISS factory string for all vector tables (default: by size)."),
+    target_recall: float = typer.Option(0.95, "--target-recall", min=0.0, max=1.0, help="recall@10 that nprobe is tuned to."),
+    append: bool = typer.Option(False, "--append", help="Add shards that the store does not hold yet."),
+    videos: Optional[Path] = typer.Option(None, "--videos", help="Where the source videos are (default: as ingested)."),
+    nproc_per_node: int = typer.Option(1, "--nproc-per-node", min=1, help="Processes (torchrun); each embeds its share of shards."),
+    num_parts: int = typer.Option(1, "--num-parts", min=1, help="SLURM array: number of tasks (the last to finish commits)."),
+    part_index: int = typer.Option(0, "--part-index", min=0, help="SLURM array: this task's index."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Embed every frame, clip and utterance into a LanceDB + FAISS store (resumable).
+
+    Frames are embedded in parallel (GPU when present; --nproc-per-node N or torchrun for several
+    devices), committed in one Lance commit, then clips (sliding windows) and utterances are
+    derived and a FAISS index is built per table. Kill it any time and rerun: finished shards are
+    kept, and the result equals an uninterrupted build.
+
+    Example: egoindex build runs/demo/checkpoints/latest.pt demo/shards demo/store
+    """
+    import os
+    import sys
+
+    if nproc_per_node > 1 and "LOCAL_RANK" not in os.environ:
+        argv = [a for a in sys.argv[1:] if not a.startswith("--nproc-per-node")]
+        if "--nproc-per-node" in sys.argv:  # the value was a separate argument
+            j = argv.index(str(nproc_per_node)) if str(nproc_per_node) in argv else -1
+            argv = argv[:j] + argv[j + 1:] if j >= 0 else argv
+        _reexec_torchrun(nproc_per_node, argv)
+    from egoindex.models import ModelError
+    from pipelines.build import BuildConfig, BuildError, run
+
+    if part_index >= num_parts:
+        _fail(ValueError("--part-index must be below --num-parts"))
+    if "LOCAL_WORLD_SIZE" in os.environ:
+        import torch
+
+        from egoindex.resources import available_cpus
+
+        torch.set_num_threads(max(1, available_cpus() // int(os.environ["LOCAL_WORLD_SIZE"])))
+    cfg = BuildConfig(checkpoint=checkpoint, shards=shards_dir, store=store, model=model, clip_seconds=clip_seconds,
+                      clip_stride=clip_stride, batch_size=batch_size, workers=workers, device=device, precision=precision,
+                      decode=decode, index=index, target_recall=target_recall, append=append, videos=videos,
+                      num_parts=num_parts, part_index=part_index, progress=not quiet and os.environ.get("RANK", "0") == "0")
+    try:
+        s = run(cfg)
+    except (BuildError, ModelError, FileNotFoundError) as e:
+        _fail(e)
+    if not s.committed:
+        if os.environ.get("RANK", "0") == "0":
+            console.print(f"embedded {s.shards_embedded} shards; the store is committed by the last part to finish")
+        return
+    t = Table(title=f"store {store}")
+    t.add_column("table")
+    t.add_column("rows", justify="right")
+    t.add_column("index")
+    for name, n in s.rows.items():
+        ix = s.indexes.get(name) or {}
+        desc = f"{ix['factory']} (nprobe {ix['nprobe']}, recall@10 {ix['recall_at_10']})" if ix else ""
+        t.add_row(name, f"{n:,}", desc)
+    console.print(t)
+    console.print(f"shards embedded now {s.shards_embedded}, reused {s.shards_reused}; frames added {s.frames_added:,}; "
+                  f"videos added {s.videos_added}; {s.seconds:.1f} s")
+    if s.skipped:
+        console.print(f"[yellow]{len(s.skipped)} samples or shards skipped[/yellow] (listed in {store}/egoindex.json), e.g. "
+                      f"{s.skipped[0]['shard']} {s.skipped[0]['key']}: {s.skipped[0]['reason']}")
+
+
+def _open_store(path: Path, **kw):
+    from egoindex.store import Store, StoreError
+
+    try:
+        return Store(path, **kw)
+    except StoreError as e:
+        _fail(e)
+
+
+@app.command()
+def info(store: Path = typer.Argument(..., help="Store folder."),
+         as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Print a store's tables, row counts, model and index facts.
+
+    Example: egoindex info demo/store
+    """
+    import json
+
+    s = _open_store(store)
+    facts = s.info()
+    if as_json:
+        print(json.dumps(facts, indent=1, ensure_ascii=False))
+        return
+    t = Table(title=f"egoindex store {store}", show_header=False)
+    for k in ("model", "checkpoint", "checkpoint_sha256", "embed_dim", "clip_seconds", "clip_stride", "built_at",
+              "egoindex_version", "shards_dir", "videos_root"):
+        t.add_row(k, str(facts.get(k)))
+    t.add_row("skipped", str(len(facts.get("skipped") or [])))
+    console.print(t)
+    tt = Table(title="tables")
+    for col in ("table", "rows", "version", "index", "nprobe", "recall@10"):
+        tt.add_column(col)
+    for name, d in facts["tables"].items():
+        ix = d.get("index") or {}
+        tt.add_row(name, f"{d['rows']:,}", str(d["version"]), str(ix.get("factory", "")), str(ix.get("nprobe", "")),
+                   str(ix.get("recall_at_10", "")))
+    console.print(tt)
+
+
+@app.command("index")
+def index_cmd(
+    store: Path = typer.Argument(..., help="Store folder."),
+    report: bool = typer.Option(False, "--report", help="Measure recall@10 against exact search and latency."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild the FAISS indexes."),
+    factory: Optional[str] = typer.Option(None, "--index", help="FAISS factory string for --rebuild."),
+    queries: int = typer.Option(200, "--queries", min=1, help="Sampled queries for --report."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Rebuild a store's FAISS indexes, or report their recall@10 and latency against exact search.
+
+    Example: egoindex index demo/store --report
+    """
+    import json
+
+    from egoindex.store.report import index_report, rebuild_indexes
+
+    s = _open_store(store)
+    if rebuild:
+        rebuild_indexes(s, factory)
+        s = _open_store(store)
+    if report or not rebuild:
+        rows = index_report(s, queries)
+        if as_json:
+            print(json.dumps(rows, indent=1))
+            return
+        t = Table(title=f"indexes of {store} ({queries} sampled queries, k=10)")
+        for col in ("table", "rows", "index", "nprobe", "recall@10", "p50 ms", "p99 ms", "exact p50 ms"):
+            t.add_column(col)
+        for r in rows:
+            t.add_row(r["table"], f"{r['rows']:,}", r["factory"], str(r["nprobe"]), f"{r['recall_at_10']:.3f}",
+                      f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['exact_p50_ms']:.2f}")
+        console.print(t)
+
+
+@app.command()
+def query(
+    store: Path = typer.Argument(..., help="Store folder."),
+    text: Optional[str] = typer.Argument(None, help="What to look for, e.g. \"baby grabs spoon\"."),
+    k: int = typer.Option(10, "--k", min=1, max=10000, help="Number of results."),
+    level: str = typer.Option("clips", "--level", help="clips | frames | utterances"),
+    image: Optional[Path] = typer.Option(None, "--image", help="Query by picture instead of text."),
+    like: Optional[str] = typer.Option(None, "--like", help="More like this moment: VIDEO_UID@SECONDS."),
+    video: list[str] = typer.Option([], "--video", help="Only this video (repeatable)."),
+    split: Optional[str] = typer.Option(None, "--split", help="Only this split (train/val)."),
+    start: Optional[float] = typer.Option(None, "--start", help="Only moments ending after this time (s)."),
+    end: Optional[float] = typer.Option(None, "--end", help="Only moments starting before this time (s)."),
+    where: Optional[str] = typer.Option(None, "--where", help="Extra SQL filter on the table's columns."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
+    device: str = typer.Option("cpu", "--device", help="Where to embed the query."),
+) -> None:
+    """Search a store by text, picture or example moment; filters apply before ranking.
+
+    Example: egoindex query demo/store "the baby grabs the red ball" --k 5 --split val
+    """
+    import json
+
+    from egoindex.store import Filters, StoreError
+
+    s = _open_store(store, device=device)
+    try:
+        hits = s.search(text, image=image, like=like, level=level, k=k,
+                        filters=Filters(tuple(video), split, start, end, where))
+    except (StoreError, ValueError) as e:
+        _fail(e)
+    except Exception as e:  # bad --where SQL surfaces from Lance as various error types
+        if where:
+            _fail(ValueError(f"the --where filter failed: {e}"))
+        raise
+    if as_json:
+        print(json.dumps([h.as_dict() for h in hits], indent=1, ensure_ascii=False))
+        return
+    t = Table(title=f"{level} for {text or image or like!r}")
+    for col in ("#", "score", "video", "time", "text"):
+        t.add_column(col)
+    for i, h in enumerate(hits, 1):
+        when = f"{h.start:7.2f}s" if h.start == h.end else f"{h.start:.2f}-{h.end:.2f}s"
+        t.add_row(str(i), f"{h.score:.3f}", h.source or h.video_uid[:8], when, h.text[:80])
+    console.print(t)
+    if not hits:
+        console.print("no results (empty store, or nothing matches the filters)")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

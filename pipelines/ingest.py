@@ -135,6 +135,7 @@ class Layout:
         self.root = root
         self.work = root / "_ingest"
         self.config = self.work / "config.json"
+        self.source = self.work / "source.json"  # where the videos are (for players, exports, benches)
         self.videos = self.work / "videos"
         self.staging = self.work / "staging"
         self.packs = self.work / "packs"
@@ -508,6 +509,7 @@ def run(videos_dir: Path, out_dir: Path, cfg: IngestConfig = IngestConfig(), opt
     layout = Layout(out_dir)
     layout.make()
     check_config(layout, cfg)
+    write_json(layout.source, {"videos_dir": str(videos_dir.resolve())})
 
     mine = [v for v in videos if assign_part(v.video_uid, num_parts) == part]
     splits = {v.video_uid: assign_split(v.video_uid, cfg.val_fraction, cfg.split_seed) for v in mine}

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import unicodedata
+import zlib
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -143,15 +144,17 @@ class PlannedScene:
     narration: str
     speech_start: float
     speech_end: float
-    variant: int = field(default=0, repr=False)  # render layout seed (not in the ground truth)
+    variant: int = field(default=0, repr=False)  # per-scene render seed (not in the ground truth)
+    room_seed: int = field(default=0, repr=False)  # the room's look, shared within a home (ditto)
 
     def ground_truth(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("variant")
+        d.pop("room_seed")
         return d
 
     def scene(self) -> Scene:
-        return Scene(self.room, self.object, self.colour, self.action, self.end - self.start, self.variant)
+        return Scene(self.room, self.object, self.colour, self.action, self.end - self.start, self.variant, self.room_seed)
 
 
 @dataclass
@@ -273,6 +276,10 @@ def plan_video(
     voice = CORPUS_VOICES[int(voice_order[index % len(CORPUS_VOICES)])]
     base_rate = int(rng.integers(130, 156))
     main_room = ROOMS[int(rng.integers(len(ROOMS)))]
+    home = path.split("/", 1)[0] if "/" in path else ""
+
+    def room_seed(room: str) -> int:  # one look per (home, room), shared by all its videos
+        return int(np.random.default_rng([seed, zlib.crc32(home.encode()), ROOMS.index(room), 404]).integers(2**31 - 1))
 
     total_ds = int(round(seconds * 10))
     lengths = _scene_lengths_ds(rng, total_ds)
@@ -338,6 +345,7 @@ def plan_video(
                 speech_start=round(s0 / _TTS_RATE, 3),
                 speech_end=round((s0 + wav.size) / _TTS_RATE, 3),
                 variant=variant,
+                room_seed=room_seed(room),
             )
         )
     np.clip(audio, -1.0, 1.0, out=audio)

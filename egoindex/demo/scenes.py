@@ -81,8 +81,13 @@ _SLEEVES: tuple[RGB, ...] = ((250, 250, 245), (160, 200, 235), (245, 180, 200), 
 
 @dataclass(frozen=True)
 class Scene:
-    """What one scene shows.  ``variant`` seeds layout details (furniture jitter, start side,
-    hand skin tone ...), so two scenes with the same words still look a little different."""
+    """What one scene shows.  ``variant`` seeds per-scene details (object size and start side,
+    hand skin tone, motion speeds ...), so two scenes with the same words still look a little
+    different.  ``room_seed`` seeds the room itself (furniture layout and colours); the corpus
+    gives every scene in the same room of the same home the same ``room_seed``, as a real home's
+    kitchen looks the same every day.  Why that matters: if every scene had its own room, the
+    background alone would identify the scene and a model could memorise backgrounds instead of
+    learning what the narration talks about (the object).  ``None`` falls back to ``variant``."""
 
     room: str
     object: str
@@ -90,6 +95,7 @@ class Scene:
     action: str
     duration: float
     variant: int = 0
+    room_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.room not in ROOMS:
@@ -538,7 +544,7 @@ class SceneRenderer:
         self.shake_hz = float(rng.uniform(2.8, 4.0))
         self.spin_dps = float(rng.uniform(180, 320)) * (1 if rng.random() < 0.5 else -1)
         self.bounce_period = float(rng.uniform(0.7, 1.0))
-        bg = _room_background(scene.room, size, scene.variant)
+        bg = _room_background(scene.room, size, scene.variant if scene.room_seed is None else scene.room_seed)
         if scene.action == "falls":  # a small table to fall from
             d = ImageDraw.Draw(bg)
             c, u = self.c, self.c.u

@@ -1,0 +1,208 @@
+"""FAISS indexes over the store's vector tables: choice by size, build, tuning, search, report.
+
+Why FAISS beside Lance: Lance keeps the rows and evaluates filters; FAISS answers unfiltered and
+broadly filtered nearest-neighbour queries in well under a millisecond and can build on a GPU.
+A FAISS id is the row's *offset* in its Lance table (0..N-1 in table order). Offsets are stable
+because egoindex never deletes or reorders rows of a committed table: a build or ``--append``
+only adds fragments at the end (see ``pipelines/build.py``), so an appended index just adds the
+new rows.
+
+The factory is chosen like autofaiss does, by size (``choose_factory``):
+
+* up to ``EXACT_MAX`` vectors: ``Flat`` (exact inner product; a few ms even at 100k x 512);
+* up to 2M: ``IVF{nlist},PQ{D/2}x4fs,RFlat`` - fast-scan PQ shortlist re-ranked with the exact
+  vectors (REFERENCE.md: plain IVF-PQ has recall ~0.4, the refine stage brings it to ~1.0);
+* beyond: ``IVF{nlist},PQ{D/2}x4fs,Refine(SQ8)`` - the refine stage keeps 8-bit vectors (D bytes
+  per vector instead of 4D), so 10M x 512 fits in ~5.5 GB of RAM.
+
+``nprobe`` is tuned after the build: the smallest value whose recall@10 against exact search on
+sampled queries reaches ``target_recall`` (default 0.95), recorded in the index's json.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from egoindex.fsutil import atomic_open, write_json
+
+EXACT_MAX = 100_000
+NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+def choose_factory(n: int, dim: int) -> str:
+    if n <= EXACT_MAX:
+        return "Flat"
+    nlist = 1 << max(4, min(16, int(round(math.log2(4 * math.sqrt(n))))))
+    m = dim // 2 if dim % 2 == 0 and dim // 2 <= 256 else dim
+    refine = "RFlat" if n <= 2_000_000 else "Refine(SQ8)"
+    return f"IVF{nlist},PQ{m}x4fs,{refine}"
+
+
+@dataclass
+class IndexInfo:
+    """What ``indexes/{table}.json`` records beside ``{table}.faiss``."""
+
+    table: str
+    factory: str
+    ntotal: int
+    dim: int
+    table_version: int
+    nprobe: int | None = None
+    k_factor: float | None = None
+    recall_at_10: float | None = None
+    build_seconds: float = 0.0
+    trained_on: int = 0
+    gpu: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def _gpu_resources() -> object | None:
+    if hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
+        return faiss.StandardGpuResources()
+    return None
+
+
+def _ivf(index: faiss.Index) -> faiss.IndexIVF | None:
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
+
+
+def set_search_params(index: faiss.Index, nprobe: int | None, k_factor: float | None) -> None:
+    ivf = _ivf(index)
+    if ivf is not None and nprobe:
+        ivf.nprobe = int(nprobe)
+    if k_factor and isinstance(index, faiss.IndexRefine):
+        index.k_factor = float(k_factor)
+
+
+def exact_topk(batches: Iterable[np.ndarray], queries: np.ndarray, k: int) -> np.ndarray:
+    """Exact top-k ids over vectors streamed in batches (ids = running offsets): the ground truth
+    for recall, in memory bounded by one batch."""
+    best_s = np.full((len(queries), k), -np.inf, np.float32)
+    best_i = np.full((len(queries), k), -1, np.int64)
+    base = 0
+    for b in batches:
+        s = queries @ b.T
+        kk = min(k, b.shape[0])
+        part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+        cand_s = np.concatenate([best_s, np.take_along_axis(s, part, 1)], 1)
+        cand_i = np.concatenate([best_i, part + base], 1)
+        order = np.argsort(-cand_s, axis=1, kind="stable")[:, :k]
+        best_s, best_i = np.take_along_axis(cand_s, order, 1), np.take_along_axis(cand_i, order, 1)
+        base += b.shape[0]
+    return best_i
+
+
+def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean fraction of the true top-k found in the returned top-k (the usual recall@k)."""
+    k = truth.shape[1]
+    hits = [len(set(f[:k].tolist()) & set(t.tolist())) / k for f, t in zip(found, truth)]
+    return float(np.mean(hits)) if hits else 1.0
+
+
+def sample_queries(vectors: np.ndarray, n: int, seed: int = 0, noise: float = 0.05) -> np.ndarray:
+    """Queries near the data (stored vectors plus noise, re-normalised): what real queries look
+    like to an index (a text query lands near the frames it describes, not on one of them)."""
+    rng = np.random.default_rng(seed)
+    q = vectors[rng.choice(len(vectors), size=min(n, len(vectors)), replace=False)].astype(np.float32)
+    q = q + rng.normal(0, noise, size=q.shape).astype(np.float32)
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
+
+
+def build_index(sample: np.ndarray, batches: Iterable[np.ndarray], n: int, factory: str | None = None,
+                index: faiss.Index | None = None) -> tuple[faiss.Index, dict]:
+    """Train a new index on ``sample`` (or extend ``index``) and add ``batches`` (ids continue from
+    ``index.ntotal``), holding one batch in memory at a time. On a GPU when faiss-gpu sees one (the
+    result is always a CPU index, for saving and mmap serving)."""
+    dim = sample.shape[1]
+    t0 = time.perf_counter()
+    trained_on = 0
+    use_gpu = False
+    if index is None:
+        factory = factory or choose_factory(n, dim)
+        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        res = _gpu_resources()
+        if res is not None:
+            try:
+                co = faiss.GpuClonerOptions()
+                co.useFloat16LookupTables = True  # PQ >= 56 sub-quantizers needs it on the GPU
+                index = faiss.index_cpu_to_gpu(res, 0, index, co)
+                use_gpu = True
+            except RuntimeError:  # not every factory has a GPU version (e.g. fast-scan PQ): build on CPU
+                pass
+        if not index.is_trained:
+            index.train(np.ascontiguousarray(sample, dtype=np.float32))
+            trained_on = len(sample)
+    for b in batches:
+        index.add(np.ascontiguousarray(b, dtype=np.float32))
+    if use_gpu:
+        index = faiss.index_gpu_to_cpu(index)
+    return index, {"factory": factory, "build_seconds": time.perf_counter() - t0, "trained_on": trained_on,
+                   "gpu": use_gpu}
+
+
+def tune(index: faiss.Index, queries: np.ndarray, truth: np.ndarray,
+         target_recall: float = 0.95) -> tuple[int | None, float | None, float]:
+    """Smallest nprobe (with a refine factor) reaching ``target_recall`` against exact ``truth``;
+    returns (nprobe, k_factor, recall)."""
+    k = truth.shape[1]
+    ivf = _ivf(index)
+    if ivf is None:
+        return None, None, recall_at(index.search(queries, k)[1], truth)
+    k_factor = 8.0 if isinstance(index, faiss.IndexRefine) else None
+    best: tuple[int | None, float | None, float] = (ivf.nlist, k_factor, 0.0)
+    for nprobe in [p for p in NPROBES if p < ivf.nlist] + [ivf.nlist]:
+        set_search_params(index, nprobe, k_factor)
+        r = recall_at(index.search(queries, k)[1], truth)
+        best = (nprobe, k_factor, r)
+        if r >= target_recall:
+            break
+    return best
+
+
+def save_index(index: faiss.Index, info: IndexInfo, directory: Path) -> None:
+    """Write ``{table}.faiss`` then ``{table}.json`` (the json last: it vouches for the file)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    data = faiss.serialize_index(index)
+    with atomic_open(directory / f"{info.table}.faiss", "wb") as f:
+        f.write(data.tobytes())
+    write_json(directory / f"{info.table}.json", asdict(info))
+
+
+def load_index(directory: Path, table: str, mmap: bool = False) -> tuple[faiss.Index, IndexInfo] | None:
+    meta, path = directory / f"{table}.json", directory / f"{table}.faiss"
+    if not (meta.is_file() and path.is_file()):
+        return None
+    info = IndexInfo(**json.loads(meta.read_text(encoding="utf-8")))
+    flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+    index = faiss.read_index(str(path), flags)
+    set_search_params(index, info.nprobe, info.k_factor)
+    return index, info
+
+
+def search(index: faiss.Index, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
+           nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (scores, offsets); ``allowed`` restricts the search to those offsets (prefilter)."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    if allowed is None:
+        return index.search(queries, k)
+    sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+    ivf = _ivf(index)
+    if isinstance(index, faiss.IndexRefine):
+        base = faiss.SearchParametersIVF(sel=sel, nprobe=int(nprobe or (ivf.nprobe if ivf else 1)))
+        params = faiss.IndexRefineSearchParameters(k_factor=index.k_factor, base_index_params=base, sel=sel)
+    elif ivf is not None:
+        params = faiss.SearchParametersIVF(sel=sel, nprobe=int(nprobe or ivf.nprobe))
+    else:
+        params = faiss.SearchParameters(sel=sel)
+    return index.search(queries, k, params=params)

@@ -1,0 +1,57 @@
+"""Structured metadata filters, rendered to the SQL that Lance evaluates before ranking.
+
+Why structured and not raw SQL: filters reach the store from the CLI, from Python and from the
+network (``egoindex serve``); building the predicate from typed fields with quoted literals means
+nobody can inject SQL. The CLI's ``--where`` is the one raw-SQL door, and it is local only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+LEVELS = ("clips", "frames", "utterances")
+
+
+def quote(s: str) -> str:
+    """A SQL string literal (single quotes doubled); control characters are refused."""
+    if any(ord(c) < 32 for c in s):
+        raise ValueError("filter values may not contain control characters")
+    return "'" + s.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which rows a search may return. Times are seconds within the video; a row matches a time
+    range when it overlaps it (frames: ``start <= t <= end``)."""
+
+    video_uids: tuple[str, ...] = ()
+    split: str | None = None
+    start: float | None = None
+    end: float | None = None
+    where: str | None = None  # raw SQL, local callers only (CLI --where / Python API)
+    exclude: tuple[tuple[str, float, float], ...] = field(default=())  # (video, start, end) spans to skip
+
+    def is_empty(self) -> bool:
+        return not (self.video_uids or self.split or self.start is not None or self.end is not None
+                    or self.where or self.exclude)
+
+    def sql(self, level: str) -> str | None:
+        parts: list[str] = []
+        if self.video_uids:
+            parts.append("video_uid IN (" + ", ".join(quote(v) for v in self.video_uids) + ")")
+        if self.split:
+            parts.append(f"split = {quote(self.split)}")
+        lo, hi = ("t", "t") if level == "frames" else ("start", "end")
+        for name, value in (("start", self.start), ("end", self.end)):
+            if value is not None and not math.isfinite(float(value)):
+                raise ValueError(f"filter {name} must be a finite number")
+        if self.start is not None:
+            parts.append(f"{hi} >= {float(self.start)!r}")
+        if self.end is not None:
+            parts.append(f"{lo} <= {float(self.end)!r}")
+        for uid, s, e in self.exclude:
+            parts.append(f"NOT (video_uid = {quote(uid)} AND {hi} >= {float(s)!r} AND {lo} <= {float(e)!r})")
+        if self.where:
+            parts.append(f"({self.where})")
+        return " AND ".join(parts) or None

@@ -1,0 +1,303 @@
+"""``egoindex.Store``: the one Python API over a built store (CLI, benchmarks and server use it).
+
+A store is a folder::
+
+    STORE/egoindex.json        what built it: model, checkpoint sha256, dim, preprocessing, shards ...
+    STORE/lance/{frames,clips,utterances,videos}.lance   LanceDB tables (versioned; see schema.py)
+    STORE/indexes/{table}.faiss + .json                   FAISS index per vector table (ann.py)
+    STORE/_build/                                         resumable build state (pipelines/build.py)
+
+Searching: a text, an image, a moment of a video (``like``) or a raw vector becomes a query
+vector with the store's own model; filters become SQL that Lance evaluates *before* ranking, so a
+filtered query still returns k results when k rows match. Unfiltered and broad filters go through
+FAISS (restricted to the matching offsets); selective filters (at most ``EXACT_FILTERED`` rows)
+are ranked exactly by Lance's brute-force prefiltered search, which is faster there and exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import lancedb
+import numpy as np
+from PIL import Image
+
+from egoindex.fsutil import read_json
+from egoindex.store import ann
+from egoindex.store.filters import LEVELS, Filters
+from egoindex.store.schema import VECTOR_TABLES, vectors_of
+
+META_FILE = "egoindex.json"
+FORMAT_VERSION = 1
+EXACT_FILTERED = 50_000
+
+
+class StoreError(Exception):
+    """A store that cannot be used as asked (missing, empty, built with another model ...)."""
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(chunk):
+            h.update(b)
+    return h.hexdigest()
+
+
+@dataclass
+class Hit:
+    """One search result. ``start``/``end`` are seconds in the source video (equal for frames)."""
+
+    level: str
+    video_uid: str
+    start: float
+    end: float
+    score: float
+    text: str
+    source: str = ""
+    offset: int = -1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {"level": self.level, "video_uid": self.video_uid, "start": round(self.start, 3), "end": round(self.end, 3),
+             "score": round(float(self.score), 5), "text": self.text, "source": self.source, "row": self.offset}
+        d.update(self.extra)
+        return d
+
+
+def parse_like(spec: str) -> tuple[str, float]:
+    """``VIDEO_UID@SECONDS`` -> (uid, seconds)."""
+    uid, sep, t = spec.rpartition("@")
+    try:
+        if not sep or not uid:
+            raise ValueError
+        return uid, float(t)
+    except ValueError:
+        raise StoreError(f"--like wants VIDEO_UID@SECONDS (e.g. 3ec0ab15-...@12.5), got {spec!r}") from None
+
+
+class Store:
+    """An opened store. Thread-safe for searches (the server shares one)."""
+
+    def __init__(self, root: str | Path, *, device: str = "cpu", mmap: bool = False) -> None:
+        self.root = Path(root)
+        meta_path = self.root / META_FILE
+        if not meta_path.is_file():
+            hint = " (a build was started but never committed: rerun `egoindex build`)" if (self.root / "_build").is_dir() else ""
+            raise StoreError(f"{self.root} is not an egoindex store: no {META_FILE}{hint}")
+        self.meta: dict[str, Any] = read_json(meta_path)
+        if self.meta.get("format_version") != FORMAT_VERSION:
+            raise StoreError(f"{self.root}: store format {self.meta.get('format_version')} is not {FORMAT_VERSION}; rebuild it")
+        self.db = lancedb.connect(str(self.root / "lance"))
+        self.device, self.mmap = device, mmap
+        self.dim = int(self.meta["embed_dim"])
+        self._lock = threading.RLock()
+        self._indexes: dict[str, tuple[Any, ann.IndexInfo] | None] = {}
+        self._tables: dict[str, Any] = {}
+        self._offsets: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    # ---- metadata -------------------------------------------------------------------------
+
+    @property
+    def model_name(self) -> str:
+        return str(self.meta["model"])
+
+    @property
+    def checkpoint_sha256(self) -> str:
+        return str(self.meta["checkpoint_sha256"])
+
+    def check_checkpoint(self, checkpoint: str | Path | None = None, model: str | None = None) -> None:
+        """Refuse a checkpoint or model other than the one the store was built with."""
+        if model and model != self.model_name:
+            raise StoreError(f"store {self.root} was built with model {self.model_name}, not {model}")
+        if checkpoint is not None:
+            sha = sha256_file(Path(checkpoint))
+            if sha != self.checkpoint_sha256:
+                raise StoreError(f"store {self.root} was built with checkpoint sha256 {self.checkpoint_sha256[:12]}..., "
+                                 f"but {checkpoint} is {sha[:12]}...; build a new store for this checkpoint")
+
+    def table(self, name: str) -> Any:
+        with self._lock:
+            if name not in self._tables:
+                try:
+                    self._tables[name] = self.db.open_table(name)
+                except Exception as e:  # lancedb raises ValueError/FileNotFoundError by version
+                    raise StoreError(f"store {self.root} has no {name!r} table ({e})") from e
+            return self._tables[name]
+
+    def count(self, level: str, filters: Filters | None = None) -> int:
+        sql = filters.sql(level) if filters else None
+        return int(self.table(level).count_rows(sql) if sql else self.table(level).count_rows())
+
+    def info(self) -> dict[str, Any]:
+        tables = {}
+        for name in ("frames", "clips", "utterances", "videos"):
+            t = self.table(name)
+            tables[name] = {"rows": t.count_rows(), "version": t.version}
+            if name in VECTOR_TABLES:
+                got = self.index(name)
+                tables[name]["index"] = None if got is None else {
+                    k: v for k, v in got[1].__dict__.items() if k in ("factory", "ntotal", "nprobe", "k_factor", "recall_at_10", "gpu")}
+        keep = ("model", "checkpoint", "checkpoint_sha256", "embed_dim", "preprocessing", "egoindex_version",
+                "shards_dir", "videos_root", "clip_seconds", "clip_stride", "built_at", "build_seconds", "skipped")
+        return {"store": str(self.root), **{k: self.meta.get(k) for k in keep}, "tables": tables}
+
+    # ---- indexes ----------------------------------------------------------------------------
+
+    def index(self, level: str) -> tuple[Any, ann.IndexInfo] | None:
+        """The FAISS index of a table, or None when missing or stale (then search is exact)."""
+        with self._lock:
+            if level not in self._indexes:
+                got = ann.load_index(self.root / "indexes", level, mmap=self.mmap)
+                if got is not None and got[1].ntotal != self.table(level).count_rows():
+                    got = None  # rows were added after it was built (an interrupted --append)
+                self._indexes[level] = got
+            return self._indexes[level]
+
+    def _offsets_for(self, level: str, sql: str) -> np.ndarray:
+        """Table offsets (= FAISS ids) of the rows matching ``sql``."""
+        tbl = self.table(level)
+        key = (level, tbl.version)
+        if key not in self._offsets:
+            frags = sorted((f.fragment_id, f.count_rows()) for f in tbl.to_lance().get_fragments())
+            ids = np.array([f for f, _ in frags], np.int64)
+            base = np.concatenate([[0], np.cumsum([c for _, c in frags])[:-1]]).astype(np.int64)
+            self._offsets[key] = (ids, base)
+        ids, base = self._offsets[key]
+        rowids = tbl.search().where(sql).select([]).with_row_id(True).limit(None).to_arrow()["_rowid"].to_numpy().astype(np.int64)
+        frag, local = rowids >> 32, rowids & 0xFFFFFFFF
+        return base[np.searchsorted(ids, frag)] + local
+
+    # ---- query vectors --------------------------------------------------------------------
+
+    @cached_property
+    def embedder(self) -> Any:
+        from egoindex.embed import Embedder
+        from egoindex.models import load_model
+
+        ckpt = Path(self.meta["checkpoint"])
+        if not ckpt.is_file():
+            raise StoreError(f"the store's checkpoint {ckpt} is gone; it is needed to embed queries")
+        self.check_checkpoint(ckpt)
+        return Embedder(load_model(ckpt, self.model_name), device=self.device)
+
+    def text_vector(self, text: str) -> np.ndarray:
+        if not text.strip():
+            raise StoreError("the query text is empty")
+        return self.embedder.encode_texts([text])[0]
+
+    def image_vector(self, image: Image.Image | str | Path) -> np.ndarray:
+        if not isinstance(image, Image.Image):
+            try:
+                with Image.open(image) as im:
+                    image = im.convert("RGB")
+            except (OSError, ValueError) as e:
+                raise StoreError(f"cannot read the query image {image}: {e}") from e
+        return self.embedder.encode_pil([image])[0]
+
+    def moment_vector(self, video_uid: str, t: float) -> np.ndarray:
+        """The embedding of a moment: the mean of the frames within half a clip of ``t``."""
+        half = float(self.meta.get("clip_seconds", 4.0)) / 2
+        rows = self.table("frames").search().where(Filters(video_uids=(video_uid,), start=t - half, end=t + half).sql("frames")) \
+            .select(["t", "vector"]).limit(None).to_arrow()
+        if rows.num_rows == 0:
+            raise StoreError(f"no frames of video {video_uid} near {t:.2f} s in this store")
+        v = vectors_of(rows["vector"], self.dim).mean(axis=0)
+        return (v / np.linalg.norm(v)).astype(np.float32)
+
+    # ---- search ---------------------------------------------------------------------------
+
+    def search(self, text: str | None = None, *, image: Image.Image | str | Path | None = None, like: str | None = None,
+               vector: np.ndarray | None = None, level: str = "clips", k: int = 10,
+               filters: Filters | None = None, exclude_self: bool = True) -> list[Hit]:
+        """Top-k rows of ``level`` for exactly one of text / image / like / vector."""
+        if level not in LEVELS:
+            raise StoreError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
+        if sum(x is not None for x in (text, image, like, vector)) != 1:
+            raise StoreError("give exactly one of a text, an image, a moment (like) or a vector")
+        if not 1 <= k <= 10_000:
+            raise StoreError("k must be between 1 and 10000")
+        filters = filters or Filters()
+        if like is not None:
+            uid, t = parse_like(like)
+            vector = self.moment_vector(uid, t)
+            if exclude_self:  # "more like this" means elsewhere: skip the moment's own neighbourhood
+                half = float(self.meta.get("clip_seconds", 4.0))
+                filters = Filters(filters.video_uids, filters.split, filters.start, filters.end, filters.where,
+                                  filters.exclude + ((uid, t - half, t + half),))
+        elif text is not None:
+            vector = self.text_vector(text)
+        elif image is not None:
+            vector = self.image_vector(image)
+        q = np.asarray(vector, np.float32).reshape(-1)
+        if q.shape[0] != self.dim:
+            raise StoreError(f"query vector has dimension {q.shape[0]}, the store {self.dim}")
+        q = q / (np.linalg.norm(q) or 1.0)
+        return self._search_vector(q, level, k, filters)
+
+    def _search_vector(self, q: np.ndarray, level: str, k: int, filters: Filters) -> list[Hit]:
+        tbl = self.table(level)
+        sql = filters.sql(level)
+        got = self.index(level)
+        n = tbl.count_rows(sql) if sql else tbl.count_rows()
+        if n == 0:
+            return []
+        if got is not None and (sql is None or n > EXACT_FILTERED):
+            allowed = None if sql is None else self._offsets_for(level, sql)
+            scores, offs = ann.search(got[0], q[None], min(k, n), allowed)
+            keep = offs[0] >= 0
+            if keep.sum() >= min(k, n):
+                return self._fetch(level, offs[0][keep], scores[0][keep])
+        return self._exact(q, level, k, sql)
+
+    def _exact(self, q: np.ndarray, level: str, k: int, sql: str | None) -> list[Hit]:
+        """Brute-force ranking by Lance over the rows matching ``sql`` (prefilter)."""
+        qb = self.table(level).search(q.tolist(), vector_column_name="vector").distance_type("dot")
+        if sql:
+            qb = qb.where(sql, prefilter=True)
+        rows = qb.limit(k).with_row_id(True).to_arrow()
+        vecs = vectors_of(rows["vector"], self.dim)
+        scores = vecs @ q
+        rows = rows.drop_columns(["vector"])
+        order = np.argsort(-scores, kind="stable")
+        return [self._hit(level, rows.slice(int(i), 1).to_pylist()[0], float(scores[i]), -1) for i in order]
+
+    def _fetch(self, level: str, offsets: np.ndarray, scores: np.ndarray) -> list[Hit]:
+        cols = [c for c in self.table(level).schema.names if c != "vector"]
+        rows = self.table(level).take_offsets([int(o) for o in offsets]).select(cols).to_arrow().to_pylist()
+        if len(rows) != len(offsets):
+            raise StoreError(f"index and table {level} disagree ({len(rows)} rows for {len(offsets)} ids); "
+                             f"run `egoindex index {self.root} --rebuild`")
+        return [self._hit(level, r, float(s), int(o)) for r, s, o in zip(rows, scores, offsets)]
+
+    def _hit(self, level: str, row: dict[str, Any], score: float, offset: int) -> Hit:
+        start = float(row.get("start", row.get("t", 0.0)))
+        end = float(row.get("end", row.get("t", 0.0)))
+        extra = {k: v for k, v in row.items() if k in ("split", "n_frames", "utterance_id", "frame_index", "shard", "key")}
+        return Hit(level, row["video_uid"], start, end, score, row.get("text") or "", self.source_of(row["video_uid"]),
+                   offset, extra)
+
+    # ---- videos -------------------------------------------------------------------------------
+
+    @cached_property
+    def videos(self) -> dict[str, dict[str, Any]]:
+        return {r["video_uid"]: r for r in self.table("videos").to_arrow().to_pylist()}
+
+    def source_of(self, video_uid: str) -> str:
+        v = self.videos.get(video_uid)
+        return v["source"] if v else ""
+
+    def video_path(self, video_uid: str) -> Path:
+        """The source file of a video (under the ingest's videos folder), for players and exports."""
+        v = self.videos.get(video_uid)
+        if v is None:
+            raise StoreError(f"unknown video {video_uid}")
+        root = self.meta.get("videos_root")
+        if not root:
+            raise StoreError("the store does not know where its videos are (no videos_root)")
+        return Path(root) / v["source"]
