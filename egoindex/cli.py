@@ -195,7 +195,7 @@ def build(
     derived and a FAISS index is built per table. Kill it any time and rerun: finished shards are
     kept, and the result equals an uninterrupted build.
 
-    Example: egoindex build runs/demo/checkpoints/latest.pt demo/shards demo/store
+    Example: egoindex build demo/run/latest.pt demo/shards demo/store
     """
     import os
     import sys
@@ -366,6 +366,12 @@ def query(
     if not hits:
         console.print("no results (empty store, or nothing matches the filters)")
 
+
+from egoindex.cli_bench import bench_app  # noqa: E402  (sub-commands live in their own modules)
+from egoindex.cli_export import export_app  # noqa: E402
+
+app.add_typer(bench_app, name="bench")
+app.add_typer(export_app, name="export")
 
 if __name__ == "__main__":  # pragma: no cover
     app()

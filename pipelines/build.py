@@ -37,6 +37,7 @@ import datetime as dt
 import json
 import tarfile
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -548,7 +549,9 @@ def run(cfg: BuildConfig) -> BuildSummary:
         failpoints.hit("build-frames-committed")
         frames = lancedb.connect(str(layout.lance)).open_table("frames")
         with contextlib.suppress(Exception):  # a scalar index speeds up per-video reads; optional
-            frames.create_scalar_index("video_uid", replace=True)
+            with warnings.catch_warnings():  # lancedb 0.40 deprecates the name, not the call
+                warnings.simplefilter("ignore", DeprecationWarning)
+                frames.create_scalar_index("video_uid", replace=True)
         manifest = _manifest(cfg.shards)
         build_derived(cfg, layout, embedder, new_videos, manifest, summary)
         state = {"frames_units": committed + [p.name for p in new_shards], "videos": sorted(known | set(new_videos))}

@@ -275,6 +275,8 @@ def validate_config(cfg: TrainConfig) -> None:
         raise TrainError("--workers must be >= 0")
     if cfg.keep_epochs is not None and cfg.keep_epochs < 1:
         raise TrainError("--keep-epochs must be >= 1")
+    if not 0 <= cfg.caption_word_drop < 1:
+        raise TrainError("--caption-word-drop must be in [0, 1)")
     if not 0 < cfg.aug_scale[0] <= cfg.aug_scale[1] <= 1:
         raise TrainError("--aug-scale MIN MAX needs 0 < MIN <= MAX <= 1")
     if cfg.init and not Path(cfg.init).is_file():
@@ -393,7 +395,8 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
     loader = train_loader(Path(cfg.shards), preprocess=created.preprocess_train, tokenizer=created.tokenizer,
                           batch_size=cfg.batch_size, workers=workers, rank=d.rank, world_size=d.world_size,
                           seed=cfg.seed, start_pass=start_step * plan.global_batch / plan.train_samples,
-                          resampled=cfg.resampled, shuffle_buffer=cfg.shuffle_buffer, pin=pin)
+                          resampled=cfg.resampled, shuffle_buffer=cfg.shuffle_buffer, pin=pin,
+                          word_drop=cfg.caption_word_drop)
     vloader = val_loader(Path(cfg.shards), preprocess=created.preprocess_val, tokenizer=created.tokenizer,
                          batch_size=cfg.val_batch_size, workers=workers, rank=d.rank, world_size=d.world_size, pin=pin)
     if vloader is None:

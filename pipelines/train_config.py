@@ -44,6 +44,7 @@ class TrainConfig:
     grad_checkpointing: bool = False
     seed: int = 0
     aug_scale: list[float] = field(default_factory=lambda: [0.4, 1.0])
+    caption_word_drop: float = 0.0
     workers: int | None = None
     shuffle_buffer: int = 1000
     resampled: bool = False
@@ -122,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--aug-scale", nargs=2, type=float, default=d.aug_scale, metavar=("MIN", "MAX"),
                    help="random-resized-crop area range (open_clip's 0.9 1.0 cannot crop a square-ish region from a "
                         "16:9 frame, so it would fall back to one fixed, squashed centre crop)")
+    g.add_argument("--caption-word-drop", type=float, default=d.caption_word_drop, metavar="P",
+                   help="text augmentation: half of the captions lose each word with probability P (at least one "
+                        "word stays), so the text tower learns what single words mean instead of memorising "
+                        "whole sentences; helps when there are few distinct captions (0 = off)")
     g.add_argument("--workers", type=int, default=None,
                    help="loader processes per device, spawned (default: half this process's share of the cores, 1 to 8)")
     g.add_argument("--shuffle-buffer", type=int, default=d.shuffle_buffer, help="samples in each reader's shuffle buffer")

@@ -135,15 +135,31 @@ def has_text(sample: dict[str, Any]) -> bool:
     return bool(sample.get("txt", b"").strip())
 
 
-def prepare(sample: dict[str, Any], preprocess: Callable[[Image.Image], torch.Tensor]) -> tuple:
-    """Raw tar members -> (image tensor, caption, text key, utterance key)."""
+def drop_words(text: str, p: float, rng: Any) -> str:
+    """Caption word dropout: with probability 1/2 keep each word with probability 1 - p.
+
+    ``rng`` is the ``random`` module in loader workers (torch seeds it per worker) or a Random.
+    """
+    if p <= 0 or rng.random() < 0.5:
+        return text
+    words = text.split()
+    kept = [w for w in words if rng.random() >= p]
+    return " ".join(kept) if kept else rng.choice(words) if words else text
+
+
+def prepare(sample: dict[str, Any], preprocess: Callable[[Image.Image], torch.Tensor], word_drop: float = 0.0) -> tuple:
+    """Raw tar members -> (image tensor, caption, text key, utterance key).
+
+    The text key is the hash of the *original* caption even when words were dropped: frames of
+    one utterance stay duplicates of each other for the loss whatever their augmented text.
+    """
     with Image.open(io.BytesIO(sample["jpg"])) as im:
         image = preprocess(im.convert("RGB"))
     text = sample["txt"].decode("utf-8").strip()
     meta = json.loads(sample["json"])
     utt = meta.get("utterance") or {}
     utt_id = utt.get("id") or f"{meta.get('video_uid')}/{text}"
-    return image, text, key64(normalize_text(text)), key64(utt_id)
+    return image, drop_words(text, word_drop, random), key64(normalize_text(text)), key64(utt_id)
 
 
 def collate(samples: list[tuple], tokenizer: Callable[[list[str]], torch.Tensor]) -> Batch:
@@ -163,7 +179,7 @@ def _loader(dataset: IterableDataset, workers: int, pin: bool) -> DataLoader:
 
 def train_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable, batch_size: int, workers: int,
                  rank: int, world_size: int, seed: int, start_pass: float = 0.0, resampled: bool = False,
-                 shuffle_buffer: int = 1000, pin: bool = False) -> DataLoader:
+                 shuffle_buffer: int = 1000, pin: bool = False, word_drop: float = 0.0) -> DataLoader:
     """Endless loader of training batches for this rank (``batch_size`` per rank)."""
     urls = [str(p) for p in list_shards(Path(shards_dir), "train")]
     if not urls:
@@ -173,7 +189,7 @@ def train_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable,
         wds.tarfile_to_samples(handler=wds.warn_and_continue),
         wds.select(has_text),
         ReaderShuffle(shuffle_buffer, rank=rank, world_size=world_size, seed=seed, start_pass=start_pass),
-        wds.map(partial(prepare, preprocess=preprocess), handler=wds.warn_and_continue),
+        wds.map(partial(prepare, preprocess=preprocess, word_drop=word_drop), handler=wds.warn_and_continue),
         wds.batched(batch_size, collation_fn=partial(collate, tokenizer=tokenizer), partial=False),
     )
     return _loader(pipeline, workers, pin)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job on the embedded demo corpus, offline on CPU: demo data -> ingest -> summary.
+# The main job on the embedded demo corpus, offline on CPU:
+# demo data -> ingest -> train -> build -> query (+ a retrieval benchmark on the val videos).
 # Everything lands in ./demo (override with DEMO_DIR). Rerunning reuses finished work.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,7 +8,18 @@ bash scripts/setup.sh
 export HF_HUB_OFFLINE=1
 D="${DEMO_DIR:-demo}"
 EGO=.venv/bin/egoindex
+EPOCHS="${DEMO_EPOCHS:-15}"
 $EGO demo-data "$D/videos" --videos 12 --seconds 60
 $EGO ingest "$D/videos" "$D/shards" --fps 2 --val-fraction 0.25 --shard-size 200 --workers 2
+if [ ! -f "$D/run/epoch_${EPOCHS}.pt" ]; then
+    RESUME=""
+    [ -f "$D/run/latest.pt" ] && RESUME="--resume"
+    $EGO train "$D/shards" "$D/run" --model ego-tiny-vit --epochs "$EPOCHS" --keep-epochs 1 $RESUME
+fi
+$EGO build "$D/run/latest.pt" "$D/shards" "$D/store"
 echo
-echo "shards:   $D/shards/*.tar (sizes.json, manifest.csv, transcripts/)"
+echo "query: the baby grabs the red ball (val videos only)"
+$EGO query "$D/store" "the baby grabs the red ball" --k 5 --split val
+echo
+echo "shards: $D/shards   training run: $D/run (curves.png, metrics.jsonl)   store: $D/store"
+echo "try:    $EGO query $D/store \"a yellow star spins around\" --level frames --k 5"

@@ -37,3 +37,47 @@ def demo_shards(demo_videos: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     out = tmp_path_factory.mktemp("demo_shards")
     run(demo_videos, out, IngestConfig(fps=DEMO_FPS, val_fraction=0.3, shard_size=40), RunOptions(workers=2, progress=False))
     return out
+
+
+DEMO_TRAIN_ARGS = ("--model", "ego-tiny-vit", "--epochs", "6", "--batch-size", "16", "--lr", "1e-3", "--warmup", "2",
+                   "--workers", "0", "--threads", "1", "--no-progress", "--report-to", "none", "--log-every", "1000")
+
+
+@pytest.fixture(scope="session")
+def demo_checkpoint(demo_shards: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``ego-tiny-vit`` trained briefly (6 epochs of 11 steps, in this process) on ``demo_shards``.
+
+    One torch thread: on two cores shared with other processes, two OpenMP threads spin against
+    each other and run several times slower than one. The thread count is put back afterwards.
+    """
+    import torch
+
+    from pipelines.train import launch
+
+    run_dir = tmp_path_factory.mktemp("demo_run") / "run"
+    threads = torch.get_num_threads()
+    try:
+        code = launch([str(demo_shards), str(run_dir), *DEMO_TRAIN_ARGS])
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0, f"training the demo checkpoint failed with exit code {code}"
+    return run_dir / "latest.pt"
+
+
+@pytest.fixture(scope="session")
+def demo_store(demo_checkpoint: Path, demo_shards: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store built (in this process, one clean run) from ``demo_checkpoint`` and ``demo_shards``.
+    Read-only for tests: copy it to tmp_path to modify."""
+    import torch
+
+    from pipelines.build import BuildConfig, run
+
+    store = tmp_path_factory.mktemp("demo_store") / "store"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        summary = run(BuildConfig(checkpoint=demo_checkpoint, shards=demo_shards, store=store, workers=0, progress=False))
+    finally:
+        torch.set_num_threads(threads)
+    assert summary.committed and summary.rows["frames"] > 0
+    return store

@@ -333,3 +333,17 @@ def test_cosine_schedule_warms_up_then_decays() -> None:
     lrs = [cosine_lr(s, 1.0, 4, 20) for s in range(20)]
     assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
     assert all(a >= b for a, b in zip(lrs[3:], lrs[4:])) and lrs[-1] < 0.01
+
+
+def test_caption_word_drop_keeps_some_words() -> None:
+    import random
+
+    from pipelines.train_data import drop_words
+
+    rng = random.Random(0)
+    text = "the baby grabs the red ball in the kitchen"
+    outs = [drop_words(text, 0.5, rng) for _ in range(400)]
+    assert all(o and set(o.split()) <= set(text.split()) for o in outs)
+    changed = sum(o != text for o in outs)
+    assert 160 < changed < 240  # about half the captions are augmented (each keeps >= 1 word)
+    assert all(drop_words(text, 0.0, rng) == text for _ in range(50))

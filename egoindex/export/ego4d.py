@@ -106,6 +106,7 @@ __all__ = [
     "build_clip_annotations",
     "write_vsgn",
     "demo_nlq_annotations",
+    "demo_moments_annotations",
 ]
 
 NLQ_SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -736,6 +737,101 @@ def demo_nlq_annotations(ground_truth: Mapping[str, Any], video_uids: Mapping[st
         "version": "1",
         "date": "",
         "description": f"egoindex demo corpus NLQ annotations ({split})",
+        "manifest": "",
+        "videos": out_videos,
+    }
+
+
+def demo_moments_annotations(
+    ground_truth: Mapping[str, Any],
+    video_uids: Mapping[str, str],
+    split: str = "train",
+    clip_seconds: float | None = None,
+) -> dict[str, Any]:
+    """An Ego4D-format ``moments_<split>.json`` for the demo corpus: every scene is a moment labelled by its action.
+
+    Why: it drives the MQ (VSGN) export end to end with exact answers, the way
+    :func:`demo_nlq_annotations` drives NLQ.  Each video in ``ground_truth`` whose ``path`` is in
+    ``video_uids`` is cut into consecutive clips of ``clip_seconds`` (``None``: one clip spanning
+    the video; the last clip takes the remainder), like Ego4D cuts its videos into MQ clips.  A
+    clip holds one annotation (one annotator) whose labels are the scenes overlapping it, cut to
+    the clip: ``label`` = the scene's action (``rolls``, ``grabs`` ...), ``start_time`` /
+    ``end_time`` relative to the clip (as in Ego4D), ``video_start_time`` / ``video_end_time`` and
+    frames relative to the video, all ``primary``.  Uids are uuid5 of the video uid and the clip
+    number: the same inputs give the same file.
+    """
+    if clip_seconds is not None and not (math.isfinite(clip_seconds) and clip_seconds > 0):
+        raise ValueError(f"clip_seconds must be a positive number of seconds or None, got {clip_seconds!r}")
+    videos = _list(ground_truth, "videos", "ground_truth")
+    fps = float(ground_truth.get("fps") or 30.0)
+
+    def frame(t: float) -> int:
+        return int(math.floor(t * fps + 0.5))
+
+    out_videos: list[dict[str, Any]] = []
+    for vi, video in enumerate(videos):
+        vw = f"ground_truth.videos[{vi}]"
+        path = _string(video, "path", vw)
+        if path not in video_uids:
+            continue
+        uid = _check_uid(video_uids[path], f"video uid for {path!r}")
+        duration = _number(video, "duration", vw)
+        if duration <= 0:
+            raise ValueError(f"{vw}: duration must be positive, got {duration}")
+        scenes = []
+        for si, scene in enumerate(_list(video, "scenes", vw)):
+            sw = f"{vw}.scenes[{si}]"
+            if not isinstance(scene, Mapping):
+                raise ValueError(f"{sw}: expected an object")
+            scenes.append((_number(scene, "start", sw), _number(scene, "end", sw), _string(scene, "action", sw)))
+        step = duration if clip_seconds is None else float(clip_seconds)
+        n_clips = max(1, math.ceil(duration / step - 1e-9))
+        clips: list[dict[str, Any]] = []
+        for k in range(n_clips):
+            c0 = round(k * step, 6)
+            c1 = duration if k == n_clips - 1 else round(min((k + 1) * step, duration), 6)
+            labels = []
+            for s, e, action in scenes:
+                s, e = max(s, c0), min(e, c1)
+                if e <= s:
+                    continue
+                labels.append(
+                    {
+                        "start_time": round(s - c0, 6),
+                        "end_time": round(e - c0, 6),
+                        "label": action,
+                        "video_start_time": s,
+                        "video_end_time": e,
+                        "video_start_frame": frame(s),
+                        "video_end_frame": frame(e),
+                        "primary": True,
+                    }
+                )
+            clip_uid = str(uuid.uuid5(_DEMO_NAMESPACE, f"{uid}/moments/{k}"))
+            clips.append(
+                {
+                    "clip_uid": clip_uid,
+                    "video_start_sec": c0,
+                    "video_end_sec": c1,
+                    "video_start_frame": frame(c0),
+                    "video_end_frame": frame(c1),
+                    "clip_start_sec": 0.0,
+                    "clip_end_sec": round(c1 - c0, 6),
+                    "clip_start_frame": 0,
+                    "clip_end_frame": frame(c1 - c0),
+                    "source_clip_uid": clip_uid,
+                    "annotations": [
+                        {"annotator_uid": str(uuid.uuid5(_DEMO_NAMESPACE, f"{clip_uid}/annotator")), "labels": labels}
+                    ],
+                }
+            )
+        out_videos.append({"video_uid": uid, "split": split, "clips": clips})
+    if not out_videos:
+        raise ValueError("none of the ground-truth videos has a uid in video_uids")
+    return {
+        "version": "1",
+        "date": "",
+        "description": f"egoindex demo corpus moments annotations ({split})",
         "manifest": "",
         "videos": out_videos,
     }

@@ -1,0 +1,201 @@
+"""``egoindex bench ...``: benchmark commands over a store (thin; the logic is egoindex.bench.run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+from egoindex.bench.egomcq import DEFAULT_MIN_GAP_S
+
+bench_app = typer.Typer(help="Benchmarks over a store: EgoMCQ, EPIC-style MIR, retrieval R@K, compare.",
+                        no_args_is_help=True)
+console = Console()
+
+
+def _fail(e: Exception, code: int = 2) -> None:
+    console.print(f"[red]error:[/red] {e}")
+    raise typer.Exit(code)
+
+
+def _open_store(path: Path, device: str) -> Any:
+    from egoindex.store import Store, StoreError
+
+    try:
+        return Store(path, device=device)
+    except StoreError as e:
+        _fail(e)
+
+
+def _show(result: Any, keys: list[str]) -> None:
+    """Print the headline metrics and where the report went."""
+    from egoindex.bench.report import _fmt
+
+    meta = result.meta
+    sha = str(meta.get("checkpoint_sha256") or "no-checkpoint")[:12]
+    console.print(f"[bold]{result.name}[/bold]  model {meta.get('model')} @ {sha}")
+    for k in keys:
+        if k in result.metrics:
+            console.print(f"  {k:>24}: {_fmt(result.metrics[k])}")
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    for kind, p in result.written.items():
+        console.print(f"  {kind}: {p}")
+
+
+def _errors() -> tuple[type[Exception], ...]:
+    from egoindex.bench.run import BenchError
+    from egoindex.models import ModelError
+    from egoindex.store import StoreError
+
+    return BenchError, StoreError, ModelError, FileNotFoundError
+
+
+@bench_app.command("mcq")
+def mcq(
+    store: Path = typer.Argument(..., help="Store folder (its model embeds the queries and clips)."),
+    egomcq_file: Optional[Path] = typer.Option(None, "--egomcq", help="EgoMCQ file (official egomcq.json or a generated one)."),
+    videos: Optional[Path] = typer.Option(None, "--videos", help="Score the choices from the raw videos in DIR "
+                                          "(DIR/{video_uid}.mp4, or the store's source path under DIR); "
+                                          "without it, from the store's clip vectors."),
+    num_frames: int = typer.Option(4, "--num-frames", min=1, help="Frames per clip from raw video (midpoints of equal intervals)."),
+    generate: Optional[int] = typer.Option(None, "--generate", min=1, help="Generate N questions from the store's val videos."),
+    seed: int = typer.Option(0, "--seed", help="Seed of --generate."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where --generate writes the questions (official format; "
+                                       "default OUT_DIR/NAME_questions.json)."),
+    min_gap: float = typer.Option(DEFAULT_MIN_GAP_S, "--min-gap", min=0.0, help="Intra-video distractors start/end at least this many "
+                                  "seconds from the answer clip (--generate)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Report folder (default STORE/bench)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Report name (default egomcq or egomcq_generated)."),
+    short_side: int = typer.Option(256, "--short-side", help="Raw frames are scaled like the ingest: short side this (0 = keep)."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Frames per forward pass (raw videos)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """EgoMCQ (5-way multiple choice): accuracy on inter-video (type 1) and intra-video (type 2) questions.
+
+    Official file: the choices are embedded from the raw videos (4 frames per clip by default).
+    --generate N: questions from the store's val videos (query = an utterance, answer = the clip
+    window containing it, inter distractors from 4 other val videos, intra distractors from the
+    same video at least --min-gap s away), written in the official format and scored with the
+    store's clip vectors. Writes NAME.json, NAME.md and NAME_accuracy.png to --out-dir.
+
+    Examples:
+      egoindex bench mcq demo/store --egomcq egomcq.json --videos ego4d/v2/full_scale
+      egoindex bench mcq demo/store --generate 500 --seed 0 --out mcq.json
+    """
+    from egoindex.bench.run import default_out_dir, run_mcq
+
+    if (egomcq_file is None) == (generate is None):
+        _fail(ValueError("give exactly one of --egomcq FILE or --generate N"))
+    s = _open_store(store, device)
+    try:
+        r = run_mcq(s, out_dir or default_out_dir(store), egomcq_file=egomcq_file, generate=generate, seed=seed,
+                    out_file=out, min_gap_s=min_gap, videos_dir=videos, num_frames=num_frames, short_side=short_side,
+                    batch_size=batch_size, name=name, progress=not quiet)
+    except _errors() as e:
+        _fail(e)
+    _show(r, ["inter_acc", "intra_acc", "overall_acc", "chance_acc", "n_inter", "n_intra"])
+
+
+@bench_app.command("mir")
+def mir_cmd(
+    store: Optional[Path] = typer.Argument(None, help="Store folder (not needed with --sim)."),
+    sim: Optional[Path] = typer.Option(None, "--sim", help="Similarity matrix [videos x sentences] (.npy) of any model."),
+    relevance: Optional[Path] = typer.Option(None, "--relevance", help="Relevance matrix (.npy, or EPIC's .pkl)."),
+    epic_csv: Optional[Path] = typer.Option(None, "--epic-csv", help="EPIC_100_retrieval_test.csv (one row per segment)."),
+    sentences: Optional[Path] = typer.Option(None, "--sentences", help="EPIC_100_retrieval_test_sentence.csv."),
+    videos: Optional[Path] = typer.Option(None, "--videos", help="EPIC videos: DIR/{video_id}.MP4 (or DIR/P01/[videos/]P01_01.MP4)."),
+    classes: Optional[Path] = typer.Option(None, "--classes", help="Own store: csv of clip_id, verb_class, noun_classes "
+                                           "(official relevance formula); without it the word-overlap proxy."),
+    num_frames: int = typer.Option(4, "--num-frames", min=1, help="Frames per EPIC segment."),
+    label: Optional[str] = typer.Option(None, "--label", help="Model name for a --sim report (default: the file's stem)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Report folder (default STORE/bench, or ./bench with --sim)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Report name (default mir, epic_mir or mir_store)."),
+    short_side: int = typer.Option(256, "--short-side", help="Raw frames are scaled like the ingest: short side this."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Frames per forward pass."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """EPIC-Kitchens-100 multi-instance retrieval: mAP and nDCG for video->text, text->video and their average.
+
+    Three inputs: (1) --sim S.npy --relevance R.pkl|npy scores any model's matrices; (2) STORE
+    --epic-csv --sentences --relevance --videos embeds EPIC's segments and sentences with the
+    store's model; (3) STORE alone: the store's val clips with text against their texts, relevance
+    from --classes (official formula) or the word-overlap proxy (not comparable with EPIC's numbers).
+
+    Examples:
+      egoindex bench mir --sim sim.npy --relevance caption_relevancy_EPIC_100_retrieval_test.pkl
+      egoindex bench mir demo/store --epic-csv EPIC_100_retrieval_test.csv --sentences EPIC_100_retrieval_test_sentence.csv --relevance caption_relevancy_EPIC_100_retrieval_test.pkl --videos EPIC-KITCHENS
+      egoindex bench mir demo/store [--classes classes.csv]
+    """
+    from egoindex.bench import run
+
+    try:
+        if sim is not None:
+            if relevance is None:
+                _fail(ValueError("--sim needs --relevance"))
+            od = out_dir or (run.default_out_dir(store) if store is not None else Path("bench"))
+            r = run.mir_from_matrices(sim, relevance, od, name=name or "mir", label=label)
+        else:
+            if store is None:
+                _fail(ValueError("give a STORE, or --sim and --relevance"))
+            s = _open_store(store, device)
+            od = out_dir or run.default_out_dir(store)
+            if epic_csv is not None:
+                if sentences is None or relevance is None or videos is None:
+                    _fail(ValueError("--epic-csv needs --sentences, --relevance and --videos"))
+                r = run.mir_from_epic(s, epic_csv, sentences, relevance, videos, od, num_frames=num_frames,
+                                      short_side=short_side, batch_size=batch_size, name=name or "epic_mir",
+                                      progress=not quiet)
+            else:
+                r = run.mir_from_store(s, od, classes=classes, name=name or "mir_store")
+    except _errors() as e:
+        _fail(e)
+    _show(r, ["mAP_v2t", "mAP_t2v", "mAP_avg", "nDCG_v2t", "nDCG_t2v", "nDCG_avg", "n_videos", "n_sentences"])
+
+
+@bench_app.command("retrieval")
+def retrieval_cmd(
+    store: Path = typer.Argument(..., help="Store folder."),
+    k: list[int] = typer.Option([1, 5, 10], "--k", help="Recall cut-offs (repeatable)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Report folder (default STORE/bench)."),
+    name: str = typer.Option("retrieval", "--name", help="Report name."),
+) -> None:
+    """Text->clip and clip->text R@K, median and mean rank on the store's val split.
+
+    Texts are the val utterances, clips the val clips with text; a clip is a positive of an
+    utterance when it overlaps it in time (same video) or overlaps an utterance with the same
+    normalised text. Uses the stored vectors only.
+
+    Example: egoindex bench retrieval demo/store
+    """
+    from egoindex.bench.run import default_out_dir, retrieval_from_store
+
+    s = _open_store(store, "cpu")
+    try:
+        r = retrieval_from_store(s, out_dir or default_out_dir(store), ks=k, name=name)
+    except _errors() as e:
+        _fail(e)
+    keys = [f"{d}_{m}" for d in ("t2c", "c2t") for m in [f"R@{x}" for x in k] + ["median_rank"]]
+    _show(r, keys + ["n_texts", "n_clips"])
+
+
+@bench_app.command("compare")
+def compare_cmd(
+    reports: list[Path] = typer.Argument(..., help="Report JSON files (NAME.json) to put side by side."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the Markdown table here."),
+) -> None:
+    """Several reports (checkpoints) side by side: one column per report, headed model @ sha256.
+
+    Example: egoindex bench compare storeA/bench/egomcq_generated.json storeB/bench/egomcq_generated.json
+    """
+    from egoindex.bench.run import BenchError, compare
+
+    try:
+        text = compare(reports, out)
+    except BenchError as e:
+        _fail(e)
+    print(text, end="")
