@@ -43,7 +43,6 @@ import argparse
 import io
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -231,13 +230,13 @@ def run_forward(embedder: Embedder, frames: int, batch: int) -> dict[str, Any]:
     return stats(t0, stamps, t1)
 
 
-def median_run(fn: Callable[[], dict[str, Any]], repeat: int) -> dict[str, Any]:
-    runs = [fn() for _ in range(repeat)]
-    if repeat == 1:
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median run (by steady frames/s) of repeated measurements, with all runs' figures."""
+    if len(runs) == 1:
         return runs[0]
     key = "steady_frames_per_s" if all(r["steady_frames_per_s"] for r in runs) else "frames_per_s"
-    best = sorted(runs, key=lambda r: r[key])[len(runs) // 2]
-    return {**best, "runs": [r[key] for r in runs]}
+    mid = sorted(runs, key=lambda r: r[key])[len(runs) // 2]
+    return {**mid, "runs": [r[key] for r in runs]}
 
 
 def ratio(a: dict[str, Any], b: dict[str, Any], key: str = "steady_frames_per_s") -> float | None:
@@ -260,7 +259,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None,
                     help="loader workers for build and baseline (default: the build's choice, min(shards, cpus - 1, 8))")
     ap.add_argument("--max-frames", type=int, default=None, help="embed whole shards up to this many frames (smoke runs)")
-    ap.add_argument("--repeat", type=int, default=1, help="runs per measurement (median reported)")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds over all methods (median reported)")
     ap.add_argument("--videos", type=int, default=None, help="demo corpus size when --shards is not given")
     ap.add_argument("--seconds", type=float, default=None)
     ap.add_argument("--fps", type=float, default=None)
@@ -268,7 +267,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/embed-{cpu|gpu}.json)")
     args = ap.parse_args()
 
-    from benchmarks.machine import describe, save
+    from benchmarks.machine import RESULTS, describe, save
 
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
@@ -299,18 +298,25 @@ def main() -> None:
             base = {"model": name, "device": device.type, "precision": prec, "batch": args.batch, "workers": workers,
                     "image_size": embedder.pp.image_size}
             print(f"{name} {prec} ({embedder.pp.image_size} px):", flush=True)
-            fwd = median_run(lambda: run_forward(embedder, frames, args.batch), args.repeat)
+            # the methods take turns (forward, builds, baseline, forward, ...), so a change in machine
+            # load during the run hits them alike; each figure is the median over --repeat rounds
+            runs: dict[str, list[dict[str, Any]]] = {}
+            for _ in range(args.repeat):
+                runs.setdefault("forward", []).append(run_forward(embedder, frames, args.batch))
+                for dec in decodes:
+                    runs.setdefault(dec, []).append(run_build(embedder, ckpt, shards_dir, shards, sizes, args.batch,
+                                                              workers, dec))
+                runs.setdefault("baseline", []).append(run_baseline(embedder, shards, args.batch, workers))
+            fwd = median_of(runs["forward"])
             rows.append({**base, "method": "forward-only", **fwd})
             print(f"  forward-only      {fwd['steady_frames_per_s']} frames/s steady", flush=True)
             builds = {}
             for dec in decodes:
-                b = median_run(lambda: run_build(embedder, ckpt, shards_dir, shards, sizes, args.batch, workers, dec),
-                               args.repeat)
-                builds[dec] = b
+                b = builds[dec] = median_of(runs[dec])
                 rows.append({**base, "method": f"build (decode {dec})", "decode": dec, **b})
                 print(f"  build decode={dec:<8} {b['steady_frames_per_s']} frames/s steady, {b['frames_per_s']} end to end",
                       flush=True)
-            bl = median_run(lambda: run_baseline(embedder, shards, args.batch, workers), args.repeat)
+            bl = median_of(runs["baseline"])
             rows.append({**base, "method": "baseline (clip-retrieval style)", **bl})
             print(f"  baseline          {bl['steady_frames_per_s']} frames/s steady, {bl['frames_per_s']} end to end",
                   flush=True)
@@ -353,14 +359,14 @@ def main() -> None:
                        "includes loader start-up (spawned workers). build = pipelines.build.embed_shards incl. its "
                        "Lance fragment writes; baseline = per-sample PIL decode + open_clip preprocess, default collate; "
                        "forward-only = encode_image on pre-made tensors on the device. Random weights."}
-    if args.out is None:
+    if args.out is None and bool(info["gpu"]) == cuda:
         path = save("embed", payload, packages=PACKAGES)
         # describe() inside save() does not know torch's threads: add them
         data = json.loads(path.read_text())
         data["machine"]["torch_threads"] = info["torch_threads"]
         path.write_text(json.dumps(data, indent=1) + "\n")
-    else:
-        path = args.out
+    else:  # --out, or --device cpu on a machine with a GPU (save() would call it embed-gpu)
+        path = args.out or RESULTS / f"embed-{'gpu' if cuda else 'cpu'}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"benchmark": "embed", "machine": info, **payload}, indent=1) + "\n")
     console.print(f"wrote {path}")

@@ -475,7 +475,7 @@ def run_size(n: int, p: Params) -> dict[str, Any]:
     if isinstance(index, faiss.IndexRefine):
         res.append(kfactor_whatif(index, tune_q, truth_tune, eval_q, truth, p, build_kw))
         ann.set_search_params(index, nprobe, k_factor)
-    del index, tbl
+    index = tbl = None  # free the built index before the Store loads its own copy
     gc.collect()
 
     # (e') the public API on the store folder (index loaded from disk, as a server does)
@@ -497,7 +497,7 @@ def run_size(n: int, p: Params) -> dict[str, Any]:
         pairs = [(h.offset, {"video_uid": h.video_uid, "start": h.start}) for h in hits["hits"]]
         res.append(summarise("Store.search", lat, found, truth, **build_kw, index_load_s=round(load_s, 2),
                              rss_serving_gb=current_rss_gb(), metadata_mismatch=metadata_mismatch(pairs)))
-    del store, loaded
+    store = loaded = None
     gc.collect()
 
     # (b) exact FAISS Flat and (c) numpy brute force on the Flat index's memory
@@ -630,7 +630,7 @@ def print_table(sizes: list[dict[str, Any]], info: dict[str, Any]) -> None:
             elif m["method"] == "egoindex ANN+meta":
                 note = f"fetch p50 {m['fetch_p50_ms']:.2f} ms"
             if m.get("metadata_mismatch"):
-                note += f"; WRONG metadata on {m['metadata_mismatch']:.0%} of hits"
+                note = "; ".join(x for x in (note, f"WRONG metadata on {m['metadata_mismatch']:.0%} of hits") if x)
             elif m["method"] == "lance IVF_PQ" and not m["skipped"]:
                 note = f"nprobes {m['params']['nprobes']}, refine {m['params']['refine_factor']}"
             t.add_row(f"{s['n']:,}", m["method"], "-" if m["recall_at_10"] is None else f"{m['recall_at_10']:.3f}",
@@ -733,7 +733,7 @@ def main() -> None:
     for g in goal:
         print(f"  goal (p50 <= 10 ms, recall@10 >= 0.95) at {g['n']:,}, {g['method']}: p50 {g['p50_ms']:.2f} ms, "
               f"recall {g['recall_at_10']:.3f} -> {'met' if g['met'] else 'NOT met'}"
-              + (f" (but {g['metadata_mismatch']:.0%} of hits carry another row's metadata)" if g["metadata_mismatch"] else ""))
+              + (f"; and {g['metadata_mismatch']:.0%} of its hits carry another row's metadata" if g["metadata_mismatch"] else ""))
     payload = {"k": K, "params": asdict(p), "sizes": results, "goal": goal,
                "note": "single-query latency on one thread of queries; queries = other stored vectors + N(0, 0.05) "
                        "noise, re-normalised (ann.sample_queries); recall@10 against exact IndexFlatIP"}

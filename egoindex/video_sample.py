@@ -72,21 +72,22 @@ def frames_at(
         pos = 0
         prev: av.VideoFrame | None = None
         prev_t = 0.0
-        at = 0.0  # where decoding stands: last decoded frame time, or the last seek target
+        at = 0.0  # time of the last decoded frame
+        seeked_for = -1  # the pending position the last seek was made for (never seek twice for one)
         frames: Iterator[av.VideoFrame] | None = None
         any_frame = False
         while pos < len(order):
             target = float(times[order[pos]])
-            if frames is None or target - at > seek_gap_s:
+            if frames is None or (target - at > seek_gap_s and seeked_for != pos):
                 if frames is not None or target > seek_gap_s:
                     # Backward seek: lands on the keyframe at or before the target.
                     c.seek(int(start_pts + max(0.0, target) / tb), stream=vs, backward=True, any_frame=False)
-                    at = target
+                    seeked_for = pos
                 frames, prev = _decoded(c, vs), None
             frame = next(frames, None)
             if frame is None:  # end of stream: the last frame stays on screen
                 if prev is None:
-                    if not any_frame and at == 0.0:
+                    if not any_frame and seeked_for < 0:
                         raise VideoError("no-frames", f"{path}: no decodable video frame")
                     prev, prev_t = _last_frame(c, vs, start_pts, tb, target - 2 * seek_gap_s, path)
                 jpeg = _encode(prev, size, jpeg_quality)[0]

@@ -114,12 +114,13 @@ def test_frames_at_matches_ingest_sampling(demo_videos: Path) -> None:
     v = find_videos(demo_videos)[1]  # an .MP4
     ref = list(iter_frames(v.path, 2.0))
     times = [s.t for s in ref][::-1] + [-1.0, 1e6]
-    for gap in (20.0, 0.5):  # decode straight through, and seek before every time
+    for gap in (20.0, 3.0, 0.5):  # decode straight through, seek now and then, seek before every time
         got = {i: (pts, jpeg) for i, pts, jpeg in frames_at(v.path, times, seek_gap_s=gap)}
         assert sorted(got) == list(range(len(times)))
         for i, s in enumerate(ref[::-1]):
             assert got[i] == (s.pts_time, s.jpeg)  # byte-identical to the ingested frame
-        assert got[len(ref)][1] == ref[0].jpeg and got[len(ref) + 1][1] == ref[-1].jpeg
+        assert got[len(ref)] == (ref[0].pts_time, ref[0].jpeg)  # before the start: the first frame
+        assert ref[-1].pts_time <= got[len(ref) + 1][0] < ref[-1].t + 0.5  # past the end: the last frame
 
 
 # ----------------------------------------------------------------------------- EgoMCQ
