@@ -352,6 +352,11 @@ def main() -> None:
         r.add_row(s["model"], s["precision"], s["decode"], f"{s['build_over_baseline']} ({s['build_over_baseline_end_to_end']})",
                   f"{s['build_over_forward']} ({s['build_over_forward_end_to_end']})", str(s["baseline_over_forward"]))
     console.print(r)
+    few = min(r["batches"] for r in rows)
+    if few < 6:
+        console.print(f"[yellow]note:[/] steady figures rest on as few as {few - 1} batch(es) after the first; with so "
+                      "few, a loader that prefetched during the first batch looks as fast as the model. Use more "
+                      "frames (no --max-frames) for figures to report.")
 
     payload = {"frames": frames, "shards": [p.name for p in shards], "shards_dir": str(shards_dir), "batch": args.batch,
                "workers": workers, "device": str(device), "results": rows, "ratios": summary,

@@ -166,6 +166,19 @@ def _reexec_torchrun(nproc: int, argv: list[str]) -> None:
     os.execv(cmd[0], cmd)
 
 
+def _without_option(argv: list[str], name: str) -> list[str]:
+    """``argv`` minus ``name VALUE`` / ``name=VALUE`` (every other token kept, in order)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == name:
+            skip = True
+        elif not a.startswith(name + "="):
+            out.append(a)
+    return out
+
+
 @app.command()
 def build(
     checkpoint: Path = typer.Argument(..., help="Trained checkpoint (egoindex train's latest.pt, or an open_clip file)."),
@@ -201,11 +214,7 @@ def build(
     import sys
 
     if nproc_per_node > 1 and "LOCAL_RANK" not in os.environ:
-        argv = [a for a in sys.argv[1:] if not a.startswith("--nproc-per-node")]
-        if "--nproc-per-node" in sys.argv:  # the value was a separate argument
-            j = argv.index(str(nproc_per_node)) if str(nproc_per_node) in argv else -1
-            argv = argv[:j] + argv[j + 1:] if j >= 0 else argv
-        _reexec_torchrun(nproc_per_node, argv)
+        _reexec_torchrun(nproc_per_node, _without_option(sys.argv[1:], "--nproc-per-node"))
     from egoindex.models import ModelError
     from pipelines.build import BuildConfig, BuildError, run
 

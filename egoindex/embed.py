@@ -13,7 +13,7 @@ it, not the model, sets the speed. egoindex splits preprocessing in two:
 
 Workers ship uint8 crops (``3*S*S`` bytes) instead of float tensors (4x more), which keeps the
 inter-process traffic small. The result matches open_clip's transform up to resampling rounding
-(cosine > 0.99 between the two embeddings of a frame; ``tests/test_embed.py`` checks it).
+(cosine > 0.99 between the two embeddings of a frame; ``tests/test_store.py`` checks it).
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("LANCE_LOG", "error")  # lance warns on every fragment written to a new dataset
+if not os.environ.get("LANCE_LOG"):
+    os.environ["LANCE_LOG"] = "error"  # lance warns on every fragment written to a new dataset
 
 import contextlib
 import datetime as dt

@@ -242,10 +242,12 @@ def test_mcq_official_file_from_raw_videos(mcq_store: Path, demo_videos: Path, g
     # Without DIR/{uid}.mp4 the store's source path under --videos is used.
     invoke("mcq", mcq_store, "--egomcq", official, "--videos", demo_videos, "--out-dir", out, "--name", "raw2", "-q")
     assert report(out / "raw2.json")["metrics"] == raw["metrics"]
-    # No video where asked: a clear error, not a traceback.
-    r = runner.invoke(app, ["bench", "mcq", str(mcq_store), "--egomcq", str(official), "--videos", str(tmp_path / "none"),
-                            "--out-dir", str(out), "-q"])
-    assert r.exit_code == 2 and "no video file for" in flat(r.output)
+    # A video that is neither DIR/{uid}.mp4 nor in the store: a clear error, not a traceback.
+    items["0"]["choices"]["0"]["video_uid"] = "not-an-ego4d-uid"
+    write_egomcq(items, tmp_path / "unknown.json")
+    r = runner.invoke(app, ["bench", "mcq", str(mcq_store), "--egomcq", str(tmp_path / "unknown.json"), "--videos",
+                            str(ego4d), "--out-dir", str(out), "-q"])
+    assert r.exit_code == 2 and "no video file for not-an-ego4d-uid" in flat(r.output)
 
 
 @pytest.mark.slow

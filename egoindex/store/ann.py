@@ -153,20 +153,25 @@ def build_index(sample: np.ndarray, batches: Iterable[np.ndarray], n: int, facto
 
 def tune(index: faiss.Index, queries: np.ndarray, truth: np.ndarray,
          target_recall: float = 0.95) -> tuple[int | None, float | None, float]:
-    """Smallest nprobe (with a refine factor) reaching ``target_recall`` against exact ``truth``;
-    returns (nprobe, k_factor, recall)."""
+    """Cheapest (nprobe, refine k_factor) reaching ``target_recall`` against exact ``truth``;
+    returns (nprobe, k_factor, recall). Both knobs matter: when the PQ shortlist limits recall,
+    more lists do not help but a longer shortlist (k_factor) does."""
     k = truth.shape[1]
     ivf = _ivf(index)
     if ivf is None:
         return None, None, recall_at(index.search(queries, k)[1], truth)
-    k_factor = 8.0 if isinstance(index, faiss.IndexRefine) else None
-    best: tuple[int | None, float | None, float] = (ivf.nlist, k_factor, 0.0)
+    factors: tuple[float | None, ...] = (8.0, 16.0, 32.0) if isinstance(index, faiss.IndexRefine) else (None,)
+    best: tuple[int | None, float | None, float] = (ivf.nlist, factors[-1], 0.0)
     for nprobe in [p for p in NPROBES if p < ivf.nlist] + [ivf.nlist]:
-        set_search_params(index, nprobe, k_factor)
-        r = recall_at(index.search(queries, k)[1], truth)
-        best = (nprobe, k_factor, r)
-        if r >= target_recall:
-            break
+        for k_factor in factors:
+            set_search_params(index, nprobe, k_factor)
+            r = recall_at(index.search(queries, k)[1], truth)
+            if r > best[2]:
+                best = (nprobe, k_factor, r)
+            if r >= target_recall:
+                set_search_params(index, nprobe, k_factor)
+                return nprobe, k_factor, r
+    set_search_params(index, best[0], best[1])
     return best
 
 

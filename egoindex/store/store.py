@@ -269,11 +269,14 @@ class Store:
 
     def _fetch(self, level: str, offsets: np.ndarray, scores: np.ndarray) -> list[Hit]:
         cols = [c for c in self.table(level).schema.names if c != "vector"]
-        rows = self.table(level).take_offsets([int(o) for o in offsets]).select(cols).to_arrow().to_pylist()
-        if len(rows) != len(offsets):
-            raise StoreError(f"index and table {level} disagree ({len(rows)} rows for {len(offsets)} ids); "
+        # take_offsets returns rows in offset order, not in the order asked: map them back
+        wanted = sorted({int(o) for o in offsets})
+        rows = self.table(level).take_offsets(wanted).select(cols).to_arrow().to_pylist()
+        if len(rows) != len(wanted):
+            raise StoreError(f"index and table {level} disagree ({len(rows)} rows for {len(wanted)} ids); "
                              f"run `egoindex index {self.root} --rebuild`")
-        return [self._hit(level, r, float(s), int(o)) for r, s, o in zip(rows, scores, offsets)]
+        by_offset = dict(zip(wanted, rows))
+        return [self._hit(level, by_offset[int(o)], float(s), int(o)) for s, o in zip(scores, offsets)]
 
     def _hit(self, level: str, row: dict[str, Any], score: float, offset: int) -> Hit:
         start = float(row.get("start", row.get("t", 0.0)))
