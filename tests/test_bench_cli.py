@@ -202,7 +202,8 @@ def test_mcq_generate_end_to_end(mcq_store: Path, demo_checkpoint: Path, generat
     assert sha in md and "inter_acc" in md
     assert (bench / "egomcq_generated_accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "inter_acc" in generated_mcq["output"]
-    # The trained demo model tells videos apart: well above chance on inter-video questions.
+    # Most of this copy's val videos were seen in training (see mcq_store), where the demo model
+    # tells videos apart: a pipeline that mixes up vectors, windows or labels scores ~20% here.
     assert m["inter_acc"] >= 40.0, m
 
 
