@@ -218,6 +218,15 @@ def _list(d: Mapping[str, Any], key: str, where: str) -> list[Any]:
     return v
 
 
+def _objects(d: Mapping[str, Any], key: str, where: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """The objects of list ``d[key]`` with their paths (``where.key[i]``); a non-object fails."""
+    for i, item in enumerate(_list(d, key, where)):
+        w = f"{where}.{key}[{i}]"
+        if not isinstance(item, Mapping):
+            raise ValueError(f"{w}: expected an object")
+        yield w, item
+
+
 # ----------------------------------------------------------------------------------------------
 # NLQ annotations
 
@@ -251,28 +260,16 @@ def validate_nlq_annotations(nlq: Any, require_times: bool = True, source: str =
     """
     if not isinstance(nlq, Mapping):
         raise ValueError(f"{source}: expected a JSON object with 'videos', got {type(nlq).__name__}")
-    for vi, video in enumerate(_list(nlq, "videos", source)):
-        vw = f"{source}.videos[{vi}]"
-        if not isinstance(video, Mapping):
-            raise ValueError(f"{vw}: expected an object")
+    for vw, video in _objects(nlq, "videos", source):
         _string(video, "video_uid", vw)
-        for ci, clip in enumerate(_list(video, "clips", vw)):
-            cw = f"{vw}.clips[{ci}]"
-            if not isinstance(clip, Mapping):
-                raise ValueError(f"{cw}: expected an object")
+        for cw, clip in _objects(video, "clips", vw):
             _string(clip, "clip_uid", cw)
             s, e = _number(clip, "video_start_sec", cw), _number(clip, "video_end_sec", cw)
             if e < s:
                 raise ValueError(f"{cw}: video_end_sec {e} < video_start_sec {s}")
-            for ai, ann in enumerate(_list(clip, "annotations", cw)):
-                aw = f"{cw}.annotations[{ai}]"
-                if not isinstance(ann, Mapping):
-                    raise ValueError(f"{aw}: expected an object")
+            for aw, ann in _objects(clip, "annotations", cw):
                 _string(ann, "annotation_uid", aw)
-                for qi, q in enumerate(_list(ann, "language_queries", aw)):
-                    qw = f"{aw}.language_queries[{qi}]"
-                    if not isinstance(q, Mapping):
-                        raise ValueError(f"{qw}: expected an object")
+                for qw, q in _objects(ann, "language_queries", aw):
                     for key in ("query", "template"):
                         if q.get(key) is not None and not isinstance(q[key], str):
                             raise ValueError(f"{qw}.{key}: expected a string or null, got {q[key]!r}")
