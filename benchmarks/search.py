@@ -362,9 +362,9 @@ def run_size(n: int, p: Params) -> dict[str, Any]:
     import lancedb
 
     from egoindex.store import ann
-    from egoindex.store.schema import vectors_of
+    from egoindex.store.schema import sample_table_vectors, table_vector_batches, vectors_of
     from egoindex.store.store import Store
-    from pipelines.build import TUNE_QUERIES, _sample, _table_batches
+    from pipelines.build import TUNE_QUERIES
 
     clusters = p.clusters or auto_clusters(n)
     root = Path(p.work) / f"n{n}"
@@ -384,7 +384,7 @@ def run_size(n: int, p: Params) -> dict[str, Any]:
 
     # the build's training sample and tuning queries; other stored rows + noise for evaluation
     t0 = time.perf_counter()
-    train = _sample(uri, 256 * 1024)
+    train = sample_table_vectors(uri, 256 * 1024)
     tune_q = ann.sample_queries(train, TUNE_QUERIES)
     rng = np.random.default_rng([p.seed, 1])
     src = np.sort(rng.choice(n, size=min(p.queries, n), replace=False))
@@ -401,7 +401,7 @@ def run_size(n: int, p: Params) -> dict[str, Any]:
     gt_s = flat_add_s = 0.0
     t_pass = time.perf_counter()
     base = 0
-    for b in _table_batches(uri, 0):
+    for b in table_vector_batches(uri, 0):
         b = np.ascontiguousarray(b)
         t = time.perf_counter()
         d, i = faiss.knn(allq, b, K, metric=faiss.METRIC_INNER_PRODUCT)
@@ -420,7 +420,7 @@ def run_size(n: int, p: Params) -> dict[str, Any]:
     # egoindex: choose, build, tune, save (as pipelines.build.update_index)
     factory = ann.choose_factory(n, p.dim)
     print(f"  egoindex index {factory}: building ...", flush=True)
-    index, facts = ann.build_index(train, _table_batches(uri, 0), n, factory)
+    index, facts = ann.build_index(train, table_vector_batches(uri, 0), n, factory)
     t = time.perf_counter()
     nprobe, k_factor, tune_recall = ann.tune(index, tune_q, truth_tune, p.target_recall)
     tune_s = time.perf_counter() - t

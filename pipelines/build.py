@@ -62,7 +62,8 @@ from egoindex.resources import available_cpus
 from egoindex.shards import list_shards
 from egoindex.store import ann
 from egoindex.store.filters import quote
-from egoindex.store.schema import VECTOR_TABLES, schema_for, vectors_array, vectors_of
+from egoindex.store.schema import (VECTOR_TABLES, sample_table_vectors, schema_for, table_vector_batches,
+                                   vectors_array, vectors_of)
 from egoindex.store.store import FORMAT_VERSION, META_FILE, sha256_file
 
 VIDEOS_PER_BUCKET = 256
@@ -435,21 +436,6 @@ def build_derived(cfg: BuildConfig, layout: Layout, embedder: Embedder, new_vide
     summary.videos_added = len(new_videos)
 
 
-def _table_batches(uri: str, start: int, batch: int = 1 << 16) -> Iterator[np.ndarray]:
-    ds = lance.dataset(uri)
-    dim = ds.schema.field("vector").type.list_size
-    for b in ds.to_batches(columns=["vector"], offset=start, batch_size=batch):
-        yield vectors_of(b.column(0), dim)
-
-
-def _sample(uri: str, n: int, seed: int = 0) -> np.ndarray:
-    ds = lance.dataset(uri)
-    total = ds.count_rows()
-    dim = ds.schema.field("vector").type.list_size
-    idx = np.sort(np.random.default_rng(seed).choice(total, size=min(n, total), replace=False))
-    return vectors_of(ds.take(idx.tolist(), columns=["vector"]).column(0), dim)
-
-
 def update_index(layout: Layout, table: str, factory: str | None, target_recall: float) -> dict[str, Any]:
     """Stage 4 for one table: extend or (re)build its FAISS index, tune nprobe, save."""
     uri = layout.uri(table)
@@ -470,10 +456,10 @@ def update_index(layout: Layout, table: str, factory: str | None, target_recall:
             return asdict(info)
         if info.ntotal <= n and info.factory == want:
             index, start = idx, info.ntotal  # rows were only appended: add the new ones
-    train = _sample(uri, 256 * 1024)
-    index, facts = ann.build_index(train, _table_batches(uri, start), n, want, index=index)
+    train = sample_table_vectors(uri, 256 * 1024)
+    index, facts = ann.build_index(train, table_vector_batches(uri, start), n, want, index=index)
     queries = ann.sample_queries(train, TUNE_QUERIES)
-    truth = ann.exact_topk(_table_batches(uri, 0), queries, min(10, n))
+    truth = ann.exact_topk(table_vector_batches(uri, 0), queries, min(10, n))
     nprobe, k_factor, recall = ann.tune(index, queries, truth, target_recall)
     info = ann.IndexInfo(table=table, factory=want, ntotal=int(index.ntotal), dim=dim, table_version=version,
                          nprobe=nprobe, k_factor=k_factor, recall_at_10=round(recall, 4),

@@ -23,7 +23,7 @@ def _ms(samples: list[float], q: float) -> float:
 
 
 def index_report(store: Store, n_queries: int = 200, k: int = 10, seed: int = 0) -> list[dict[str, Any]]:
-    from pipelines.build import _sample, _table_batches
+    from egoindex.store.schema import sample_table_vectors, table_vector_batches
 
     rows = []
     for table in VECTOR_TABLES:
@@ -32,8 +32,8 @@ def index_report(store: Store, n_queries: int = 200, k: int = 10, seed: int = 0)
         if n == 0:
             continue
         uri = str(store.root / "lance" / f"{table}.lance")
-        queries = ann.sample_queries(_sample(uri, 100_000, seed), n_queries, seed + 1)
-        truth = ann.exact_topk(_table_batches(uri, 0), queries, min(k, n))
+        queries = ann.sample_queries(sample_table_vectors(uri, 100_000, seed), n_queries, seed + 1)
+        truth = ann.exact_topk(table_vector_batches(uri, 0), queries, min(k, n))
         lat, exact_lat = [], []
         found = []
         for q in queries:

@@ -8,6 +8,9 @@ it is how an interrupted or appended build knows which rows are already committe
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import lance
 import numpy as np
 import pyarrow as pa
 
@@ -67,3 +70,21 @@ def vectors_of(column: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
     if len(arr) == 0:
         return np.zeros((0, dim), np.float32)
     return arr.values.to_numpy(zero_copy_only=False).reshape(len(arr), dim).astype(np.float32, copy=False)
+
+
+def table_vector_batches(uri: str, start: int = 0, batch: int = 1 << 16) -> Iterator[np.ndarray]:
+    """The ``vector`` column of a Lance table from row ``start`` on, one float32 batch at a time
+    (index builds and exact ground truth never hold the whole table in memory)."""
+    ds = lance.dataset(uri)
+    dim = ds.schema.field("vector").type.list_size
+    for b in ds.to_batches(columns=["vector"], offset=start, batch_size=batch):
+        yield vectors_of(b.column(0), dim)
+
+
+def sample_table_vectors(uri: str, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` vectors of a Lance table at seeded random rows (index training, tuning queries)."""
+    ds = lance.dataset(uri)
+    total = ds.count_rows()
+    dim = ds.schema.field("vector").type.list_size
+    idx = np.sort(np.random.default_rng(seed).choice(total, size=min(n, total), replace=False))
+    return vectors_of(ds.take(idx.tolist(), columns=["vector"]).column(0), dim)
