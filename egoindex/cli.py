@@ -381,6 +381,8 @@ from egoindex.cli_export import export_app  # noqa: E402
 
 app.add_typer(bench_app, name="bench")
 app.add_typer(export_app, name="export")
+# classify / probe commands: egoindex/cli_classify.py registers them here
+# serve command: egoindex/cli_serve.py registers it here
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/browser.sh
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 exec .venv/bin/python -m pytest tests "$@"
