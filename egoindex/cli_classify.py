@@ -1,0 +1,186 @@
+"""``egoindex classify`` / ``probe`` / ``demo-classes``: thin commands over :mod:`egoindex.classify`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def _fail(e: Exception, code: int = 2) -> None:
+    console.print(f"[red]error:[/red] {e}")
+    raise typer.Exit(code)
+
+
+def _open_store(path: Path, device: str) -> Any:
+    from egoindex.store import Store, StoreError
+
+    try:
+        return Store(path, device=device)
+    except StoreError as e:
+        _fail(e)
+
+
+def _errors() -> tuple[type[Exception], ...]:
+    from egoindex.classify import ClassifyError
+    from egoindex.models import ModelError
+    from egoindex.store import StoreError
+
+    return ClassifyError, StoreError, ModelError
+
+
+def _top_table(title: str, top: list[dict[str, Any]]) -> Table:
+    t = Table(title=title)
+    t.add_column("#", justify="right")
+    t.add_column("label")
+    t.add_column("prob", justify="right")
+    for i, r in enumerate(top, 1):
+        t.add_row(str(i), r["label"], f"{r['prob']:.3f}")
+    return t
+
+
+def classify(
+    store: Path = typer.Argument(..., help="Store folder (its model embeds the video and the labels)."),
+    video: Path = typer.Argument(..., help="Video file to classify."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated class names, e.g. \"sitting,walking,clapping\"."),
+    head: Optional[Path] = typer.Option(None, "--head", help="A linear head from `egoindex probe` (its folder, head.npz or "
+                                        "head.json): classify with its classes instead of --labels."),
+    top_k: int = typer.Option(5, "--top-k", min=1, help="Labels shown per video and per clip."),
+    template: list[str] = typer.Option([], "--template", help="Prompt template with {} for the label (repeatable; "
+                                       "default: 'a photo of a {}.', 'a head camera video of {}.', '{}')."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frames sampled per second (default 2, or the head's)."),
+    start: Optional[float] = typer.Option(None, "--start", min=0.0, help="Classify from this time (s)."),
+    end: Optional[float] = typer.Option(None, "--end", min=0.0, help="Classify until this time (s)."),
+    per_clip: bool = typer.Option(True, "--per-clip/--no-per-clip", help="Also show the top labels of each clip window."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    device: str = typer.Option("cpu", "--device", help="Where to run the model: cpu | cuda | auto."),
+) -> None:
+    """Zero-shot (or linear-head) classification of a video with a store's model.
+
+    The video is decoded at --fps like the ingest does and embedded with the store's model; its
+    clip windows (the store's) and the whole video are scored against the labels' text
+    embeddings, averaged over prompt templates, as softmax(logit_scale * cosine).
+
+    Examples:
+      egoindex classify demo/store clip.mp4 --labels "ball,cup,spoon,book"
+      egoindex classify demo/store clip.mp4 --head probes/objects --json
+    """
+    from egoindex.classify import DEFAULT_TEMPLATES, classify_video
+
+    if head is None and labels is None:
+        _fail(ValueError("give --labels \"a,b,c\" (zero-shot) or --head HEAD (a trained linear probe)"))
+    s = _open_store(store, device)
+    try:
+        r = classify_video(s, video, labels, head=head, top_k=top_k, templates=tuple(template) or DEFAULT_TEMPLATES,
+                           fps=fps, start=start, end=end)
+    except _errors() as e:
+        _fail(e)
+    d = r.as_dict(per_clip=per_clip)
+    if as_json:
+        print(json.dumps(d, indent=1, ensure_ascii=False))
+        return
+    how = f"head {head}" if r.mode == "head" else f"zero-shot over {len(r.labels)} labels"
+    console.print(f"[bold]{video.name}[/bold]: {how}; {d['n_frames']} frames, {d['start']:.1f}-{d['end']:.1f} s")
+    console.print(_top_table("whole video", d["top"]))
+    if per_clip and d["clips"]:
+        t = Table(title=f"per clip ({d['clip_seconds']:g} s windows every {d['clip_stride']:g} s)")
+        t.add_column("time")
+        for i in range(min(top_k, 3)):
+            t.add_column(f"top {i + 1}")
+        for c in d["clips"]:
+            t.add_row(f"{c['start']:.1f}-{c['end']:.1f}s", *[f"{x['label']} {x['prob']:.2f}" for x in c["top"][:3]])
+        console.print(t)
+    console.print(f"model {r.model} @ {r.checkpoint_sha256[:12]}")
+
+
+def probe(
+    store: Path = typer.Argument(..., help="Store folder whose model gives the features."),
+    dataset_dir: Path = typer.Argument(..., help="Folder per class: DATASET/<class>/*.mp4|mov|mkv|webm."),
+    out: Path = typer.Option(..., "--out", help="Report, head and feature-cache folder."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the train/val/test split."),
+    fractions: str = typer.Option("0.6,0.2,0.2", "--fractions", help="Train,val,test fractions per class."),
+    fps: float = typer.Option(2.0, "--fps", min=0.01, help="Frames sampled per second."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    device: str = typer.Option("cpu", "--device", help="Where to run the model: cpu | cuda | auto."),
+) -> None:
+    """Linear probe: train a logistic-regression head on the store model's video features.
+
+    Each video's clip windows are embedded like the build does and mean-pooled (cached in
+    OUT/features, so a rerun does not re-embed); the split is stratified per class; C is chosen
+    on val. Writes report.json / report.md, a confusion matrix and learning curves (PNG), and
+    the head (head.npz + head.json, no pickle) for `egoindex classify --head OUT`.
+
+    Example: egoindex probe demo/store demo/classes --out demo/probe
+    """
+    from egoindex.classify import run_probe
+
+    try:
+        fr = tuple(float(x) for x in fractions.split(","))
+    except ValueError:
+        _fail(ValueError(f"--fractions wants three numbers like 0.6,0.2,0.2, not {fractions!r}"))
+    s = _open_store(store, device)
+    try:
+        r = run_probe(s, dataset_dir, out, seed=seed, fractions=fr, fps=fps, progress=not no_progress)
+    except _errors() as e:
+        _fail(e)
+    m = r.metrics
+    t = Table(title=f"linear probe: {dataset_dir} ({m['n_classes']} classes)", show_header=False)
+    for k, label in (("test_top1", "test top-1"), ("test_top5", "test top-5"), ("val_top1", "val top-1"),
+                     ("macro_f1", "macro F1"), ("chance_top1", "chance top-1"), ("C", "C (chosen on val)")):
+        t.add_row(label, f"{m[k]:.3f}" if k != "C" else f"{m[k]:g}")
+    t.add_row("videos", f"{m['n_used']} used (train {m['n_train']}, val {m['n_val']}, test {m['n_test']}), "
+                        f"{m['n_skipped']} skipped")
+    t.add_row("embedding", f"{m['embedded_now']} embedded now, {m['from_cache']} from cache, {m['embed_seconds']:.1f} s")
+    console.print(t)
+    pc = Table(title="per class (test)")
+    for col in ("class", "precision", "recall", "F1", "test", "train"):
+        pc.add_column(col)
+    for row in r.per_class:
+        pc.add_row(row["class"], f"{row['precision']:.2f}", f"{row['recall']:.2f}", f"{row['f1']:.2f}",
+                   str(row["test"]), str(row["train"]))
+    console.print(pc)
+    for sk in r.skipped[:10]:
+        console.print(f"[yellow]skipped[/yellow] {sk['video']}: {sk['reason']}")
+    if len(r.skipped) > 10:
+        console.print(f"[yellow]... and {len(r.skipped) - 10} more skipped[/yellow] (listed in report.json)")
+    console.print(f"report: {r.written['md']}  head: {r.written['head']}")
+
+
+def demo_classes(
+    out: Path = typer.Argument(..., help="Folder to write OUT/<class>/*.mp4 into."),
+    by: str = typer.Option("object", "--by", help="Class attribute: object | action | colour."),
+    per_class: int = typer.Option(8, "--per-class", min=1, help="Videos per class."),
+    seconds: float = typer.Option(4.0, "--seconds", min=0.5, help="Length of each video (s)."),
+    classes: Optional[str] = typer.Option(None, "--classes", help="Only these classes (comma-separated)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same videos)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Write a folder-per-class dataset of short single-scene demo videos for `egoindex probe`.
+
+    Each clip shows one scene; the class (object, action or colour) is fixed and everything else
+    (room, other attributes, motion, camera) varies. Idempotent: existing clips are kept.
+
+    Example: egoindex demo-classes demo/classes --by object --per-class 8
+    """
+    from egoindex.demo.classes import write_demo_classes
+
+    try:
+        m = write_demo_classes(out, by=by, per_class=per_class, seconds=seconds, seed=seed,
+                               classes=[c.strip() for c in classes.split(",")] if classes else None, progress=not quiet)
+    except ValueError as e:
+        _fail(e)
+    n = len(json.loads(m.read_text(encoding="utf-8"))["videos"])
+    console.print(f"demo classes ready: {out} ({n} videos by {by}; manifest {m.name})")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``classify``, ``probe`` and ``demo-classes`` to the main app."""
+    app.command("classify")(classify)
+    app.command("probe")(probe)
+    app.command("demo-classes")(demo_classes)
