@@ -381,8 +381,10 @@ from egoindex.cli_export import export_app  # noqa: E402
 
 app.add_typer(bench_app, name="bench")
 app.add_typer(export_app, name="export")
-# classify / probe commands: egoindex/cli_classify.py registers them here
-# serve command: egoindex/cli_serve.py registers it here
+from egoindex.cli_classify import register as _register_classify  # noqa: E402
+_register_classify(app)
+from egoindex.cli_serve import register as _register_serve  # noqa: E402
+_register_serve(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,0 +1,132 @@
+"""Pydantic models of the HTTP API's answers: they are the OpenAPI schema clients are generated from,
+and they keep a response from carrying fields nobody documented."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Level = Literal["clips", "frames", "utterances"]
+
+
+class ErrorOut(BaseModel):
+    """Every error: a sentence saying what was wrong (a list of field errors for invalid parameters)."""
+
+    detail: str | list[dict[str, Any]]
+
+
+class HealthOut(BaseModel):
+    ok: bool
+    store: str
+    model: str
+    rows: dict[str, int] = Field(description="Rows per table (frames, clips, utterances, videos).")
+    classify: bool = Field(description="Whether POST /api/classify is enabled.")
+    version: str
+
+
+class EndpointMetrics(BaseModel):
+    requests: int
+    client_errors: int
+    server_errors: int
+    latency_ms_p50: float | None
+    latency_ms_p99: float | None
+
+
+class MetricsOut(BaseModel):
+    uptime_s: float
+    requests: int
+    client_errors: int
+    server_errors: int
+    latency_window: int = Field(description="Percentiles are over this many most recent requests per endpoint.")
+    endpoints: dict[str, EndpointMetrics] = Field(description="Keyed by 'METHOD /route/{template}'.")
+    thumbnails_cached: int
+
+
+class TableInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    rows: int
+    version: int
+    index: dict[str, Any] | None = None
+
+
+class InfoOut(BaseModel):
+    """``Store.info()``: what built the store and what it holds."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+    store: str
+    model: str | None = None
+    checkpoint: str | None = None
+    checkpoint_sha256: str | None = None
+    embed_dim: int | None = None
+    egoindex_version: str | None = None
+    videos_root: str | None = None
+    clip_seconds: float | None = None
+    clip_stride: float | None = None
+    built_at: str | float | None = None
+    tables: dict[str, TableInfo]
+
+
+class VideoOut(BaseModel):
+    video_uid: str
+    source: str
+    split: str | None = None
+    duration: float | None = None
+    width: int | None = None
+    height: int | None = None
+    native_fps: float | None = None
+    n_frames: int | None = None
+    n_utterances: int | None = None
+
+
+class HitOut(BaseModel):
+    """One result. ``start``/``end`` are seconds in the source video (equal for frames);
+    ``thumb`` and ``video`` are this server's URLs for the moment's picture and the source file."""
+
+    level: Level
+    video_uid: str
+    start: float
+    end: float
+    score: float
+    text: str
+    source: str
+    row: int = Field(description="Row offset in the table (-1 when ranked exactly by Lance).")
+    split: str | None = None
+    n_frames: int | None = None
+    utterance_id: str | None = None
+    frame_index: int | None = None
+    thumb: str
+    video: str
+
+
+class SearchOut(BaseModel):
+    query: dict[str, Any] = Field(description="The query and filters as understood.")
+    level: Level
+    k: int
+    count: int
+    elapsed_ms: float
+    hits: list[HitOut]
+
+
+class LabelProb(BaseModel):
+    label: str
+    prob: float
+
+
+class ClipLabels(BaseModel):
+    start: float
+    end: float
+    top: list[LabelProb]
+
+
+class ClassifyOut(BaseModel):
+    """``ClassifyResult.as_dict()`` of :mod:`egoindex.classify`: the top labels of the whole video
+    and of each clip window (``video`` is the uploaded file's name)."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+    video: str
+    labels: list[str]
+    model: str
+    mode: str
+    top: list[LabelProb]
+    clips: list[ClipLabels] = []

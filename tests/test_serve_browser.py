@@ -1,0 +1,223 @@
+"""``egoindex serve`` end to end: the app served by a real uvicorn (in a thread, on a free loopback
+port) and driven by headless Chromium through Playwright, over the session's demo store.
+
+Chromium is Debian's (``scripts/browser.sh`` installs it in CI); Playwright's own browser
+download is never used. Without ``/usr/bin/chromium`` the browser tests skip and say why.
+Thumbnails are cached in memory only, so the store is only read.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+QUERY = "the baby grabs the red ball"
+MAX_UPLOAD_MB = 4
+
+
+@pytest.fixture(scope="module")
+def server(demo_store: Path) -> Iterator[str]:
+    """The app ``egoindex serve`` runs, under a real uvicorn in a thread on a free loopback port
+    (in-process: the model and libraries are already loaded by the session); its base URL."""
+    import torch
+    import uvicorn
+
+    from egoindex.serve import create_app
+    from egoindex.store import Store
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    store = Store(demo_store)
+    store.embedder  # load the model before the browser's first search, as the CLI does
+    app = create_app(store, max_upload_bytes=MAX_UPLOAD_MB << 20)  # thumbnails in memory: the store is only read
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=srv.run, name="egoindex-serve", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not srv.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                pytest.fail("uvicorn did not start")
+            time.sleep(0.05)
+        port = srv.servers[0].sockets[0].getsockname()[1]
+        url = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{url}/health", timeout=10).json()["ok"] is True
+        yield url
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=30)
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing (install it with scripts/browser.sh): browser tests need Debian's Chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Any]:
+    """A fresh page on the search UI, ready (videos listed); fails the test on any page error."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = ctx.new_page()
+    pg.set_default_timeout(30_000)
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    # A 422 is the server refusing input on purpose (the page shows why); any other error fails.
+    pg.on("console", lambda m: errors.append(f"console: {m.text}")
+          if m.type == "error" and "status of 422" not in m.text else None)
+    pg.goto(server + "/")
+    pg.wait_for_selector("body[data-ready='1']")
+    yield pg
+    ctx.close()
+    assert not errors, errors
+
+
+def _cards(page: Any) -> list[dict[str, Any]]:
+    return page.eval_on_selector_all(
+        "[data-testid=result-card]",
+        "cards => cards.map(c => ({uid: c.dataset.videoUid, start: +c.dataset.start, end: +c.dataset.end, "
+        "name: c.querySelector('[data-testid=result-name]').textContent, "
+        "time: c.querySelector('[data-testid=result-time]').textContent, "
+        "score: c.querySelector('[data-testid=result-score]').textContent, "
+        "text: c.querySelector('[data-testid=result-text]').textContent, "
+        "thumb: c.querySelector('img').getAttribute('src')}))")
+
+
+def _search(page: Any, query: str) -> None:
+    before = page.get_by_test_id("status").text_content()
+    page.get_by_test_id("query").fill(query)
+    page.get_by_test_id("search-button").click()
+    page.wait_for_function("b => { const s = document.getElementById('status').textContent; "
+                           "return s !== b && !s.startsWith('searching'); }", arg=before)
+
+
+def test_search_shows_cards_and_plays_the_hit(page: Any, server: str, tmp_path: Path) -> None:
+    _search(page, QUERY)
+    page.wait_for_selector("[data-testid=result-card]")
+    cards = _cards(page)
+    assert len(cards) == 12  # the page asks for 12 and the store has more clips than that
+    api = httpx.get(f"{server}/api/search", params={"q": QUERY, "k": 12}).json()["hits"]
+    assert [(c["uid"], c["start"]) for c in cards] == [(h["video_uid"], h["start"]) for h in api]
+    assert all(c["name"] and c["time"] and c["score"] and c["thumb"].startswith("/api/thumb/") for c in cards)
+    assert any(c["text"] for c in cards)
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=result-thumb]')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+
+    hit = cards[2]
+    page.locator("[data-testid=result-card]").nth(2).click()
+    page.wait_for_function("() => document.getElementById('player-video').dataset.seeked !== undefined")
+    video = page.evaluate("() => { const v = document.getElementById('player-video'); "
+                          "return {src: v.src, t: v.currentTime, duration: v.duration, open: v.closest('dialog').open}; }")
+    assert video["open"] and video["src"] == f"{server}/api/video/{hit['uid']}"
+    assert abs(video["t"] - hit["start"]) < 0.5 and video["duration"] > hit["start"]
+    assert hit["name"] in page.get_by_test_id("player-title").text_content()
+    shot = tmp_path / "serve_player.png"
+    page.screenshot(path=str(shot))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+    page.get_by_test_id("player-like").click()  # more like this moment, from the player
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('12 clips for moments like')")
+    assert not page.get_by_test_id("player").is_visible()
+
+
+def test_filters_in_the_page(page: Any, server: str) -> None:
+    videos = httpx.get(f"{server}/api/videos").json()
+    target = next(v for v in videos if v["source"].endswith("breakfast.mp4"))
+    page.get_by_test_id("level").select_option("frames")
+    page.get_by_test_id("video").select_option(target["video_uid"])
+    page.get_by_test_id("start").fill("5")
+    page.get_by_test_id("end").fill("10")
+    page.get_by_test_id("k").fill("50")
+    _search(page, QUERY)
+    cards = _cards(page)
+    want = httpx.get(f"{server}/api/search", params={"q": QUERY, "level": "frames", "k": 50, "video": target["video_uid"],
+                                                      "start": 5, "end": 10}).json()["hits"]
+    assert 0 < len(cards) == len(want) < 50  # every matching frame, and only those
+    assert all(c["uid"] == target["video_uid"] and 5 <= c["start"] <= 10 for c in cards)
+    page.get_by_test_id("split").select_option("val" if target["split"] == "train" else "train")
+    _search(page, QUERY)
+    assert _cards(page) == [] and "nothing found" in page.get_by_test_id("status").text_content()
+    page.get_by_test_id("query").fill("x" * 500)
+    page.get_by_test_id("start").fill("20")  # after end: the server says why
+    page.get_by_test_id("search-button").click()
+    page.wait_for_selector("#status.error")
+    assert "empty" in page.get_by_test_id("status").text_content()
+
+
+def test_image_search_and_classify_in_the_page(page: Any, server: str, demo_videos: Path, tmp_path: Path) -> None:
+    videos = httpx.get(f"{server}/api/videos").json()
+    target = next(v for v in videos if v["source"].endswith("breakfast.mp4"))
+    picture = tmp_path / "moment.jpg"
+    picture.write_bytes(httpx.get(f"{server}/api/thumb/{target['video_uid']}", params={"t": 7}).content)
+    page.locator("#tools summary").click()
+    page.get_by_test_id("level").select_option("frames")
+    page.get_by_test_id("image-file").set_input_files(str(picture))
+    page.get_by_test_id("image-button").click()
+    page.wait_for_function("() => { const s = document.getElementById('status').textContent; "
+                           "return s.includes('moment.jpg') && !s.startsWith('searching'); }")
+    cards = _cards(page)
+    assert len(cards) == 12 and cards[0]["uid"] == target["video_uid"]
+
+    page.get_by_test_id("classify-file").set_input_files(str(demo_videos / target["source"]))
+    page.get_by_test_id("classify-labels").fill("a red ball, a blue cup, a teddy bear")
+    page.get_by_test_id("classify-topk").fill("2")
+    page.get_by_test_id("classify-button").click()
+    page.wait_for_selector("[data-testid=classify-label]", timeout=120_000)
+    labels = page.eval_on_selector_all("[data-testid=classify-label]", "els => els.map(e => e.dataset.label)")
+    assert len(labels) == 2 and set(labels) <= {"a red ball", "a blue cup", "a teddy bear"}
+    assert "breakfast.mp4" in page.get_by_test_id("classify-result").text_content()
+
+
+def test_real_server_refuses_oversized_uploads_while_they_stream(server: str) -> None:
+    """A chunked upload (no Content-Length) is answered 413 long before it is all sent."""
+    port = int(server.rsplit(":", 1)[1])
+    boundary = "egoindex-test"
+    planned = 64 * MAX_UPLOAD_MB  # MiB: far beyond the limit
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall((f"POST /api/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+                      f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n").encode())
+        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"video\"; filename=\"big.mp4\"\r\n"
+                "Content-Type: video/mp4\r\n\r\n").encode()
+        sock.sendall(b"%x\r\n%s\r\n" % (len(head), head))
+        chunk = b"\0" * (1 << 20)
+        sent, answer = 0, b""
+        for sent in range(1, planned + 1):
+            if select.select([sock], [], [], 0)[0]:
+                break
+            try:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        try:
+            sock.settimeout(10)
+            while b"\r\n" not in answer:
+                got = sock.recv(4096)
+                if not got:
+                    break
+                answer += got
+        except (ConnectionResetError, TimeoutError):
+            pass
+    assert sent < planned / 2, f"sent {sent} MiB before the server answered"
+    if answer:  # the status line, unless the reset overtook it
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:100]
