@@ -29,8 +29,22 @@ class VideoFile:
 
 
 def relative_source(path: Path, root: Path) -> str:
+    """The path below ``root``, POSIX, NFC. Bytes that are not UTF-8 (a latin-1 name from an old
+    archive: Python keeps them as surrogate escapes, which no JSON, CSV or uuid accepts) are
+    shown as ``\\xNN``; ingest records such a file as skipped (see :func:`undecodable_name`)."""
     rel = path.relative_to(root).as_posix()
+    if undecodable_name(rel):
+        rel = os.fsencode(rel).decode("utf-8", "backslashreplace")
     return unicodedata.normalize("NFC", rel)
+
+
+def undecodable_name(name: str | Path) -> bool:
+    """Whether a file name holds bytes that are not UTF-8 (surrogate escapes)."""
+    try:
+        str(name).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def video_uid(source: str) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -138,6 +139,11 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for corrupt or foreign files
+        globals_ = [line.strip() for line in str(e).splitlines() if "GLOBAL" in line]
+        if globals_:  # pickled objects (classes, functions) beyond weights: unpickling could run code
+            raise ModelError(f"cannot read {path} as a torch checkpoint: it holds pickled Python objects, not only "
+                             f"weights ({globals_[0]}); egoindex loads checkpoints with weights_only=True and "
+                             "refuses them. Use a checkpoint of tensors and plain data.") from None
         raise ModelError(f"cannot read {path} as a torch checkpoint: {e}") from e
     if not isinstance(obj, dict):
         raise ModelError(f"{path} is not a state dict or an open_clip checkpoint ({type(obj).__name__})")
@@ -170,7 +176,8 @@ def load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
     """Load ``path`` into ``model`` through open_clip (which converts OpenAI/timm layouts)."""
     try:
         open_clip.load_checkpoint(model, str(path), strict=True)
-    except (RuntimeError, KeyError, ValueError, AssertionError) as e:  # open_clip asserts some shapes
+    except (RuntimeError, KeyError, ValueError, AssertionError, pickle.UnpicklingError) as e:
+        # open_clip asserts some shapes; an unreadable file fails in read_checkpoint just below, clearly
         ckpt = read_checkpoint(path)
         diffs = weight_differences(model, state_dict_of(ckpt))
         trained = f" (it was trained as {ckpt['name']})" if isinstance(ckpt.get("name"), str) else ""

@@ -183,13 +183,31 @@ def read_shard(path: Path) -> Iterator[tuple[str, dict[str, bytes]] | tuple[None
                     cur = {}
                 cur_key = key
                 cur[ext] = data
+            end = tf.offset
+        # tarfile ends the iteration *silently* at a corrupt member header after the first one:
+        # the rest of the shard would be lost without a trace unless the stop is checked.
+        damaged = _garbage_after(path, end)
     except (tarfile.TarError, EOFError, OSError) as e:
+        damaged = f"damaged tar: {type(e).__name__}: {e}"
+    if damaged:
         if cur_key is not None and {"jpg", "json"} <= set(cur):
             yield cur_key, cur
-        yield None, f"damaged tar: {type(e).__name__}: {e}"
+        yield None, damaged
         return
     if cur_key is not None:
         yield cur_key, cur
+
+
+def _garbage_after(path: Path, offset: int) -> str | None:
+    """Why the tar did not end at ``offset`` (where reading stopped), or None for a clean end
+    (end-of-archive zero blocks, or the end of the file)."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        block = f.read(512)
+        size = os.fstat(f.fileno()).st_size
+    if block.strip(b"\0"):
+        return f"damaged tar: invalid member header at byte {offset}; the last {size - offset} bytes could not be read"
+    return None
 
 
 class ShardChunks(IterableDataset):
@@ -456,7 +474,7 @@ def update_index(layout: Layout, table: str, factory: str | None, target_recall:
             return asdict(info)
         if info.ntotal <= n and info.factory == want:
             index, start = idx, info.ntotal  # rows were only appended: add the new ones
-    train = sample_table_vectors(uri, 256 * 1024)
+    train = sample_table_vectors(uri, ann.training_size(n, want))
     index, facts = ann.build_index(train, table_vector_batches(uri, start), n, want, index=index)
     queries = ann.sample_queries(train, TUNE_QUERIES)
     truth = ann.exact_topk(table_vector_batches(uri, 0), queries, min(10, n))
@@ -549,8 +567,12 @@ def run(cfg: BuildConfig) -> BuildSummary:
     db = lancedb.connect(str(layout.lance))
     for table in VECTOR_TABLES:
         summary.indexes[table] = update_index(layout, table, cfg.index, cfg.target_recall)
+    versions: dict[str, int] = {}  # what readers open (Store): later, unfinished commits stay invisible
     for table in ("frames", "clips", "utterances", "videos"):
-        summary.rows[table] = db.open_table(table).count_rows() if table in db.list_tables().tables else 0
+        summary.rows[table] = 0
+        if table in db.list_tables().tables:
+            t = db.open_table(table)
+            summary.rows[table], versions[table] = t.count_rows(), t.version
     videos_dir = cfg.videos or _videos_dir(cfg.shards)
     old = meta or {}
     write_json(layout.meta, {
@@ -569,6 +591,7 @@ def run(cfg: BuildConfig) -> BuildSummary:
         "built_at": old.get("built_at") or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "updated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "rows": summary.rows,
+        "table_versions": versions,
         "skipped": summary.skipped,
         "build_seconds": round(time.perf_counter() - t0, 2),
     })

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from egoindex import failpoints
-from egoindex.discover import VideoFile, assign_part, assign_split, find_videos
+from egoindex.discover import VideoFile, assign_part, assign_split, find_videos, undecodable_name
 from egoindex.frames import DecodeStats, VideoError, iter_frames, probe
 from egoindex.fsutil import atomic_open, read_json, remove_stale_tmp, write_json
 from egoindex.resources import available_cpus
@@ -228,6 +228,9 @@ def process_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout
                   transcriber: Transcriber, report: Report) -> dict[str, Any]:
     """Stage 1 for one video; always returns a record (ok / skipped / failed), never raises VideoError."""
     t0 = time.perf_counter()
+    if undecodable_name(v.path):  # its source (shown escaped) would not lead back to the file
+        return _record(v, split, part, "skipped", "bad-name: the file name is not valid UTF-8 (shown with \\x "
+                       "escapes); rename the file to UTF-8 to ingest it")
     try:
         info = probe(v.path)
     except VideoError as e:
@@ -281,7 +284,8 @@ def process_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout
         if frames == 0:
             raise _Skip("no-frames: no frame could be sampled")
         if any(w.startswith("truncated") for w in stats.warnings) and not cfg.keep_truncated:
-            raise _Skip("truncated: " + "; ".join(stats.warnings) + " (use --keep-truncated to keep the decodable part)")
+            first = sorted(stats.warnings, key=lambda w: not w.startswith("truncated"))  # "truncated: decoded ..."
+            raise _Skip("; ".join(first) + " (use --keep-truncated to keep the decodable part)")
         writer.close()
     except _Skip as s:
         writer.abort()

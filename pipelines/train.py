@@ -38,7 +38,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from egoindex.resources import available_cpus
-from egoindex.fsutil import write_json
+from egoindex.fsutil import remove_stale_tmp, write_json
 from egoindex.models import (ModelError, check_model_name, create, link_or_copy, make_checkpoint,
                              pretrained_tag_error, read_checkpoint, save_checkpoint, state_dict_of, unwrap,
                              weight_differences)
@@ -377,10 +377,13 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
               "loader_workers": workers}
     if d.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        # a kill during a save leaves a checkpoint-sized ``.latest.pt.tmp-PID``: drop such leftovers
+        remove_stale_tmp(run_dir, ("latest.pt", "epoch_", "metrics.jsonl", "config.json"))
         write_json(run_dir / "config.json", config)
         if ckpt:
-            changed = {k: (ckpt["config"].get(k), v) for k, v in asdict(cfg).items()
-                       if k != "resume" and ckpt["config"].get(k) != v}
+            # against ``config`` (device resolved: "auto" -> "cpu"), as stored in the checkpoint
+            changed = {k: (ckpt["config"].get(k), config[k]) for k in asdict(cfg)
+                       if k != "resume" and ckpt["config"].get(k) != config[k]}
             note = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
             say(escape(f"resuming {run_dir} from step {start_step}" + (f" (changed: {note})" if note else "")))
     d.barrier()

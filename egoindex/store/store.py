@@ -124,8 +124,11 @@ class Store:
     def table(self, name: str) -> Any:
         with self._lock:
             if name not in self._tables:
+                # The version the last finished build recorded: a build or --append in progress
+                # (or killed) commits newer versions, and readers must not see them half-done.
+                version = (self.meta.get("table_versions") or {}).get(name)
                 try:
-                    self._tables[name] = self.db.open_table(name)
+                    self._tables[name] = self.db.open_table(name, version=version) if version else self.db.open_table(name)
                 except Exception as e:  # lancedb raises ValueError/FileNotFoundError by version
                     raise StoreError(f"store {self.root} has no {name!r} table ({e})") from e
             return self._tables[name]
@@ -154,8 +157,9 @@ class Store:
         with self._lock:
             if level not in self._indexes:
                 got = ann.load_index(self.root / "indexes", level, mmap=self.mmap)
-                if got is not None and got[1].ntotal != self.table(level).count_rows():
-                    got = None  # rows were added after it was built (an interrupted --append)
+                n = self.table(level).count_rows()
+                if got is not None and (got[1].ntotal != n or got[0].ntotal != n):
+                    got = None  # built for other rows (an --append in progress or interrupted): exact search
                 self._indexes[level] = got
             return self._indexes[level]
 
