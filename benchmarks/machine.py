@@ -56,6 +56,8 @@ def describe(packages: tuple[str, ...] = ()) -> dict[str, Any]:
         "cores": available_cpus(),
         "memory_gb": mem_gb,
         "gpu": gpu_name(),
+        # other work on the machine skews timings: record it (1, 5, 15 min averages at save time)
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "packages": versions,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -10,7 +10,7 @@ reads the table back in batches, as ``egoindex build`` does.
 Per size (each size runs in its own process, so peak RSS is per size):
 
 * **egoindex index**: ``ann.choose_factory`` + ``ann.build_index`` on the build's training sample
-  (``pipelines.build._sample``: 256k random rows), ``ann.tune`` to recall@10 0.95 on the build's
+  (``ann.training_size`` random rows, as the build), ``ann.tune`` to recall@10 0.95 on the build's
   tuning queries (``ann.sample_queries(train, 200)``). Build time, tuning time, ``.faiss`` size.
 * Queries for the comparison are *other* stored vectors plus noise (``ann.sample_queries``, seed 1);
   exact ground truth from FAISS ``IndexFlatIP`` search, batched over the table.
@@ -31,8 +31,8 @@ Per size (each size runs in its own process, so peak RSS is per size):
     within ``--lance-index-timeout`` seconds (in a child process), otherwise skipped with the
     reason recorded;
   - ``egoindex ANN kf-tuned`` (refine indexes only): a what-if, not what egoindex does today:
-    the same index with ``k_factor`` (8-128) tuned as well as ``nprobe`` (``ann.tune`` keeps
-    ``k_factor`` at 8 and can only raise ``nprobe``).
+    the same index with ``k_factor`` up to 128 (``ann.tune`` stops at 32, the refine cost it
+    accepts in production).
 
   ``egoindex ANN+meta`` and ``Store.search`` also check each hit's metadata against the row at
   the hit's offset (the synthetic rows' video_uid and start follow from the offset) and record
@@ -384,7 +384,8 @@ def run_size(n: int, p: Params) -> dict[str, Any]:
 
     # the build's training sample and tuning queries; other stored rows + noise for evaluation
     t0 = time.perf_counter()
-    train = sample_table_vectors(uri, 256 * 1024)
+    factory = ann.choose_factory(n, p.dim)
+    train = sample_table_vectors(uri, ann.training_size(n, factory))
     tune_q = ann.sample_queries(train, TUNE_QUERIES)
     rng = np.random.default_rng([p.seed, 1])
     src = np.sort(rng.choice(n, size=min(p.queries, n), replace=False))
@@ -418,7 +419,6 @@ def run_size(n: int, p: Params) -> dict[str, Any]:
     print(f"  ground truth for {len(allq)} queries: {gt_s:.1f} s", flush=True)
 
     # egoindex: choose, build, tune, save (as pipelines.build.update_index)
-    factory = ann.choose_factory(n, p.dim)
     print(f"  egoindex index {factory}: building ...", flush=True)
     index, facts = ann.build_index(train, table_vector_batches(uri, 0), n, factory)
     t = time.perf_counter()
@@ -457,7 +457,9 @@ def run_size(n: int, p: Params) -> dict[str, Any]:
         _, offs = ann.search(index, q[None], K)
         t2 = time.perf_counter()
         o = [int(x) for x in offs[0] if x >= 0]
-        rows = tbl.take_offsets(o).select(cols).to_arrow().to_pylist()
+        wanted = sorted(set(o))  # take_offsets answers in offset order: map back, as Store._fetch does
+        by_offset = dict(zip(wanted, tbl.take_offsets(wanted).select(cols).to_arrow().to_pylist()))
+        rows = [by_offset[x] for x in o]
         t3 = time.perf_counter()
         parts["faiss"].append(t2 - t1)
         parts["fetch"].append(t3 - t2)
