@@ -12,6 +12,7 @@ import pickle
 import shutil
 from pathlib import Path
 
+import lancedb
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -147,10 +148,16 @@ def mcq_store(demo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     assert len(train) > need, f"the demo corpus has too few videos ({len(splits)}) for inter-video questions"
     store = tmp_path_factory.mktemp("mcq_store") / "store"
     shutil.copytree(demo_store, store)
-    s = Store(store)
+    # edit the latest table versions, then record them: readers open the versions egoindex.json names
+    db = lancedb.connect(str(store / "lance"))
+    meta = json.loads((store / "egoindex.json").read_text(encoding="utf-8"))
     where = f"video_uid IN ({', '.join(quote(u) for u in train[:need])})"
-    for table in ("frames", "clips", "utterances", "videos"):
-        s.table(table).update(where=where, values={"split": "val"})
+    for name in ("frames", "clips", "utterances", "videos"):
+        table = db.open_table(name)
+        table.update(where=where, values={"split": "val"})
+        meta["table_versions"][name] = table.version
+    (store / "egoindex.json").write_text(json.dumps(meta), encoding="utf-8")
+    assert sum(v["split"] == "val" for v in Store(store).videos.values()) == N_CHOICES
     return store
 
 

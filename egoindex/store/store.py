@@ -17,6 +17,7 @@ are ranked exactly by Lance's brute-force prefiltered search, which is faster th
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -76,7 +77,10 @@ def parse_like(spec: str) -> tuple[str, float]:
     try:
         if not sep or not uid:
             raise ValueError
-        return uid, float(t)
+        seconds = float(t)
+        if not math.isfinite(seconds):  # "nan"/"inf" parse as floats but name no moment
+            raise ValueError
+        return uid, seconds
     except ValueError:
         raise StoreError(f"--like wants VIDEO_UID@SECONDS (e.g. 3ec0ab15-...@12.5), got {spec!r}") from None
 
