@@ -19,8 +19,10 @@ Per size (each size runs in its own process, so peak RSS is per size):
 
   - ``egoindex ANN``: ``ann.search`` alone (ids, no metadata);
   - ``egoindex ANN+meta``: ``ann.search`` + LanceDB ``take_offsets`` of the 10 hits' metadata
-    columns (every non-vector column, as ``Store._fetch`` does) -> python rows;
-  - ``Store.search``: the public API, ``Store(root).search(vector=q, level="clips", k=10)``, on a
+    columns (every non-vector column) -> python rows: the fetch ``Store`` did before it kept a
+    memory-mapped Arrow copy of those columns (``Store.metadata``), kept as the baseline;
+  - ``Store.search``: the public API (FAISS + the memory-mapped metadata; the copy is written
+    during the warm-up queries, not timed), ``Store(root).search(vector=q, level="clips", k=10)``, on a
     store folder made of the table and the saved index (loaded from disk, no mmap);
   - ``faiss Flat``: exact ``IndexFlatIP``;
   - ``numpy brute``: ``vecs @ q`` + ``argpartition`` (on the Flat index's own memory, no copy);
