@@ -64,7 +64,7 @@ from egoindex.store import ann
 from egoindex.store.filters import quote
 from egoindex.store.schema import (VECTOR_TABLES, sample_table_vectors, schema_for, table_vector_batches,
                                    vectors_array, vectors_of)
-from egoindex.store.store import FORMAT_VERSION, META_FILE, sha256_file
+from egoindex.store.store import FORMAT_VERSION, META_FILE, sha256_file, write_metadata_cache
 
 VIDEOS_PER_BUCKET = 256
 TUNE_QUERIES = 200
@@ -573,6 +573,8 @@ def run(cfg: BuildConfig) -> BuildSummary:
         if table in db.list_tables().tables:
             t = db.open_table(table)
             summary.rows[table], versions[table] = t.count_rows(), t.version
+            if table in VECTOR_TABLES:  # hits' metadata, memory-mapped by readers (Store.metadata)
+                write_metadata_cache(layout.root, table, lance.dataset(layout.uri(table), version=t.version))
     videos_dir = cfg.videos or _videos_dir(cfg.shards)
     old = meta or {}
     write_json(layout.meta, {

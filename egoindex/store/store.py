@@ -6,7 +6,7 @@ A store is a folder::
     STORE/lance/{frames,clips,utterances,videos}.lance   LanceDB tables (versioned; see schema.py)
     STORE/indexes/{table}.faiss + .json                   FAISS index per vector table (ann.py)
     STORE/_build/                                         resumable build state (pipelines/build.py)
-    STORE/_cache/{table}-v{version}.arrow                 hits' metadata, memory-mapped (written on first use)
+    STORE/_cache/{table}-v{version}.arrow                 hits' metadata, memory-mapped (written by the build)
 
 Searching: a text, an image, a moment of a video (``like``) or a raw vector becomes a query
 vector with the store's own model; filters become SQL that Lance evaluates *before* ranking, so a
@@ -85,6 +85,25 @@ def parse_like(spec: str) -> tuple[str, float]:
         return uid, seconds
     except ValueError:
         raise StoreError(f"--like wants VIDEO_UID@SECONDS (e.g. 3ec0ab15-...@12.5), got {spec!r}") from None
+
+
+def metadata_cache_path(root: Path, table: str, version: int) -> Path:
+    return Path(root) / "_cache" / f"{table}-v{version}.arrow"
+
+
+def write_metadata_cache(root: Path, table: str, dataset: Any) -> Path:
+    """Write the non-vector columns of a Lance dataset version as an Arrow IPC file (atomically)
+    and drop the files of older versions; see :meth:`Store.metadata`."""
+    path = metadata_cache_path(root, table, dataset.version)
+    if not path.is_file():
+        cols = [c for c in dataset.schema.names if c != "vector"]
+        data = dataset.to_table(columns=cols)
+        with atomic_open(path, "wb") as f, pa.ipc.new_file(f, data.schema) as writer:
+            writer.write_table(data)
+    for old in path.parent.glob(f"{table}-v*.arrow"):
+        if old != path:
+            old.unlink(missing_ok=True)
+    return path
 
 
 class Store:
@@ -280,36 +299,25 @@ class Store:
         return [self._hit(level, rows.slice(int(i), 1).to_pylist()[0], float(scores[i]), -1) for i in order]
 
     def metadata(self, level: str) -> pa.Table:
-        """Every non-vector column of a table version, memory-mapped from an Arrow IPC file.
+        """Every non-vector column of the table version, in table (= FAISS offset) order.
 
-        Why: fetching the 10 hits' rows from Lance costs ~25-30 ms (random reads of several
-        column pages per row), three times the FAISS search itself; a take from a memory-mapped
-        Arrow table costs microseconds and pulls only the touched pages into RAM. The file
-        (``_cache/{table}-v{version}.arrow``) is written once per table version, atomically, by the
-        first reader that needs it; a read-only store keeps the columns in memory instead."""
+        Why: fetching the 10 hits' rows from Lance costs ~18-30 ms (random reads of several
+        column pages per row), many times the FAISS search itself; a row from an Arrow table
+        costs microseconds. ``egoindex build`` writes ``_cache/{table}-v{version}.arrow``
+        (:func:`write_metadata_cache`), which is memory-mapped here, so only touched pages use
+        RAM. Without it (a store built before, or another version) the columns are read into
+        memory once. Readers never write into the store."""
         tbl = self.table(level)
         key = (level, tbl.version)
         with self._lock:
-            if key in self._metadata:
-                return self._metadata[key]
-            cols = [c for c in tbl.schema.names if c != "vector"]
-            path = self.root / "_cache" / f"{level}-v{tbl.version}.arrow"
-            data = None
-            if not path.is_file():
-                data = tbl.to_lance().to_table(columns=cols)  # table (= FAISS offset) order
-                try:
-                    path.parent.mkdir(exist_ok=True)
-                    with atomic_open(path, "wb") as f, pa.ipc.new_file(f, data.schema) as writer:
-                        writer.write_table(data)
-                    for old in path.parent.glob(f"{level}-v*.arrow"):
-                        if old != path:
-                            old.unlink(missing_ok=True)
-                except OSError:
-                    pass  # read-only store: serve from memory
-            if path.is_file():
-                data = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
-            self._metadata[key] = data
-            return data
+            if key not in self._metadata:
+                path = metadata_cache_path(self.root, level, tbl.version)
+                if path.is_file():
+                    self._metadata[key] = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+                else:
+                    cols = [c for c in tbl.schema.names if c != "vector"]
+                    self._metadata[key] = tbl.to_lance().to_table(columns=cols)
+            return self._metadata[key]
 
     def _fetch(self, level: str, offsets: np.ndarray, scores: np.ndarray) -> list[Hit]:
         batches, starts = self._metadata_batches(level)
