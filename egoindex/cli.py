@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from egoindex import __version__
+from egoindex.cli_common import fail as _fail, open_store as _open_store
 
 app = typer.Typer(
     name="egoindex",
@@ -150,11 +151,6 @@ def train(ctx: typer.Context) -> None:
     raise typer.Exit(launch(list(ctx.args)))
 
 
-def _fail(e: Exception) -> None:
-    console.print(f"[red]error:[/red] {e}")
-    raise typer.Exit(2)
-
-
 def _reexec_torchrun(nproc: int, argv: list[str]) -> None:
     """Run this same command under torchrun with ``nproc`` processes (one per device)."""
     import os
@@ -252,15 +248,6 @@ def build(
     if s.skipped:
         console.print(f"[yellow]{len(s.skipped)} samples or shards skipped[/yellow] (listed in {store}/egoindex.json), e.g. "
                       f"{s.skipped[0]['shard']} {s.skipped[0]['key']}: {s.skipped[0]['reason']}")
-
-
-def _open_store(path: Path, **kw):
-    from egoindex.store import Store, StoreError
-
-    try:
-        return Store(path, **kw)
-    except StoreError as e:
-        _fail(e)
 
 
 @app.command()

@@ -9,24 +9,11 @@ import typer
 from rich.console import Console
 
 from egoindex.bench.egomcq import DEFAULT_MIN_GAP_S
+from egoindex.cli_common import fail as _fail, open_store as _open_store
 
 bench_app = typer.Typer(help="Benchmarks over a store: EgoMCQ, EPIC-style MIR, retrieval R@K, compare.",
                         no_args_is_help=True)
 console = Console()
-
-
-def _fail(e: Exception, code: int = 2) -> None:
-    console.print(f"[red]error:[/red] {e}")
-    raise typer.Exit(code)
-
-
-def _open_store(path: Path, device: str) -> Any:
-    from egoindex.store import Store, StoreError
-
-    try:
-        return Store(path, device=device)
-    except StoreError as e:
-        _fail(e)
 
 
 def _show(result: Any, keys: list[str]) -> None:
@@ -90,7 +77,7 @@ def mcq(
 
     if (egomcq_file is None) == (generate is None):
         _fail(ValueError("give exactly one of --egomcq FILE or --generate N"))
-    s = _open_store(store, device)
+    s = _open_store(store, device=device)
     try:
         r = run_mcq(s, out_dir or default_out_dir(store), egomcq_file=egomcq_file, generate=generate, seed=seed,
                     out_file=out, min_gap_s=min_gap, videos_dir=videos, num_frames=num_frames, short_side=short_side,
@@ -142,7 +129,7 @@ def mir_cmd(
         else:
             if store is None:
                 _fail(ValueError("give a STORE, or --sim and --relevance"))
-            s = _open_store(store, device)
+            s = _open_store(store, device=device)
             od = out_dir or run.default_out_dir(store)
             if epic_csv is not None:
                 if sentences is None or relevance is None or videos is None:
@@ -174,7 +161,7 @@ def retrieval_cmd(
     """
     from egoindex.bench.run import default_out_dir, retrieval_from_store
 
-    s = _open_store(store, "cpu")
+    s = _open_store(store, device="cpu")
     try:
         r = retrieval_from_store(s, out_dir or default_out_dir(store), ks=k, name=name)
     except _errors() as e:

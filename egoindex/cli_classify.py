@@ -10,21 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from egoindex.cli_common import fail as _fail, open_store as _open_store
+
 console = Console()
-
-
-def _fail(e: Exception, code: int = 2) -> None:
-    console.print(f"[red]error:[/red] {e}")
-    raise typer.Exit(code)
-
-
-def _open_store(path: Path, device: str) -> Any:
-    from egoindex.store import Store, StoreError
-
-    try:
-        return Store(path, device=device)
-    except StoreError as e:
-        _fail(e)
 
 
 def _errors() -> tuple[type[Exception], ...]:
@@ -75,7 +63,7 @@ def classify(
 
     if head is None and labels is None:
         _fail(ValueError("give --labels \"a,b,c\" (zero-shot) or --head HEAD (a trained linear probe)"))
-    s = _open_store(store, device)
+    s = _open_store(store, device=device)
     try:
         r = classify_video(s, video, labels, head=head, top_k=top_k, templates=tuple(template) or DEFAULT_TEMPLATES,
                            fps=fps, start=start, end=end)
@@ -124,7 +112,7 @@ def probe(
         fr = tuple(float(x) for x in fractions.split(","))
     except ValueError:
         _fail(ValueError(f"--fractions wants three numbers like 0.6,0.2,0.2, not {fractions!r}"))
-    s = _open_store(store, device)
+    s = _open_store(store, device=device)
     try:
         r = run_probe(s, dataset_dir, out, seed=seed, fractions=fr, fps=fps, progress=not no_progress)
     except _errors() as e:

@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from tests.media import AUDIO_RATE, make_video, speech_track
+from tests.media import AUDIO_RATE, make_video, mux_audio, speech_track
 
 SPEECH = [(0.5, "The baby grabs the red ball.")]
 FPS = 1.0  # the ingest fps the expectations below are written for
@@ -69,12 +69,7 @@ def patterned_video(path: Path, seconds: float, fps: int = 15, size: tuple[int, 
             c.mux(pk)
         if audio:
             samples = speech_track(seconds, SPEECH) if audio == "speech" else np.zeros(int(seconds * AUDIO_RATE), np.float32)
-            af = av.AudioFrame.from_ndarray(samples[None, :], format="fltp", layout="mono")
-            af.sample_rate, af.pts = AUDIO_RATE, 0
-            for pk in aus.encode(af):
-                c.mux(pk)
-            for pk in aus.encode():
-                c.mux(pk)
+            mux_audio(c, aus, samples)
     return path
 
 
@@ -84,12 +79,7 @@ def audio_only(path: Path, seconds: float) -> Path:
     with av.open(str(path), "w") as c:
         aus = c.add_stream("aac", rate=AUDIO_RATE)
         aus.layout = "mono"
-        af = av.AudioFrame.from_ndarray(samples[None, :], format="fltp", layout="mono")
-        af.sample_rate, af.pts = AUDIO_RATE, 0
-        for pk in aus.encode(af):
-            c.mux(pk)
-        for pk in aus.encode():
-            c.mux(pk)
+        mux_audio(c, aus, samples)
     return path
 
 

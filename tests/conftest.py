@@ -39,6 +39,19 @@ def demo_shards(demo_videos: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return out
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """In-process builds in a module use one torch thread (two OpenMP threads spinning on two
+    shared cores run several times slower than one); the count is put back afterwards.
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 DEMO_TRAIN_ARGS = ("--model", "ego-tiny-vit", "--epochs", "6", "--batch-size", "16", "--lr", "1e-3", "--warmup", "2",
                    "--workers", "0", "--threads", "1", "--no-progress", "--report-to", "none", "--log-every", "1000")
 

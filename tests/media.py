@@ -63,10 +63,15 @@ def make_video(
             c.mux(pk)
         if audio:
             samples = speech_track(seconds, lines) if audio == "speech" else np.zeros(int(seconds * AUDIO_RATE), np.float32)
-            af = av.AudioFrame.from_ndarray(samples[None, :], format="fltp", layout="mono")
-            af.sample_rate, af.pts = AUDIO_RATE, 0
-            for pk in aus.encode(af):
-                c.mux(pk)
-            for pk in aus.encode():
-                c.mux(pk)
+            mux_audio(c, aus, samples)
     return path
+
+
+def mux_audio(container: av.container.OutputContainer, stream: av.audio.stream.AudioStream, samples: np.ndarray) -> None:
+    """Encode mono float32 ``samples`` (AUDIO_RATE) as one frame from t=0 into ``stream`` and flush it."""
+    af = av.AudioFrame.from_ndarray(samples[None, :], format="fltp", layout="mono")
+    af.sample_rate, af.pts = AUDIO_RATE, 0
+    for pk in stream.encode(af):
+        container.mux(pk)
+    for pk in stream.encode():
+        container.mux(pk)

@@ -30,26 +30,14 @@ from egoindex.models import ModelError, create, load_model, make_checkpoint, rea
 from egoindex.shards import ShardWriter, index_tar, iter_samples, list_shards
 from egoindex.store import Store, StoreError
 from egoindex.store.schema import vectors_of
-from pipelines.build import BuildConfig, run as build_run
 from pipelines.ingest import IngestConfig, RunOptions, read_manifest, run as ingest_run
 from pipelines.train import launch
 from tests.badmedia import FPS, Case, record_faults, write_bad_corpus
-from tests.test_store import assert_indexes_match_tables, read_table
+from tests.test_store import assert_indexes_match_tables, build, read_table
 
 TINY = "ego-tiny-vit"
 QUERY = "the baby grabs the red ball"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def build(ckpt: Path, shards: Path, store: Path, **kw):
-    return build_run(BuildConfig(checkpoint=ckpt, shards=shards, store=store, workers=0, progress=False, **kw))
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---- 1. one ingest run over a folder mixing good and bad files ------------------------------------

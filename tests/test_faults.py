@@ -48,19 +48,7 @@ SEED = int(os.environ.get("EGOINDEX_FAULT_SEED", "8"))
 ENV = {k: v for k, v in os.environ.items() if k != "EGOINDEX_FAILPOINT"}
 ENV.update({"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "LANCE_LOG": "error",
             "COLUMNS": "200"})
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """In-process builds here use one thread (two spinning OpenMP threads on two shared cores
-    are several times slower)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 # ---- running and killing ------------------------------------------------------------------------

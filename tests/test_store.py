@@ -49,15 +49,7 @@ ENV.update({"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "
 SORT_KEYS = {"frames": ("key",), "clips": ("video_uid", "start"), "utterances": ("utterance_id",),
              "videos": ("video_uid",)}
 QUERY = "the baby grabs the red ball"
-
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---- helpers ------------------------------------------------------------------------------------
