@@ -52,6 +52,7 @@ The goal reported against: ``Store.search`` (metadata included) p50 <= 10 ms wit
 Usage:
     python -m benchmarks.search                          # 1M and 10M -> results/search-cpu.json/.png
     python -m benchmarks.search --sizes 1000000          # one size
+    python -m benchmarks.search --sizes 10000000 --merge # add one size to the saved results
     python -m benchmarks.search --quick --out /tmp/search-quick.json   # 100k + 300k smoke check
 Data go to ``--work`` (default ~/.cache/egoindex/bench-search; ~21 GB at 10M), deleted after each
 size unless ``--keep`` (a kept table is reused by a later run with the same data parameters).
@@ -677,6 +678,25 @@ def plot(sizes: list[dict[str, Any]], path: Path, info: dict[str, Any]) -> None:
     plt.close(fig)
 
 
+DATA_PARAMS = ("dim", "seed", "clusters", "spread", "queries", "target_recall")
+
+
+def merge_sizes(path: Path, new: list[dict[str, Any]], p: Params) -> list[dict[str, Any]]:
+    """Sizes from an earlier results file plus this run's, sorted by N; a size run now replaces the
+    old one. Refused when the data parameters differ, since the sizes would not be comparable."""
+    if not path.exists():
+        return new
+    old = json.loads(path.read_text())
+    mismatch = {k: (old["params"].get(k), getattr(p, k)) for k in DATA_PARAMS if old["params"].get(k) != getattr(p, k)}
+    if mismatch:
+        raise SystemExit(f"--merge: {path} was made with other data parameters {mismatch}; rerun all sizes instead")
+    ran = {r["n"] for r in new}
+    kept = [r for r in old["sizes"] if r["n"] not in ran]
+    for r in kept:  # sizes saved before per-size run facts existed carry the machine facts of their file
+        r.setdefault("run", {"finished": None, "load_average": old["machine"].get("load_average")})
+    return sorted(kept + new, key=lambda r: r["n"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
@@ -695,6 +715,9 @@ def main() -> None:
     ap.add_argument("--faiss-threads", type=int, default=0, help="OpenMP threads for FAISS queries (default: all cores)")
     ap.add_argument("--work", type=Path, default=CACHE, help="where the tables and indexes go")
     ap.add_argument("--keep", action="store_true", help="keep (and reuse) the generated tables")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the other sizes already in the results file (same data parameters) and replace "
+                         "only the sizes run now: a 10M run takes an hour, so sizes can be measured one at a time")
     ap.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/search-{cpu|gpu}.json); "
                                                             "the plot goes beside it as .png")
     ap.add_argument("--child", type=str, default=None, help=argparse.SUPPRESS)
@@ -706,7 +729,7 @@ def main() -> None:
         Path(job["out"]).write_text(json.dumps(res))
         return
 
-    from benchmarks.machine import describe, save
+    from benchmarks.machine import RESULTS, describe, save
 
     info = describe(PACKAGES)
     sizes = [100_000, 300_000] if args.quick else args.sizes
@@ -729,8 +752,14 @@ def main() -> None:
             print(f"size {n:,} failed (exit code {rc})", flush=True)
         else:
             results.append(json.loads(tmp.read_text()))
+        # each size records when it ran and how busy the machine was, since merged sizes come from different runs
+        results[-1]["run"] = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                              "load_average": [round(x, 2) for x in os.getloadavg()]}
         tmp.unlink(missing_ok=True)
 
+    out_path = args.out if args.out is not None else RESULTS / f"search-{'gpu' if info['gpu'] else 'cpu'}.json"
+    if args.merge:
+        results = merge_sizes(out_path, results, p)
     done = [r for r in results if "failed" not in r]
     if done:
         print_table(done, info)
@@ -745,7 +774,7 @@ def main() -> None:
     if args.out is None:
         path = save("search", payload, packages=PACKAGES)
     else:
-        path = args.out
+        path = out_path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"benchmark": "search", "machine": info, **payload}, indent=1) + "\n")
     if done:

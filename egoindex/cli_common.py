@@ -13,8 +13,9 @@ console = Console()
 
 
 def fail(e: Exception, code: int = 2) -> None:
-    """Print ``error: ...`` and exit with ``code`` (2: the input was unusable)."""
-    console.print(f"[red]error:[/red] {e}")
+    """Print ``error: ...`` and exit with ``code`` (2: the input was unusable). Not wrapped at
+    the terminal width, so paths in the message stay copyable."""
+    console.print(f"[red]error:[/red] {e}", soft_wrap=True)
     raise typer.Exit(code)
 
 

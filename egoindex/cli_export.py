@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from egoindex.cli_common import fail as _fail
+
 export_app = typer.Typer(help="Export features for Ego4D's NLQ (VSLNet) and MQ (VSGN) baselines.",
                          no_args_is_help=True)
 console = Console()
@@ -25,11 +27,6 @@ _FPW_HELP = "At most this many evenly spaced frame embeddings are pooled per fea
             "this many frames per window."
 _SOURCE_HELP = "auto: store frames when dense enough (rate >= feature rate and at most one empty window), else decode " \
                "the videos | store: always pool store frames | videos: always decode and embed."
-
-
-def _fail(e: Exception) -> None:
-    console.print(f"[red]error:[/red] {e}", soft_wrap=True)
-    raise typer.Exit(1)
 
 
 def _backend(model_source: Path, videos: Optional[Path], model: Optional[str], device: str) -> Any:

@@ -133,6 +133,39 @@ def test_killed_run_resumes_from_its_last_step(demo_shards: Path, tmp_path: Path
 
 
 @pytest.mark.slow
+def test_demo_model_ego_tiny_rn_learns_and_loads(demo_shards: Path, tmp_path: Path) -> None:
+    """The demo's convolutional config (ModifiedResNet with BatchNorm): the loss falls, and the
+    checkpoint gives the same features through open_clip and through the build's ``load_model``
+    (eval mode, so BatchNorm uses its running statistics in both)."""
+    run_dir = tmp_path / "rn"
+    threads = torch.get_num_threads()
+    try:
+        code = launch([str(demo_shards), str(run_dir), "--model", "ego-tiny-rn", "--epochs", "3", "--batch-size", "16",
+                       "--lr", "1e-3", "--warmup", "2", "--workers", "0", "--threads", "1", "--no-progress",
+                       "--report-to", "none", "--log-every", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
+    metrics = read_jsonl(run_dir / "metrics.jsonl")
+    losses = [r["loss"] for r in metrics if r["kind"] == "train"]
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.3, losses
+    assert any(r["kind"] == "val" and math.isfinite(r["t2f_R@5"]) for r in metrics)
+
+    latest = run_dir / "latest.pt"
+    model, _, preprocess = open_clip.create_model_and_transforms("ego-tiny-rn", pretrained=str(latest))
+    model.eval()
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.visual.modules())
+    sample = next(s for s in iter_samples(list_shards(demo_shards, "val")) if s["txt"].strip())
+    image = preprocess(Image.open(io.BytesIO(sample["jpg"])).convert("RGB"))[None]
+    with torch.no_grad():
+        img = model.encode_image(image, normalize=True)
+    loaded = load_model(latest)
+    with torch.no_grad():
+        assert img.shape == (1, 128) and torch.isfinite(img).all()
+        assert torch.allclose(loaded.model.encode_image(image, normalize=True), img, atol=1e-5)
+
+
+@pytest.mark.slow
 def test_siglip_locked_image_bf16_accumulation(demo_shards: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "siglip"
     proc = subprocess.run(_train_cmd(demo_shards, run_dir, "--loss", "siglip", "--lock-image", "--precision", "amp_bf16",
