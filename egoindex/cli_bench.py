@@ -25,7 +25,10 @@ def _show(result: Any, keys: list[str]) -> None:
     console.print(f"[bold]{result.name}[/bold]  model {meta.get('model')} @ {sha}")
     for k in keys:
         if k in result.metrics:
-            console.print(f"  {k:>24}: {_fmt(result.metrics[k])}")
+            head, _, tail = k.partition("_")
+            chance = result.metrics.get(f"{head}_chance_{tail}")  # t2c_R@5 -> t2c_chance_R@5
+            extra = f"  (chance {_fmt(chance)})" if chance is not None else ""
+            console.print(f"  {k:>24}: {_fmt(result.metrics[k])}{extra}")
     for note in result.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     for kind, p in result.written.items():

@@ -33,6 +33,7 @@ Runs with the SigLIP loss add a ``logit_bias`` weight; open_clip loads those wit
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pickle
 import shutil
@@ -108,6 +109,23 @@ class Created:
     name: str
 
 
+class _NoRandomInitNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No pretrained weights loaded" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _weights_follow() -> Any:
+    """Silence open_clip's "initialized randomly" warning where weights are loaded right after
+    creation (a checkpoint, ``--init``): there it is false and users read it as a failure."""
+    notice = _NoRandomInitNotice()
+    logging.getLogger().addFilter(notice)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(notice)
+
+
 def create(
     name: str,
     *,
@@ -123,9 +141,10 @@ def create(
     """
     check_model_name(name)
     kwargs: dict[str, Any] = dict(SIGLIP_INIT) if siglip else {}
-    model, pre_train, pre_val = open_clip.create_model_and_transforms(
-        name, pretrained=None, device=device, output_dict=True, aug_cfg=aug_cfg, **kwargs
-    )
+    with _weights_follow() if init is not None else contextlib.nullcontext():
+        model, pre_train, pre_val = open_clip.create_model_and_transforms(
+            name, pretrained=None, device=device, output_dict=True, aug_cfg=aug_cfg, **kwargs
+        )
     if init is not None:
         load_weights(model, Path(init), name)
     return Created(model, pre_train, pre_val, open_clip.get_tokenizer(name), name)
@@ -255,7 +274,8 @@ def load_model(checkpoint_path: Path, model_name: str | None = None, device: str
         raise ModelError(f"{checkpoint_path} was trained as {stored}, not {name}; leave out the model name to use {stored}")
     sd = state_dict_of(ckpt)
     kwargs: dict[str, Any] = dict(SIGLIP_INIT) if "logit_bias" in sd else {}
-    model, _, preprocess = open_clip.create_model_and_transforms(name, device="cpu", output_dict=True, **kwargs)
+    with _weights_follow():
+        model, _, preprocess = open_clip.create_model_and_transforms(name, device="cpu", output_dict=True, **kwargs)
     if weight_differences(model, sd):
         load_weights(model, Path(checkpoint_path), name)  # open_clip may convert it, else a clear error
     else:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from egoindex.bench.retrieval import chance_hit as _chance_hit
 from pipelines.train_data import Batch
 
 TIE_EPS = 1e-6
@@ -119,13 +120,6 @@ def retrieval_metrics(image_features: torch.Tensor, frame_utt: torch.Tensor, tex
     out["chance_f2t_medr"] = (u + 1) / 2
     out["chance_t2f_medr"] = float(np.median(((n + 1) / (frames_per_utt + 1)).numpy()))
     return out
-
-
-def _chance_hit(n: int, p: int, k: int) -> float:
-    """P(at least one of p positives among the first k of n items in random order)."""
-    if k >= n - p + 1:
-        return 1.0
-    return 1.0 - math.exp(math.lgamma(n - p + 1) - math.lgamma(n - p - k + 1) - math.lgamma(n + 1) + math.lgamma(n - k + 1))
 
 
 @dataclass

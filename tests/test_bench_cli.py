@@ -418,6 +418,7 @@ def test_retrieval_and_compare(demo_store: Path, generated_mcq: dict, tmp_path: 
         assert m[f"{d}_median_rank"] >= 1
     assert m["t2c_n_queries"] == m["n_texts"] > 0 and m["c2t_n_queries"] == m["n_clips"]
     assert m["t2c_queries_skipped"] == 0 and m["c2t_queries_skipped"] == 0
+    assert 0 < m["t2c_chance_R@1"] < m["t2c_chance_R@5"] <= 100 and 0 < m["c2t_chance_R@1"] < 100
     assert "t2c_R@1" in out
     for p in ("recall", "t2c_ranks", "c2t_ranks"):
         assert (tmp_path / f"retrieval_{p}.png").is_file()

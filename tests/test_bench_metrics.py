@@ -207,6 +207,10 @@ def test_retrieval_at_k_hand_case() -> None:
     assert m["R@5"] == pytest.approx(100.0)
     assert m["median_rank"] == 2.0 and m["mean_rank"] == 2.0
     assert m["n_queries"] == 3 and m["queries_skipped"] == 1
+    # a random ranking of 4 columns: 1, 2 and 1 positives -> P(hit@1) = 1/4, 2/4, 1/4
+    assert m["chance_R@1"] == pytest.approx(100 / 3)
+    assert m["chance_R@2"] == pytest.approx(100 * (1 - 3 / 6 + 1 - 1 / 6 + 1 - 3 / 6) / 3)
+    assert m["chance_R@5"] == pytest.approx(100.0)
     mask = np.zeros_like(sim, dtype=bool)
     for i, p in enumerate(positives):
         mask[i, list(p)] = True

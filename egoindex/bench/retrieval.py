@@ -18,11 +18,12 @@ Definitions (percent for R@K, 1-based ranks):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["best_positive_ranks", "retrieval_at_k"]
+__all__ = ["best_positive_ranks", "chance_hit", "retrieval_at_k"]
 
 
 def _positive_mask(positives: Sequence[Iterable[int]] | np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -64,6 +65,16 @@ def best_positive_ranks(sim: np.ndarray, positives: Sequence[Iterable[int]] | np
     return ranks
 
 
+def chance_hit(n: int, p: int, k: int) -> float:
+    """P(at least one of p positives among the first k of n items in random order):
+    1 - C(n-p, k) / C(n, k), in log-gamma form so large n do not overflow."""
+    if p <= 0:
+        return 0.0
+    if k >= n - p + 1:
+        return 1.0
+    return 1.0 - math.exp(math.lgamma(n - p + 1) - math.lgamma(n - p - k + 1) - math.lgamma(n + 1) + math.lgamma(n - k + 1))
+
+
 def retrieval_at_k(
     sim: np.ndarray, positives: Sequence[Iterable[int]] | np.ndarray, ks: Sequence[int] = (1, 5, 10)
 ) -> dict[str, float | int]:
@@ -75,6 +86,11 @@ def retrieval_at_k(
     out: dict[str, float | int] = {}
     for k in ks:
         out[f"R@{int(k)}"] = float(100.0 * np.mean(valid <= k)) if valid.size else float("nan")
+    counts = _positive_mask(positives, sim.shape).sum(axis=1)
+    counts = counts[counts > 0]
+    for k in ks:
+        out[f"chance_R@{int(k)}"] = (float(100.0 * np.mean([chance_hit(sim.shape[1], int(c), int(k)) for c in counts]))
+                                     if counts.size else float("nan"))
     out["median_rank"] = float(np.median(valid)) if valid.size else float("nan")
     out["mean_rank"] = float(np.mean(valid)) if valid.size else float("nan")
     out["n_queries"] = int(valid.size)
