@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE=1
 D="${DEMO_DIR:-demo}"
 EGO=.venv/bin/egoindex
 EPOCHS="${DEMO_EPOCHS:-8}"
-# 36 one-minute videos: 27 train, 9 val (inter-video EgoMCQ questions need at least 5 val videos,
+# 36 one-minute videos: 29 train, 7 val (inter-video EgoMCQ questions need at least 5 val videos,
 # and fewer training videos do not teach the model anything that carries over to unseen ones)
 $EGO demo-data "$D/videos" --videos 36 --seconds 60
 $EGO ingest "$D/videos" "$D/shards" --fps 2 --val-fraction 0.25 --shard-size 200 --workers 2
