@@ -5,8 +5,9 @@ before spending an hour on ``benchmarks.search`` at 10M.
 Why it exists: at 10M, ``ann.choose_factory`` picks ``IVF16384_HNSW32,PQ256x4fs,Refine(SQ8)`` and
 ``benchmarks.search`` measured recall@10 0.64 (``results/search-10m-stopped.log``). This script
 reproduces the plateau at 1M (0.71-0.74 for nprobe 64-256 and k_factor 32-128, with SQ8 or SQfp16
-refinement alike), where ``IVF4096,PQ256x4fs,RFlat`` reaches 0.969, so the HNSW-quantised
-16384-list family is what needs fixing, not the refine stage.
+refinement alike), where ``IVF4096,PQ256x4fs,RFlat`` reaches 0.969 and ``IVF16384,PQ256x4fs,RFlat``
+(flat quantizer) 0.970 at nprobe 64, while ``IVF4096_HNSW32,PQ256x4fs,RFlat`` stalls at 0.84: the
+HNSW coarse quantizer is what limits recall, not the list count or the refine stage.
 
 Usage:
     python -m benchmarks.ann_recall "IVF16384_HNSW32,PQ256x4fs,Refine(SQ8)" "IVF4096,PQ256x4fs,RFlat"
