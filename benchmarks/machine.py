@@ -63,11 +63,15 @@ def describe(packages: tuple[str, ...] = ()) -> dict[str, Any]:
     }
 
 
+def result_path(name: str, machine: dict[str, Any]) -> Path:
+    """``results/{name}-{cpu|gpu}.json``: where :func:`save` writes for this machine."""
+    return RESULTS / f"{name}-{'gpu' if machine['gpu'] else 'cpu'}.json"
+
+
 def save(name: str, results: dict[str, Any], packages: tuple[str, ...] = ()) -> Path:
     """Write ``results/{name}-{cpu|gpu}.json`` and return its path."""
     machine = describe(packages)
-    kind = "gpu" if machine["gpu"] else "cpu"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}-{kind}.json"
+    path = result_path(name, machine)
     path.write_text(json.dumps({"benchmark": name, "machine": machine, **results}, indent=1) + "\n")
     return path

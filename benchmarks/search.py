@@ -729,7 +729,7 @@ def main() -> None:
         Path(job["out"]).write_text(json.dumps(res))
         return
 
-    from benchmarks.machine import RESULTS, describe, save
+    from benchmarks.machine import describe, result_path, save
 
     info = describe(PACKAGES)
     sizes = [100_000, 300_000] if args.quick else args.sizes
@@ -757,7 +757,7 @@ def main() -> None:
                               "load_average": [round(x, 2) for x in os.getloadavg()]}
         tmp.unlink(missing_ok=True)
 
-    out_path = args.out if args.out is not None else RESULTS / f"search-{'gpu' if info['gpu'] else 'cpu'}.json"
+    out_path = args.out if args.out is not None else result_path("search", info)
     if args.merge:
         results = merge_sizes(out_path, results, p)
     done = [r for r in results if "failed" not in r]

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from egoindex.bench.retrieval import chance_hit as _chance_hit
+from egoindex.bench.retrieval import chance_hit
 from pipelines.train_data import Batch
 
 TIE_EPS = 1e-6
@@ -116,7 +116,7 @@ def retrieval_metrics(image_features: torch.Tensor, frame_utt: torch.Tensor, tex
         out[f"{name}_meanr"] = r.expected.mean().item()
     for k in ks:
         out[f"chance_f2t_R@{k}"] = 100.0 * min(k, u) / u
-        out[f"chance_t2f_R@{k}"] = 100.0 * float(np.mean([_chance_hit(n, int(p), k) for p in frames_per_utt]))
+        out[f"chance_t2f_R@{k}"] = 100.0 * float(np.mean([chance_hit(n, int(p), k) for p in frames_per_utt]))
     out["chance_f2t_medr"] = (u + 1) / 2
     out["chance_t2f_medr"] = float(np.median(((n + 1) / (frames_per_utt + 1)).numpy()))
     return out

@@ -23,12 +23,13 @@ import pytest
 import torch
 from PIL import Image
 
+from egoindex.bench.retrieval import chance_hit
 from egoindex.models import ModelError, create, load_model, make_checkpoint, read_checkpoint, save_checkpoint
 from egoindex.shards import iter_samples, list_shards
 from pipelines.train import cosine_lr, launch
 from pipelines.train_config import parse, torchrun_command
 from pipelines.train_data import ShardStream, count_train_samples, train_loader
-from pipelines.train_eval import _chance_hit, retrieval_metrics
+from pipelines.train_eval import retrieval_metrics
 from pipelines.train_log import read_jsonl
 from pipelines.train_loss import DedupClipLoss
 
@@ -133,18 +134,15 @@ def test_killed_run_resumes_from_its_last_step(demo_shards: Path, tmp_path: Path
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")  # the in-process run sets one thread; the fixture puts the count back
 def test_demo_model_ego_tiny_rn_learns_and_loads(demo_shards: Path, tmp_path: Path) -> None:
     """The demo's convolutional config (ModifiedResNet with BatchNorm): the loss falls, and the
     checkpoint gives the same features through open_clip and through the build's ``load_model``
     (eval mode, so BatchNorm uses its running statistics in both)."""
     run_dir = tmp_path / "rn"
-    threads = torch.get_num_threads()
-    try:
-        code = launch([str(demo_shards), str(run_dir), "--model", "ego-tiny-rn", "--epochs", "3", "--batch-size", "16",
-                       "--lr", "1e-3", "--warmup", "2", "--workers", "0", "--threads", "1", "--no-progress",
-                       "--report-to", "none", "--log-every", "1"])
-    finally:
-        torch.set_num_threads(threads)
+    code = launch([str(demo_shards), str(run_dir), "--model", "ego-tiny-rn", "--epochs", "3", "--batch-size", "16",
+                   "--lr", "1e-3", "--warmup", "2", "--workers", "0", "--threads", "1", "--no-progress",
+                   "--report-to", "none", "--log-every", "1"])
     assert code == 0
     metrics = read_jsonl(run_dir / "metrics.jsonl")
     losses = [r["loss"] for r in metrics if r["kind"] == "train"]
@@ -298,7 +296,7 @@ def test_retrieval_is_chunk_invariant() -> None:
 def test_chance_hit_matches_enumeration() -> None:
     n, p, k = 6, 2, 3
     hits = [any(i < k for i in perm[:p]) for perm in itertools.permutations(range(n))]
-    assert _chance_hit(n, p, k) == pytest.approx(sum(hits) / len(hits))
+    assert chance_hit(n, p, k) == pytest.approx(sum(hits) / len(hits))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -81,12 +81,13 @@ def retrieval_at_k(
     """R@K (percent) for each K in ``ks``, ``median_rank``, ``mean_rank``, ``n_queries`` (queries
     with at least one positive) and ``queries_skipped`` (queries without any). Keys are ``"R@1"``,
     ``"R@5"``, ... Metrics are NaN when no query has a positive."""
-    ranks = best_positive_ranks(sim, positives)
+    mask = _positive_mask(positives, sim.shape)
+    ranks = best_positive_ranks(sim, mask)
     valid = ranks[~np.isnan(ranks)]
     out: dict[str, float | int] = {}
     for k in ks:
         out[f"R@{int(k)}"] = float(100.0 * np.mean(valid <= k)) if valid.size else float("nan")
-    counts = _positive_mask(positives, sim.shape).sum(axis=1)
+    counts = mask.sum(axis=1)
     counts = counts[counts > 0]
     for k in ks:
         out[f"chance_R@{int(k)}"] = (float(100.0 * np.mean([chance_hit(sim.shape[1], int(c), int(k)) for c in counts]))

@@ -91,13 +91,17 @@ def metadata_cache_path(root: Path, table: str, version: int) -> Path:
     return Path(root) / "_cache" / f"{table}-v{version}.arrow"
 
 
+def metadata_columns(schema: pa.Schema) -> list[str]:
+    """A table's columns that hits carry: all but the vector."""
+    return [c for c in schema.names if c != "vector"]
+
+
 def write_metadata_cache(root: Path, table: str, dataset: Any) -> Path:
     """Write the non-vector columns of a Lance dataset version as an Arrow IPC file (atomically)
     and drop the files of older versions; see :meth:`Store.metadata`."""
     path = metadata_cache_path(root, table, dataset.version)
     if not path.is_file():
-        cols = [c for c in dataset.schema.names if c != "vector"]
-        data = dataset.to_table(columns=cols)
+        data = dataset.to_table(columns=metadata_columns(dataset.schema))
         with atomic_open(path, "wb") as f, pa.ipc.new_file(f, data.schema) as writer:
             writer.write_table(data)
     for old in path.parent.glob(f"{table}-v*.arrow"):
@@ -125,8 +129,8 @@ class Store:
         self._indexes: dict[str, tuple[Any, ann.IndexInfo] | None] = {}
         self._tables: dict[str, Any] = {}
         self._offsets: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
-        self._metadata: dict[tuple[str, int], pa.Table] = {}
-        self._batches: dict[tuple[str, int], tuple[list[pa.RecordBatch], np.ndarray]] = {}
+        # (level, table version) -> the metadata table, its record batches and their first offsets
+        self._metadata: dict[tuple[str, int], tuple[pa.Table, list[pa.RecordBatch], np.ndarray]] = {}
 
     # ---- metadata -------------------------------------------------------------------------
 
@@ -307,20 +311,27 @@ class Store:
         (:func:`write_metadata_cache`), which is memory-mapped here, so only touched pages use
         RAM. Without it (a store built before, or another version) the columns are read into
         memory once. Readers never write into the store."""
+        return self._metadata_entry(level)[0]
+
+    def _metadata_entry(self, level: str) -> tuple[pa.Table, list[pa.RecordBatch], np.ndarray]:
+        """:meth:`metadata` with its record batches and their first offsets (plus the row count
+        last), loaded once per table version."""
         tbl = self.table(level)
         key = (level, tbl.version)
         with self._lock:
             if key not in self._metadata:
                 path = metadata_cache_path(self.root, level, tbl.version)
                 if path.is_file():
-                    self._metadata[key] = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+                    meta = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
                 else:
-                    cols = [c for c in tbl.schema.names if c != "vector"]
-                    self._metadata[key] = tbl.to_lance().to_table(columns=cols)
+                    meta = tbl.to_lance().to_table(columns=metadata_columns(tbl.schema))
+                batches = meta.to_batches()
+                starts = np.concatenate([[0], np.cumsum([b.num_rows for b in batches])]).astype(np.int64)
+                self._metadata[key] = (meta, batches, starts)
             return self._metadata[key]
 
     def _fetch(self, level: str, offsets: np.ndarray, scores: np.ndarray) -> list[Hit]:
-        batches, starts = self._metadata_batches(level)
+        _, batches, starts = self._metadata_entry(level)
         n = int(starts[-1])
         if len(offsets) and not 0 <= int(np.min(offsets)) <= int(np.max(offsets)) < n:
             raise StoreError(f"index and table {level} disagree (ids outside the table's {n} rows); "
@@ -333,17 +344,6 @@ class Store:
             row = batches[b].slice(int(o) - int(starts[b]), 1).to_pylist()[0]
             hits.append(self._hit(level, row, float(sc), int(o)))
         return hits
-
-    def _metadata_batches(self, level: str) -> tuple[list[pa.RecordBatch], np.ndarray]:
-        """The metadata table's record batches and their first offsets (plus the row count last)."""
-        meta = self.metadata(level)
-        key = (level, id(meta))
-        got = self._batches.get(key)
-        if got is None:
-            batches = meta.to_batches()
-            starts = np.concatenate([[0], np.cumsum([b.num_rows for b in batches])]).astype(np.int64)
-            got = self._batches[key] = (batches, starts)
-        return got
 
     def _hit(self, level: str, row: dict[str, Any], score: float, offset: int) -> Hit:
         start = float(row.get("start", row.get("t", 0.0)))
