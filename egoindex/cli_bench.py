@@ -158,7 +158,8 @@ def retrieval_cmd(
 
     Texts are the val utterances, clips the val clips with text; a clip is a positive of an
     utterance when it overlaps it in time (same video) or overlaps an utterance with the same
-    normalised text. Uses the stored vectors only.
+    normalised text. Uses the stored vectors only. Each R@K is printed beside its chance level:
+    what a random ranking scores with the same positives (also in the report as chance_R@K).
 
     Example: egoindex bench retrieval demo/store
     """
