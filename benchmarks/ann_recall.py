@@ -2,15 +2,17 @@
 synthetic data, in memory: a quick way to see whether an index family can reach the 0.95 goal
 before spending an hour on ``benchmarks.search`` at 10M.
 
-Why it exists: at 10M, ``ann.choose_factory`` picks ``IVF16384_HNSW32,PQ256x4fs,Refine(SQ8)`` and
-``benchmarks.search`` measured recall@10 0.64 (``results/search-10m-stopped.log``). This script
-reproduces the plateau at 1M (0.71-0.74 for nprobe 64-256 and k_factor 32-128, with SQ8 or SQfp16
+Why it exists: at 10M, ``ann.choose_factory`` used to pick ``IVF16384_HNSW32,PQ256x4fs,Refine(SQ8)``
+and ``benchmarks.search`` measured recall@10 0.64 (``results/search-10m-stopped.log``). This script
+reproduced the plateau at 1M (0.71-0.74 for nprobe 64-256 and k_factor 32-128, with SQ8 or SQfp16
 refinement alike), where ``IVF4096,PQ256x4fs,RFlat`` reaches 0.969 and ``IVF16384,PQ256x4fs,RFlat``
 (flat quantizer) 0.970 at nprobe 64, while ``IVF4096_HNSW32,PQ256x4fs,RFlat`` stalls at 0.84: the
-HNSW coarse quantizer is what limits recall, not the list count or the refine stage.
+HNSW coarse quantizer is what limited recall, not the list count or the refine stage. Hence the
+flat quantizer and the two-level add-time assignment in ``egoindex/store/ann.py``.
 
 Usage:
-    python -m benchmarks.ann_recall "IVF16384_HNSW32,PQ256x4fs,Refine(SQ8)" "IVF4096,PQ256x4fs,RFlat"
+    python -m benchmarks.ann_recall "IVF16384,PQ256x4fs,Refine(SQ8)" "IVF16384_HNSW32,PQ256x4fs,Refine(SQ8)"
+    python -m benchmarks.ann_recall "IVF16384,PQ256x4fs,Refine(SQ8)" --nprobe 16 32 64 128 --k-factor 32 64 128
     python -m benchmarks.ann_recall --n 300000 --clusters 300 "IVF1024_HNSW32,PQ256x4fs,Refine(SQfp16)"
 """
 

@@ -33,8 +33,9 @@ Per size (each size runs in its own process, so peak RSS is per size):
     within ``--lance-index-timeout`` seconds (in a child process), otherwise skipped with the
     reason recorded;
   - ``egoindex ANN kf-tuned`` (refine indexes only): a what-if, not what egoindex does today:
-    the same index with ``k_factor`` up to 128 (``ann.tune`` stops at 32, the refine cost it
-    accepts in production).
+    the same index at the *fastest* (nprobe, k_factor up to 128) pair reaching the target
+    (``ann.tune`` takes the first one, nprobe first, k_factor within its refine byte budget:
+    up to 32 for RFlat, 128 for SQ8).
 
   ``egoindex ANN+meta`` and ``Store.search`` also check each hit's metadata against the row at
   the hit's offset (the synthetic rows' video_uid and start follow from the offset) and record
@@ -328,7 +329,8 @@ def kfactor_whatif(index: Any, tune_q: np.ndarray, truth_tune: np.ndarray, eval_
                    p: Params, build_kw: dict[str, Any]) -> dict[str, Any]:
     """The same index with (nprobe, k_factor) both tuned: for each k_factor the smallest nprobe
     reaching the target on the tuning queries, then the fastest of those pairs (timed on tuning
-    queries). Shows what ``ann.tune``'s fixed k_factor 8 costs."""
+    queries). ``ann.tune`` instead takes the first pair that reaches the target, nprobe first; this
+    shows what that order costs in latency."""
     from egoindex.store import ann
 
     ivf = ann._ivf(index)

@@ -22,8 +22,8 @@ def clustered(n: int, dim: int, clusters: int, seed: int = 0, spread: float = 0.
     (100_000, "Flat"),
     (1_000_000, "IVF4096,PQ256x4fs,RFlat"),
     (2_000_000, "IVF4096,PQ256x4fs,RFlat"),
-    (10_000_000, "IVF16384_HNSW32,PQ256x4fs,Refine(SQ8)"),
-    (360_000_000, "IVF65536_HNSW32,PQ256x4fs,Refine(SQ8)"),
+    (10_000_000, "IVF16384,PQ256x4fs,Refine(SQ8)"),
+    (360_000_000, "IVF65536,PQ256x4fs,Refine(SQ8)"),
 ])
 def test_factory_by_size(n: int, want: str) -> None:
     assert ann.choose_factory(n, 512) == want
@@ -32,11 +32,23 @@ def test_factory_by_size(n: int, want: str) -> None:
 
 def test_training_size_follows_the_lists() -> None:
     assert ann.nlist_of("Flat") is None
-    assert ann.nlist_of("IVF16384_HNSW32,PQ256x4fs,Refine(SQ8)") == 16384
+    assert ann.nlist_of("IVF16384,PQ256x4fs,Refine(SQ8)") == 16384
+    assert ann.nlist_of("IVF16384_HNSW32,PQ256x4fs,Refine(SQ8)") == 16384  # stores built before the flat quantizer
     assert ann.training_size(50_000, "Flat") == 50_000                        # never more than the table
     assert ann.training_size(1_000_000, "IVF4096,PQ256x4fs,RFlat") == 256 * 1024  # floor
-    assert ann.training_size(10_000_000, "IVF16384_HNSW32,PQ256x4fs,Refine(SQ8)") == 40 * 16384
-    assert ann.training_size(10**9, "IVF65536_HNSW32,PQ256x4fs,Refine(SQ8)") == 1 << 20  # ceiling
+    assert ann.training_size(10_000_000, "IVF16384,PQ256x4fs,Refine(SQ8)") == 40 * 16384
+    assert ann.training_size(10**9, "IVF65536,PQ256x4fs,Refine(SQ8)") == 1 << 20  # ceiling
+
+
+def test_refine_shortlist_may_grow_as_its_codes_shrink() -> None:
+    """tune may read as many refine bytes per result as RFlat at k_factor 32: SQ8 codes are 4x
+    smaller, so up to 128; an index without refine has no k_factor to tune."""
+    def factors(factory: str) -> tuple[float | None, ...]:
+        return ann._k_factors(faiss.index_factory(64, factory, faiss.METRIC_INNER_PRODUCT))
+    assert factors("IVF64,PQ32x4fs,RFlat") == (8.0, 16.0, 32.0)
+    assert factors("IVF64,PQ32x4fs,Refine(SQfp16)") == (8.0, 16.0, 32.0, 64.0)
+    assert factors("IVF64,PQ32x4fs,Refine(SQ8)") == (8.0, 16.0, 32.0, 64.0, 128.0)
+    assert factors("IVF64,Flat") == (None,)
 
 
 def test_exact_topk_streams_to_the_brute_force_answer() -> None:
@@ -48,18 +60,31 @@ def test_exact_topk_streams_to_the_brute_force_answer() -> None:
     assert ann.recall_at(got[:, ::-1][:, :5], truth) < 1.0  # recall_at notices a wrong answer
 
 
-def test_hnsw_trained_ivf_is_tuned_to_the_target_recall_and_filters_hold() -> None:
-    """The large-store path (HNSW coarse quantizer, HNSW-assigned k-means) at a small dimension:
-    tuning reaches its target recall@10 (0.9 here: at 32-d the SQ8 refine
-    caps recall near 0.96) and holds it on held-out queries, and a search restricted to allowed
-    offsets returns only those, ranked as exact search over them would."""
-    dim, n = 32, 40_000
+def test_large_store_ivf_assigns_like_exact_search_is_tuned_and_filters_hold() -> None:
+    """The large-store path at a small dimension (>= TWO_LEVEL_MIN_NLIST lists: HNSW-assigned
+    k-means, vectors added through the two-level assigner): the saved quantizer is the exact one;
+    nearly every vector sits in the list exact search picks (the HNSW quantizer this replaces
+    misplaced 5 % at 1M x 512); tuning reaches its target recall@10 (0.9 here: at 32-d the SQ8
+    refine caps recall near 0.96) and holds it on held-out queries; a search restricted to
+    allowed offsets returns only those, ranked as exact search over them would."""
+    dim, n = 32, 60_000
     x = clustered(n, dim, 300, spread=0.5)
-    factory = "IVF4096_HNSW32,PQ16x4fs,Refine(SQ8)"  # >= 4096 lists: k-means assigns by HNSW
+    factory = f"IVF{ann.TWO_LEVEL_MIN_NLIST},PQ16x4fs,Refine(SQ8)"
     index, facts = ann.build_index(x[:ann.training_size(n, factory)], (x[i:i + 10_000] for i in range(0, n, 10_000)),
                                    n, factory)
     assert index.ntotal == n and facts["trained_on"] == n
-    assert faiss.extract_index_ivf(index).clustering_index is None  # the training helper is not kept
+    ivf = faiss.extract_index_ivf(index)
+    assert ivf.clustering_index is None  # the training helper is not kept
+    quantizer = faiss.downcast_index(ivf.quantizer)
+    assert isinstance(quantizer, faiss.IndexFlat)  # the two-level assigner is gone after the add
+    exact_list = quantizer.search(x, 1)[1][:, 0]
+    stored_list = np.full(n, -1)
+    for lst in range(ivf.nlist):
+        size = ivf.invlists.list_size(lst)
+        if size:
+            stored_list[faiss.rev_swig_ptr(ivf.invlists.get_ids(lst), size)] = lst
+    assert (stored_list >= 0).all()
+    assert np.mean(stored_list == exact_list) >= 0.99
     tune_q = ann.sample_queries(x, 100, seed=1)
     nprobe, k_factor, recall = ann.tune(index, tune_q, ann.exact_topk([x], tune_q, 10), target_recall=0.9)
     assert recall >= 0.9 and nprobe is not None and k_factor is not None

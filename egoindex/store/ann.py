@@ -12,15 +12,27 @@ The factory is chosen like autofaiss does, by size (``choose_factory``):
 * up to ``EXACT_MAX`` vectors: ``Flat`` (exact inner product; a few ms even at 100k x 512);
 * up to 2M: ``IVF{nlist},PQ{D/2}x4fs,RFlat`` - fast-scan PQ shortlist re-ranked with the exact
   vectors (REFERENCE.md: plain IVF-PQ has recall ~0.4, the refine stage brings it to ~1.0);
-* beyond: ``IVF{nlist}_HNSW32,PQ{D/2}x4fs,Refine(SQ8)`` - the refine stage keeps 8-bit vectors
-  (D bytes per vector instead of 4D), so 10M x 512 fits in ~5.5 GB of RAM; the coarse quantizer
-  is an HNSW graph over the centroids, because assigning 10M vectors (and every query) to 16k
-  centroids by brute force is most of the build time on a small machine.
+* beyond: ``IVF{nlist},PQ{D/2}x4fs,Refine(SQ8)`` - the refine stage keeps 8-bit vectors
+  (D bytes per vector instead of 4D), so 10M x 512 fits in ~5.5 GB of RAM.
+
+The coarse quantizer stays flat (exact) at every size, even at 16k-64k lists where an HNSW graph
+over the centroids looks cheaper: on clustered data (what embeddings of a few homes are) the
+graph search strands queries in the wrong cluster. Measured at 1M clustered vectors with 16,384
+lists (``benchmarks/ann_recall.py``; figures in the README): an HNSW quantizer
+(efSearch 16) put 4.9 % of vectors in a wrong list and stalled recall@10 at 0.71 whatever
+nprobe; the same centroids searched exactly reach 0.955 (SQ8 refine) at nprobe 64. The flat
+quantizer costs one 16k x D product per query (~1 ms), which fits the 10 ms budget.
+
+What the flat quantizer makes slow is *adding*: 10M vectors x 16k centroids is ~1e14
+multiply-adds, ~25 min on two cores. So from ``TWO_LEVEL_MIN_NLIST`` lists on, ``build_index``
+assigns added vectors with a throw-away two-level index over the centroids (an ``IVF{~2 sqrt
+nlist},Flat`` probed at ``TWO_LEVEL_NPROBE``): 99.9 % of vectors land in the list the exact
+search would pick, 4x faster; queries still use the exact quantizer that is saved.
 
 Training: ``training_size`` rows (about 40 per IVF list, at least 256k, at most 1M: FAISS warns
 below 39 per centroid). Large k-means (>= 4096 lists) assign points with an HNSW index over the
-centroids instead of brute force, which makes training several times faster for a recall cost
-that the refine stage and the nprobe tuning absorb.
+centroids instead of brute force, which makes training several times faster; k-means tolerates
+the few wrong assignments (the centroids it returns are then searched exactly).
 
 ``nprobe`` is tuned after the build: the smallest value whose recall@10 against exact search on
 sampled queries reaches ``target_recall`` (default 0.95), recorded in the index's json.
@@ -31,7 +43,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,6 +55,10 @@ from egoindex.fsutil import atomic_open, write_json
 
 EXACT_MAX = 100_000
 NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+TWO_LEVEL_MIN_NLIST = 8192  # from here on, added vectors are assigned through a two-level index
+TWO_LEVEL_NPROBE = 8
+K_FACTORS = (8.0, 16.0, 32.0, 64.0, 128.0)
+REFINE_FLOATS_PER_RESULT = 32  # the refine cost accepted: k_factor 32 x one float32 vector, per result
 
 
 def choose_factory(n: int, dim: int) -> str:
@@ -51,7 +68,7 @@ def choose_factory(n: int, dim: int) -> str:
     m = dim // 2 if dim % 2 == 0 and dim // 2 <= 256 else dim
     if n <= 2_000_000:
         return f"IVF{nlist},PQ{m}x4fs,RFlat"
-    return f"IVF{nlist}_HNSW32,PQ{m}x4fs,Refine(SQ8)"
+    return f"IVF{nlist},PQ{m}x4fs,Refine(SQ8)"
 
 
 def nlist_of(factory: str) -> int | None:
@@ -175,12 +192,50 @@ def build_index(sample: np.ndarray, batches: Iterable[np.ndarray], n: int, facto
                 ivf.clustering_index = None  # only needed for training; not saved
             del assigner
             trained_on = len(sample)
-    for b in batches:
-        index.add(np.ascontiguousarray(b, dtype=np.float32))
+    ivf = None if use_gpu else _ivf(index)
+    with _two_level_assignment(ivf):
+        for b in batches:
+            index.add(np.ascontiguousarray(b, dtype=np.float32))
     if use_gpu:
         index = faiss.index_gpu_to_cpu(index)
     return index, {"factory": factory, "build_seconds": time.perf_counter() - t0, "trained_on": trained_on,
                    "gpu": use_gpu}
+
+
+@contextmanager
+def _two_level_assignment(ivf: faiss.IndexIVF | None) -> Iterator[None]:
+    """While adding, let ``ivf`` assign vectors to lists through an ``IVF{c},Flat`` index over its
+    centroids (c ~ 2 sqrt(nlist), ``TWO_LEVEL_NPROBE`` probes) instead of its exact quantizer;
+    the exact quantizer is put back afterwards, for queries and for saving. A no-op below
+    ``TWO_LEVEL_MIN_NLIST`` lists or when the quantizer is not flat (e.g. an older store's HNSW)."""
+    quantizer = None if ivf is None else faiss.downcast_index(ivf.quantizer)
+    if ivf is None or ivf.nlist < TWO_LEVEL_MIN_NLIST or not isinstance(quantizer, faiss.IndexFlat):
+        yield
+        return
+    centroids = quantizer.reconstruct_n(0, quantizer.ntotal)
+    coarse = faiss.IndexFlat(ivf.d, quantizer.metric_type)
+    n_coarse = 1 << int(round(math.log2(2 * math.sqrt(ivf.nlist))))
+    two_level = faiss.IndexIVFFlat(coarse, ivf.d, n_coarse, quantizer.metric_type)
+    two_level.cp.min_points_per_centroid = 1  # k-means over the centroids themselves: quiet
+    two_level.train(centroids)
+    two_level.add(centroids)
+    two_level.make_direct_map()  # IVF-PQ asks its quantizer for centroids (residuals) by list number
+    two_level.nprobe = TWO_LEVEL_NPROBE
+    ivf.quantizer = two_level  # own_fields is unchanged: the ivf still owns (and frees) ``quantizer``
+    try:
+        yield
+    finally:
+        ivf.quantizer = quantizer
+
+
+def _k_factors(index: faiss.Index) -> tuple[float | None, ...]:
+    """The refine shortlist lengths ``tune`` may try: as many refine bytes per result as an RFlat
+    refine reads at k_factor 32 (float32 vectors), so SQ8 codes (4x smaller) go up to 128. At 10M
+    the PQ shortlist is noisier and k_factor, not nprobe, is what lifts recall past 0.95."""
+    if not isinstance(index, faiss.IndexRefine):
+        return (None,)
+    budget = REFINE_FLOATS_PER_RESULT * 4 * index.d
+    return tuple(f for f in K_FACTORS if f * index.refine_index.sa_code_size() <= budget)
 
 
 def tune(index: faiss.Index, queries: np.ndarray, truth: np.ndarray,
@@ -192,7 +247,7 @@ def tune(index: faiss.Index, queries: np.ndarray, truth: np.ndarray,
     ivf = _ivf(index)
     if ivf is None:
         return None, None, recall_at(index.search(queries, k)[1], truth)
-    factors: tuple[float | None, ...] = (8.0, 16.0, 32.0) if isinstance(index, faiss.IndexRefine) else (None,)
+    factors = _k_factors(index)
     best: tuple[int | None, float | None, float] = (ivf.nlist, factors[-1], 0.0)
     for nprobe in [p for p in NPROBES if p < ivf.nlist] + [ivf.nlist]:
         for k_factor in factors:
