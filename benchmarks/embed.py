@@ -60,8 +60,8 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from egoindex.embed import Embedder, resolve_device
 from egoindex.models import load_model, make_checkpoint, save_checkpoint
 from egoindex.resources import available_cpus
-from egoindex.shards import list_shards
-from pipelines.build import BuildConfig, BuildSummary, Layout, embed_shards, read_shard
+from egoindex.shards import list_shards, read_shard
+from pipelines.build import BuildConfig, BuildSummary, Layout, embed_shards
 
 CACHE = Path.home() / ".cache" / "egoindex"
 PACKAGES = ("torch", "torchvision", "open_clip_torch", "pillow", "numpy", "pylance")

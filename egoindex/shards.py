@@ -114,6 +114,50 @@ def list_shards(directory: Path, split: str | None = None) -> list[Path]:
     return out
 
 
+def read_shard(path: Path) -> Iterator[tuple[str, dict[str, bytes]] | tuple[None, str]]:
+    """Samples of a tar as (key, {ext: bytes}); a damaged tar ends with (None, reason) after the
+    samples that could be read."""
+    cur_key, cur = None, {}
+    try:
+        with tarfile.open(path, "r|") as tf:
+            for m in tf:
+                if not m.isfile():
+                    continue
+                base = m.name.rsplit("/", 1)[-1]
+                key, _, ext = base.partition(".")
+                data = tf.extractfile(m).read()  # type: ignore[union-attr]
+                if key != cur_key and cur_key is not None:
+                    yield cur_key, cur
+                    cur = {}
+                cur_key = key
+                cur[ext] = data
+            end = tf.offset
+        # tarfile ends the iteration *silently* at a corrupt member header after the first one:
+        # the rest of the shard would be lost without a trace unless the stop is checked.
+        damaged = _garbage_after(path, end)
+    except (tarfile.TarError, EOFError, OSError) as e:
+        damaged = f"damaged tar: {type(e).__name__}: {e}"
+    if damaged:
+        if cur_key is not None and {"jpg", "json"} <= set(cur):
+            yield cur_key, cur
+        yield None, damaged
+        return
+    if cur_key is not None:
+        yield cur_key, cur
+
+
+def _garbage_after(path: Path, offset: int) -> str | None:
+    """Why the tar did not end at ``offset`` (where reading stopped), or None for a clean end
+    (end-of-archive zero blocks, or the end of the file)."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        block = f.read(512)
+        size = os.fstat(f.fileno()).st_size
+    if block.strip(b"\0"):
+        return f"damaged tar: invalid member header at byte {offset}; the last {size - offset} bytes could not be read"
+    return None
+
+
 def iter_samples(paths: list[Path]) -> Iterator[dict]:
     """Read shards back with webdataset (used by tests, summaries and later stages)."""
     ds = wds.WebDataset([str(p) for p in paths], shardshuffle=False, empty_check=False)

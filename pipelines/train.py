@@ -13,7 +13,8 @@ Every rank takes the same number of steps from an endless sharded stream
 the captioned train frames. The learning-rate schedule, the checkpoints and the data position
 are all functions of the optimizer step, so ``--resume`` after a kill continues the same run.
 Files in RUN_DIR: ``config.json``, ``latest.pt``, ``epoch_N.pt``, ``metrics.jsonl``,
-``ranks/rank-R.jsonl``, ``tensorboard/``, ``curves.png``.
+``ranks/rank-R.jsonl``, ``tensorboard/``, ``curves.png``, and ``data_faults.jsonl`` when damaged
+samples or shards were skipped.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from egoindex.models import (ModelError, check_model_name, create, link_or_copy,
                              pretrained_tag_error, read_checkpoint, save_checkpoint, state_dict_of, unwrap,
                              weight_differences)
 from pipelines.train_config import TrainConfig, parse, torchrun_command
-from pipelines.train_data import Batch, count_train_samples, train_loader, val_loader
+from pipelines.train_data import Batch, FaultLog, count_train_samples, train_loader, val_loader
 from pipelines.train_eval import encode_val, gather_to_rank0, merge_and_score
 from pipelines.train_log import JsonlWriter, MetricsLog, ReportError, check_reporters, plot_curves, truncate_jsonl
 from pipelines.train_loss import DedupClipLoss, DedupSigLipLoss
@@ -395,13 +396,16 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
         metrics.log("resume", start_step, {"epoch": start_step // plan.steps_per_epoch})
 
     pin = d.device.type == "cuda"
+    faults = FaultLog(run_dir / "data_faults.jsonl", d.rank)
+    faults_seen = faults.count()
     loader = train_loader(Path(cfg.shards), preprocess=created.preprocess_train, tokenizer=created.tokenizer,
                           batch_size=cfg.batch_size, workers=workers, rank=d.rank, world_size=d.world_size,
                           seed=cfg.seed, start_pass=start_step * plan.global_batch / plan.train_samples,
                           resampled=cfg.resampled, shuffle_buffer=cfg.shuffle_buffer, pin=pin,
-                          word_drop=cfg.caption_word_drop)
+                          word_drop=cfg.caption_word_drop, faults=faults)
     vloader = val_loader(Path(cfg.shards), preprocess=created.preprocess_val, tokenizer=created.tokenizer,
-                         batch_size=cfg.val_batch_size, workers=workers, rank=d.rank, world_size=d.world_size, pin=pin)
+                         batch_size=cfg.val_batch_size, workers=workers, rank=d.rank, world_size=d.world_size, pin=pin,
+                         faults=faults)
     if vloader is None:
         say("[yellow]no val-*.tar shards: training without validation[/]")
     say(f"{cfg.model} on {d.world_size} x {d.device.type} ({torch.get_num_threads()} threads each): "
@@ -475,6 +479,10 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
                 save(step, epoch_end)
             if epoch_end or (cfg.val_every_steps and step % cfg.val_every_steps == 0):
                 validate(step)
+            if metrics is not None and epoch_end and faults.count() > faults_seen:
+                faults_seen = faults.count()
+                metrics.log("data_faults", step, {"recorded": faults_seen})
+                say(f"[yellow]damaged data skipped: {faults_seen} record(s) in {faults.path}[/]")
     rank_log.close()
     if metrics is not None:
         metrics.close()

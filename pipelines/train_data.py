@@ -12,6 +12,7 @@ data), and a resumed run starts where the killed one approximately was. Two ways
   (open_clip's ``--dataset-resampled``), for corpora too big to ever finish a pass.
 
 Samples with an empty caption (frames without speech) are dropped before their JPEG is decoded.
+Damaged samples and shards are skipped and recorded (``FaultLog``), never silently cut short.
 Each sample carries two 64-bit keys: ``text_key`` (hash of the normalised caption, used by the
 loss to stop identical captions acting as negatives of each other) and ``utt_key`` (hash of the
 utterance id, used by validation to group the frames of one utterance).
@@ -26,6 +27,8 @@ import hashlib
 import io
 import json
 import random
+import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -38,7 +41,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from egoindex.fsutil import read_json
-from egoindex.shards import list_shards
+from egoindex.shards import list_shards, read_shard
 
 
 @dataclass
@@ -131,6 +134,61 @@ class ReaderShuffle(wds.utils.PipelineStage):
         return wds.shuffle(self.bufsize, min(self.bufsize, 100), rng=rng)(src)
 
 
+class FaultLog:
+    """Damaged samples and shards the readers skip: a warning each, and one JSON line each in
+    ``path`` (``RUN_DIR/data_faults.jsonl``: time, rank, split, shard, key, reason), so a run that
+    trained on less than its shards hold says so in its run dir, as the build does in its
+    metadata. One line per encounter: a damaged sample is met again every pass.
+
+    Loader workers are spawned processes: each appends its own lines (one small ``O_APPEND``
+    write per line), so nothing is lost between workers or ranks sharing the file."""
+
+    def __init__(self, path: Path | None, rank: int = 0):
+        self.path = str(path) if path is not None else None
+        self.rank = rank
+
+    def record(self, split: str, url: str, key: str | None, reason: str) -> None:
+        shard = Path(url).name
+        warnings.warn(f"skipped {'sample ' + key if key else 'the rest of the shard'} of {shard}: {reason}",
+                      stacklevel=2)
+        if self.path is None:
+            return
+        line = json.dumps({"time": round(time.time(), 3), "rank": self.rank, "split": split, "shard": shard,
+                           "key": key, "reason": reason}, ensure_ascii=False)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    def count(self) -> int:
+        """Lines recorded so far (by every rank and worker)."""
+        if self.path is None or not Path(self.path).is_file():
+            return 0
+        with open(self.path, "rb") as f:
+            return sum(1 for _ in f)
+
+
+def read_samples(src: Iterator[dict[str, str]], faults: FaultLog, split: str) -> Iterator[dict[str, Any]]:
+    """``{"url"}`` items -> WebDataset samples (``__key__``, ``__url__``, one entry per member),
+    through the build's tar reader: it notices a tar that stops at a corrupt member header, which
+    Python's tarfile (and so webdataset) treats as a silent end of the archive."""
+    for item in src:
+        url = item["url"]
+        for key, sample in read_shard(Path(url)):
+            if key is None:
+                faults.record(split, url, None, str(sample))
+                break
+            yield {"__key__": key, "__url__": url, **sample}  # type: ignore[dict-item]
+
+
+def decode_samples(src: Iterator[dict[str, Any]], faults: FaultLog, split: str, **prepare_kw: Any) -> Iterator[tuple]:
+    """``prepare`` each sample; one that cannot be decoded (not a JPEG, bad UTF-8, bad JSON) is
+    recorded and skipped, and the rest of its shard goes on."""
+    for sample in src:
+        try:
+            yield prepare(sample, **prepare_kw)
+        except Exception as e:
+            faults.record(split, sample.get("__url__", ""), sample.get("__key__"), repr(e)[:300])
+
+
 def has_text(sample: dict[str, Any]) -> bool:
     return bool(sample.get("txt", b"").strip())
 
@@ -179,17 +237,20 @@ def _loader(dataset: IterableDataset, workers: int, pin: bool) -> DataLoader:
 
 def train_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable, batch_size: int, workers: int,
                  rank: int, world_size: int, seed: int, start_pass: float = 0.0, resampled: bool = False,
-                 shuffle_buffer: int = 1000, pin: bool = False, word_drop: float = 0.0) -> DataLoader:
-    """Endless loader of training batches for this rank (``batch_size`` per rank)."""
+                 shuffle_buffer: int = 1000, pin: bool = False, word_drop: float = 0.0,
+                 faults: FaultLog | None = None) -> DataLoader:
+    """Endless loader of training batches for this rank (``batch_size`` per rank); damaged
+    samples and shards go to ``faults``."""
+    faults = faults or FaultLog(None, rank)
     urls = [str(p) for p in list_shards(Path(shards_dir), "train")]
     if not urls:
         raise FileNotFoundError(f"no train-*.tar shards in {shards_dir}")
     pipeline = wds.DataPipeline(
         ShardStream(urls, rank=rank, world_size=world_size, seed=seed, start_pass=start_pass, resampled=resampled),
-        wds.tarfile_to_samples(handler=wds.warn_and_continue),
+        partial(read_samples, faults=faults, split="train"),
         wds.select(has_text),
         ReaderShuffle(shuffle_buffer, rank=rank, world_size=world_size, seed=seed, start_pass=start_pass),
-        wds.map(partial(prepare, preprocess=preprocess, word_drop=word_drop), handler=wds.warn_and_continue),
+        partial(decode_samples, faults=faults, split="train", preprocess=preprocess, word_drop=word_drop),
         wds.batched(batch_size, collation_fn=partial(collate, tokenizer=tokenizer), partial=False),
     )
     return _loader(pipeline, workers, pin)
@@ -209,7 +270,7 @@ class ValShards(IterableDataset):
 
 
 def val_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable, batch_size: int, workers: int,
-               rank: int, world_size: int, pin: bool = False) -> DataLoader | None:
+               rank: int, world_size: int, pin: bool = False, faults: FaultLog | None = None) -> DataLoader | None:
     """Loader over this rank's share of the val shards (None when there are no val shards).
 
     Batches keep their last partial batch, so every captioned val frame is scored exactly once.
@@ -218,11 +279,12 @@ def val_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable, b
     if not urls:
         return None
     mine = len(urls[rank::world_size])  # a rank without val shards still joins the gather, empty
+    faults = faults or FaultLog(None, rank)
     pipeline = wds.DataPipeline(
         ValShards(urls, rank, world_size),
-        wds.tarfile_to_samples(handler=wds.warn_and_continue),
+        partial(read_samples, faults=faults, split="val"),
         wds.select(has_text),
-        wds.map(partial(prepare, preprocess=preprocess), handler=wds.warn_and_continue),
+        partial(decode_samples, faults=faults, split="val", preprocess=preprocess),
         wds.batched(batch_size, collation_fn=partial(collate, tokenizer=tokenizer), partial=True),
     )
     return _loader(pipeline, min(workers, mine), pin)

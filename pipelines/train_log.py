@@ -1,8 +1,8 @@
 """Where training metrics go: metrics.jsonl, TensorBoard (default), wandb (optional), a PNG.
 
-``RUN_DIR/metrics.jsonl`` is the record of truth (one JSON object per line, ``kind`` = train or
-val, always with ``step``); TensorBoard and wandb are views of the same numbers. On resume, lines
-beyond the checkpoint's step (written by the killed run after its last checkpoint) are dropped so
+``RUN_DIR/metrics.jsonl`` is the record of truth (one JSON object per line, ``kind`` = train,
+val, resume or data_faults, always with ``step``); TensorBoard and wandb are views of the same
+numbers. On resume, lines beyond the checkpoint's step (written by the killed run after its last checkpoint) are dropped so
 the file reads as one uninterrupted run. Every rank also appends its own steps to
 ``RUN_DIR/ranks/rank-R.jsonl`` (proof that all ranks step, and where each one was).
 """

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import torch_threads
+
 # Never reach for the network: named Hugging Face models must fail fast and clearly.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -44,12 +46,8 @@ def one_torch_thread():
     """In-process builds in a module use one torch thread (two OpenMP threads spinning on two
     shared cores run several times slower than one); the count is put back afterwards.
     Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 DEMO_TRAIN_ARGS = ("--model", "ego-tiny-vit", "--epochs", "6", "--batch-size", "16", "--lr", "1e-3", "--warmup", "2",
@@ -60,19 +58,13 @@ DEMO_TRAIN_ARGS = ("--model", "ego-tiny-vit", "--epochs", "6", "--batch-size", "
 def demo_checkpoint(demo_shards: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``ego-tiny-vit`` trained briefly (6 epochs of 11 steps, in this process) on ``demo_shards``.
 
-    One torch thread: on two cores shared with other processes, two OpenMP threads spin against
-    each other and run several times slower than one. The thread count is put back afterwards.
+    ``launch`` sets one torch thread (``--threads 1``); the count is put back afterwards.
     """
-    import torch
-
     from pipelines.train import launch
 
     run_dir = tmp_path_factory.mktemp("demo_run") / "run"
-    threads = torch.get_num_threads()
-    try:
+    with torch_threads(1):
         code = launch([str(demo_shards), str(run_dir), *DEMO_TRAIN_ARGS])
-    finally:
-        torch.set_num_threads(threads)
     assert code == 0, f"training the demo checkpoint failed with exit code {code}"
     return run_dir / "latest.pt"
 
@@ -81,16 +73,10 @@ def demo_checkpoint(demo_shards: Path, tmp_path_factory: pytest.TempPathFactory)
 def demo_store(demo_checkpoint: Path, demo_shards: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store built (in this process, one clean run) from ``demo_checkpoint`` and ``demo_shards``.
     Read-only for tests: copy it to tmp_path to modify."""
-    import torch
-
     from pipelines.build import BuildConfig, run
 
     store = tmp_path_factory.mktemp("demo_store") / "store"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         summary = run(BuildConfig(checkpoint=demo_checkpoint, shards=demo_shards, store=store, workers=0, progress=False))
-    finally:
-        torch.set_num_threads(threads)
     assert summary.committed and summary.rows["frames"] > 0
     return store

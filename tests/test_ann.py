@@ -78,11 +78,7 @@ def test_large_store_ivf_assigns_like_exact_search_is_tuned_and_filters_hold() -
     quantizer = faiss.downcast_index(ivf.quantizer)
     assert isinstance(quantizer, faiss.IndexFlat)  # the two-level assigner is gone after the add
     exact_list = quantizer.search(x, 1)[1][:, 0]
-    stored_list = np.full(n, -1)
-    for lst in range(ivf.nlist):
-        size = ivf.invlists.list_size(lst)
-        if size:
-            stored_list[faiss.rev_swig_ptr(ivf.invlists.get_ids(lst), size)] = lst
+    stored_list = ann.stored_lists(index)
     assert (stored_list >= 0).all()
     assert np.mean(stored_list == exact_list) >= 0.99
     tune_q = ann.sample_queries(x, 100, seed=1)

@@ -218,8 +218,11 @@ def test_build_records_each_damaged_sample_and_builds_the_rest(demo_checkpoint: 
 
 
 @pytest.mark.slow
-def test_train_skips_damaged_samples_with_a_warning_and_finishes(damaged, tmp_path: Path,
-                                                                recwarn: pytest.WarningsRecorder) -> None:
+def test_train_records_each_damaged_sample_and_shard_and_finishes(damaged, tmp_path: Path,
+                                                                  recwarn: pytest.WarningsRecorder) -> None:
+    """Training skips what it cannot read and says so: a warning and a ``data_faults.jsonl`` line
+    for each damaged train sample, and one for the val shard cut short by a corrupt member header
+    (which Python's tarfile, and so webdataset, would end silently); ``metrics.jsonl`` counts them."""
     shards, f = damaged
     run_dir = tmp_path / "run"
     code = launch([str(shards), str(run_dir), "--model", TINY, "--epochs", "1", "--batch-size", "16", "--workers", "0",
@@ -227,16 +230,25 @@ def test_train_skips_damaged_samples_with_a_warning_and_finishes(damaged, tmp_pa
                    "--log-every", "1"])
     assert code == 0
     said = [str(w.message) for w in recwarn if "unclosed file" not in str(w.message)]
-    # webdataset's warn_and_continue: one warning per bad sample, naming what failed
     assert any("UnicodeDecodeError" in m and "caf\\xe9" in m for m in said), said  # the latin-1 caption
     assert any("UnidentifiedImageError" in m for m in said), said  # the not-a-JPEG
     assert any("UnicodeDecodeError" in m and "video_uid" in m for m in said), said  # the broken json
+    faults = [json.loads(line) for line in (run_dir / "data_faults.jsonl").read_text().splitlines()]
+    by_key = {r["key"]: r for r in faults if r["key"]}
+    assert {f["txt_key"], f["jpg_key"], f["json_key"]} <= set(by_key), faults
+    assert {by_key[k]["shard"] for k in (f["txt_key"], f["jpg_key"], f["json_key"])} == {f["damaged_shard"]}
+    assert all(by_key[k]["split"] == "train" for k in (f["txt_key"], f["jpg_key"], f["json_key"]))
+    assert "UnidentifiedImageError" in by_key[f["jpg_key"]]["reason"]
+    cut = [r for r in faults if r["key"] is None]
+    assert [(r["shard"], r["split"]) for r in cut] == [(f["header_shard"], "val")], faults
+    assert "invalid member header" in cut[0]["reason"]
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["recorded"] for m in metrics if m["kind"] == "data_faults"] == [len(faults)]
     ckpt = read_checkpoint(run_dir / "latest.pt")
     total = json.loads((run_dir / "config.json").read_text())["plan"]["total_steps"]
     assert ckpt["step"] == total and ckpt["epoch"] == 1
-    record_faults("bad_inputs_train", {"warnings": len(said), "steps": ckpt["step"],
-                                       "note": "a corrupt member header ends webdataset's read of that shard "
-                                               "silently (training only; build records it)"})
+    record_faults("bad_inputs_train", {"warnings": len(said), "steps": ckpt["step"], "data_faults": len(faults),
+                                       "reasons": sorted({r["reason"][:60] for r in faults})})
 
 
 # ---- 3. checkpoints to refuse -------------------------------------------------------------------

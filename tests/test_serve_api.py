@@ -18,7 +18,6 @@ from typing import Any
 
 import lancedb
 import pytest
-import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 from typer.testing import CliRunner
@@ -28,6 +27,7 @@ from egoindex.cli_serve import is_loopback
 from egoindex.serve import create_app
 from egoindex.serve.app import STATIC_DIR
 from egoindex.store import Filters, Store
+from tests.support import file_tree, torch_threads
 
 QUERY = "the baby grabs the red ball"
 LEVELS = ("clips", "frames", "utterances")
@@ -35,19 +35,13 @@ ENDPOINTS = ("/health", "/metrics", "/api/info", "/api/videos", "/api/search", "
              "/api/search/like", "/api/thumb/{video_uid}", "/api/video/{video_uid}", "/api/classify")
 
 
-def _tree(root: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
-
-
 @pytest.fixture(scope="module")
 def store(demo_store: Path, demo_videos: Path):
     """One opened demo store for the module, with one torch thread; asserts nothing was written."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    before = (_tree(demo_store), _tree(demo_videos))
-    yield Store(demo_store)
-    torch.set_num_threads(threads)
-    assert (_tree(demo_store), _tree(demo_videos)) == before, "the server wrote into the store or the videos"
+    before = (file_tree(demo_store), file_tree(demo_videos))
+    with torch_threads(1):
+        yield Store(demo_store)
+    assert (file_tree(demo_store), file_tree(demo_videos)) == before, "the server wrote into the store or the videos"
 
 
 @pytest.fixture(scope="module")

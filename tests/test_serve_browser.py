@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import torch_threads
+
 pytestmark = pytest.mark.slow
 
 CHROMIUM = "/usr/bin/chromium"
@@ -33,34 +35,31 @@ MAX_UPLOAD_MB = 4
 def server(demo_store: Path) -> Iterator[str]:
     """The app ``egoindex serve`` runs, under a real uvicorn in a thread on a free loopback port
     (in-process: the model and libraries are already loaded by the session); its base URL."""
-    import torch
     import uvicorn
 
     from egoindex.serve import create_app
     from egoindex.store import Store
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    store = Store(demo_store)
-    store.embedder  # load the model before the browser's first search, as the CLI does
-    app = create_app(store, max_upload_bytes=MAX_UPLOAD_MB << 20)  # thumbnails in memory: the store is only read
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=srv.run, name="egoindex-serve", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not srv.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                pytest.fail("uvicorn did not start")
-            time.sleep(0.05)
-        port = srv.servers[0].sockets[0].getsockname()[1]
-        url = f"http://127.0.0.1:{port}"
-        assert httpx.get(f"{url}/health", timeout=10).json()["ok"] is True
-        yield url
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=30)
-        torch.set_num_threads(threads)
+    with torch_threads(1):
+        store = Store(demo_store)
+        store.embedder  # load the model before the browser's first search, as the CLI does
+        app = create_app(store, max_upload_bytes=MAX_UPLOAD_MB << 20)  # thumbnails in memory: the store is only read
+        srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+        thread = threading.Thread(target=srv.run, name="egoindex-serve", daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not srv.started:
+                if not thread.is_alive() or time.monotonic() > deadline:
+                    pytest.fail("uvicorn did not start")
+                time.sleep(0.05)
+            port = srv.servers[0].sockets[0].getsockname()[1]
+            url = f"http://127.0.0.1:{port}"
+            assert httpx.get(f"{url}/health", timeout=10).json()["ok"] is True
+            yield url
+        finally:
+            srv.should_exit = True
+            thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")

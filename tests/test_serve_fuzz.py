@@ -31,7 +31,6 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 import pytest
 import schemathesis
-import torch
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -42,6 +41,7 @@ from egoindex.serve import create_app
 from egoindex.store import Filters, Store
 from egoindex.store.store import parse_like
 from tests.badmedia import record_faults
+from tests.support import file_tree, torch_threads
 
 LEVELS = ("clips", "frames", "utterances")
 #: Fuzzing-phase examples per operation (and per Hypothesis property); uploads get fewer.
@@ -65,10 +65,6 @@ NASTY = SQL + (
 )
 
 
-def _tree(root: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
-
-
 def hostile() -> st.SearchStrategy[str]:
     """Hostile strings: the list above, arbitrary unicode (no lone surrogates: not encodable), and mixes."""
     text = st.text(st.characters(exclude_categories=("Cs",)), max_size=60)
@@ -81,14 +77,12 @@ def hostile() -> st.SearchStrategy[str]:
 @pytest.fixture(scope="module")
 def store(demo_store: Path, demo_videos: Path) -> Iterator[Store]:
     """One opened demo store, one torch thread; asserts at the end that nothing was written."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    before = (_tree(demo_store), _tree(demo_videos))
-    s = Store(demo_store)
-    s.embedder
-    yield s
-    torch.set_num_threads(threads)
-    assert (_tree(demo_store), _tree(demo_videos)) == before, "the server wrote into the store or the videos"
+    before = (file_tree(demo_store), file_tree(demo_videos))
+    with torch_threads(1):
+        s = Store(demo_store)
+        s.embedder
+        yield s
+    assert (file_tree(demo_store), file_tree(demo_videos)) == before, "the server wrote into the store or the videos"
 
 
 @pytest.fixture(scope="module")
