@@ -33,12 +33,13 @@ class VideoError(Exception):
 @dataclass
 class VideoProbe:
     duration: float  # seconds, from the container/stream headers
-    width: int
+    width: int  # as displayed: a phone's portrait video is taller than wide, whatever its coding
     height: int
     native_fps: float | None
     has_audio: bool
     audio_duration: float | None
     codec: str
+    rotation: int = 0  # display-matrix rotation, degrees counter-clockwise (frames are stored upright)
 
 
 @dataclass
@@ -78,15 +79,32 @@ def probe(path: Path) -> VideoProbe:
         if duration is None or duration <= 0:
             raise VideoError("no-duration", "video stream has no duration (empty or broken)")
         audio = c.streams.audio[0] if c.streams.audio else None
+        width, height = vs.codec_context.width, vs.codec_context.height
+        audio_duration = _stream_duration(audio, c) if audio is not None else None
+        rotation = _display_rotation(c, vs)
+        if rotation % 180:
+            width, height = height, width
         return VideoProbe(
             duration=duration,
-            width=vs.codec_context.width,
-            height=vs.codec_context.height,
+            width=width,
+            height=height,
             native_fps=float(vs.average_rate) if vs.average_rate else None,
             has_audio=audio is not None,
-            audio_duration=_stream_duration(audio, c) if audio is not None else None,
+            audio_duration=audio_duration,
             codec=vs.codec_context.name,
+            rotation=rotation,
         )
+
+
+def _display_rotation(container: av.container.InputContainer, vs: av.video.stream.VideoStream) -> int:
+    """The display rotation of the first frame that decodes (0 when none does here: ``iter_frames``
+    then reports the damage). PyAV exposes the display matrix on frames, not on streams."""
+    try:
+        for frame in container.decode(vs):
+            return int(round(getattr(frame, "rotation", 0) or 0)) % 360
+    except (av.error.FFmpegError, ValueError, UnicodeDecodeError):
+        pass
+    return 0
 
 
 def _stream_duration(stream: av.stream.Stream, container: av.container.InputContainer) -> float | None:

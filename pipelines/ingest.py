@@ -238,7 +238,7 @@ def process_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout
         return _record(v, split, part, status, f"{e.kind}: {e}")
     except OSError as e:
         return _record(v, split, part, "failed", f"io-error: {e}")
-    base = {"duration_s": round(info.duration, 3), "width": info.width, "height": info.height,
+    base = {"duration_s": round(info.duration, 3), "width": info.width, "height": info.height, "rotation": info.rotation,
             "native_fps": round(info.native_fps, 3) if info.native_fps else None, "codec": info.codec}
     if not info.has_audio and not cfg.allow_no_audio:
         return _record(v, split, part, "skipped", "no-audio: no audio stream (use --allow-no-audio to keep its frames)", **base)

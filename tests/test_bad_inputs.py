@@ -105,6 +105,11 @@ def test_every_bad_input_is_recorded_and_every_good_video_lands(corpus, ingested
     # the phone video stands upright: its white left half (as coded) is on top once rotated -90
     grey = np.asarray(Image.open(io.BytesIO(by_source["portrait_phone.mov"][0]["jpg"])).convert("L"), np.float32)
     assert grey[: grey.shape[0] // 2 - 8].mean() > 200 and grey[grey.shape[0] // 2 + 8:].mean() < 50
+    # ... and its record says so: display size (taller than wide) and the rotation applied
+    phone = rows["portrait_phone.mov"]
+    assert (int(phone["width"]), int(phone["height"])) == (240, 320), phone
+    record = json.loads((out / "_ingest" / "videos" / f"{video_uid('portrait_phone.mov')}.json").read_text())
+    assert record["rotation"] == 270 and (record["width"], record["height"]) == (240, 320), record
 
     # a rerun over the same folder redoes nothing (bad files included) and changes nothing
     before = {p.name: p.read_bytes() for p in list_shards(out)}
