@@ -80,7 +80,6 @@ def probe(path: Path) -> VideoProbe:
             raise VideoError("no-duration", "video stream has no duration (empty or broken)")
         audio = c.streams.audio[0] if c.streams.audio else None
         width, height = vs.codec_context.width, vs.codec_context.height
-        audio_duration = _stream_duration(audio, c) if audio is not None else None
         rotation = _display_rotation(c, vs)
         if rotation % 180:
             width, height = height, width
@@ -90,7 +89,7 @@ def probe(path: Path) -> VideoProbe:
             height=height,
             native_fps=float(vs.average_rate) if vs.average_rate else None,
             has_audio=audio is not None,
-            audio_duration=audio_duration,
+            audio_duration=_stream_duration(audio, c) if audio is not None else None,
             codec=vs.codec_context.name,
             rotation=rotation,
         )

@@ -479,8 +479,8 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
                 save(step, epoch_end)
             if epoch_end or (cfg.val_every_steps and step % cfg.val_every_steps == 0):
                 validate(step)
-            if metrics is not None and epoch_end and faults.count() > faults_seen:
-                faults_seen = faults.count()
+            if metrics is not None and epoch_end and (recorded := faults.count()) > faults_seen:
+                faults_seen = recorded
                 metrics.log("data_faults", step, {"recorded": faults_seen})
                 say(f"[yellow]damaged data skipped: {faults_seen} record(s) in {faults.path}[/]")
     rank_log.close()

@@ -2,8 +2,8 @@
 
 ``RUN_DIR/metrics.jsonl`` is the record of truth (one JSON object per line, ``kind`` = train,
 val, resume or data_faults, always with ``step``); TensorBoard and wandb are views of the same
-numbers. On resume, lines beyond the checkpoint's step (written by the killed run after its last checkpoint) are dropped so
-the file reads as one uninterrupted run. Every rank also appends its own steps to
+numbers. On resume, lines beyond the checkpoint's step (written by the killed run after its last
+checkpoint) are dropped so the file reads as one uninterrupted run. Every rank also appends its own steps to
 ``RUN_DIR/ranks/rank-R.jsonl`` (proof that all ranks step, and where each one was).
 """
 

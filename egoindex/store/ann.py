@@ -13,29 +13,31 @@ The factory is chosen like autofaiss does, by size (``choose_factory``):
 * up to 2M: ``IVF{nlist},PQ{D/2}x4fs,RFlat`` - fast-scan PQ shortlist re-ranked with the exact
   vectors (REFERENCE.md: plain IVF-PQ has recall ~0.4, the refine stage brings it to ~1.0);
 * beyond: ``IVF{nlist},PQ{D/2}x4fs,Refine(SQ8)`` - the refine stage keeps 8-bit vectors
-  (D bytes per vector instead of 4D), so 10M x 512 fits in ~5.5 GB of RAM.
+  (D bytes per vector instead of 4D), so 10M x 512 fits in ~6 GB of RAM (6.10 GB measured).
 
 The coarse quantizer stays flat (exact) at every size, even at 16k-64k lists where an HNSW graph
 over the centroids looks cheaper: on clustered data (what embeddings of a few homes are) the
 graph search strands queries in the wrong cluster. Measured at 1M clustered vectors with 16,384
 lists (``benchmarks/ann_recall.py``; figures in the README): an HNSW quantizer
-(efSearch 16) put 4.9 % of vectors in a wrong list and stalled recall@10 at 0.71 whatever
+(efSearch 16) put 4.85 % of vectors in a wrong list and stalled recall@10 at 0.71 whatever
 nprobe; the same centroids searched exactly reach 0.955 (SQ8 refine) at nprobe 64. The flat
 quantizer costs one 16k x D product per query (~1 ms), which fits the 10 ms budget.
 
 What the flat quantizer makes slow is *adding*: 10M vectors x 16k centroids x 512 is 8e13
-multiply-adds, ~18 min on two cores (11 s per 100k vectors, measured). So from ``TWO_LEVEL_MIN_NLIST`` lists on, ``build_index``
-assigns added vectors with a throw-away two-level index over the centroids (an ``IVF{~2 sqrt
-nlist},Flat`` probed at ``TWO_LEVEL_NPROBE``): 99.9 % of vectors land in the list the exact
-search would pick, 3x faster at 16k lists; queries still use the exact quantizer that is saved.
+multiply-adds, ~18 min on two cores (11 s per 100k vectors, measured). So from
+``TWO_LEVEL_MIN_NLIST`` lists on, ``build_index`` assigns added vectors with a throw-away
+two-level index over the centroids (``two_level_assigner``): 99.88 % of vectors land in the list
+the exact search would pick, 3.1x faster at 16k lists; queries still use the exact quantizer
+that is saved.
 
 Training: ``training_size`` rows (about 40 per IVF list, at least 256k, at most 1M: FAISS warns
 below 39 per centroid). Large k-means (>= 4096 lists) assign points with an HNSW index over the
 centroids instead of brute force, which makes training several times faster; k-means tolerates
 the few wrong assignments (the centroids it returns are then searched exactly).
 
-``nprobe`` is tuned after the build: the smallest value whose recall@10 against exact search on
-sampled queries reaches ``target_recall`` (default 0.95), recorded in the index's json.
+``nprobe`` and the refine ``k_factor`` are tuned after the build: the first pair (nprobe first,
+k_factor within ``_k_factors``' byte budget) whose recall@10 against exact search on sampled
+queries reaches ``target_recall`` (default 0.95), recorded in the index's json.
 """
 
 from __future__ import annotations
