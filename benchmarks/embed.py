@@ -1,7 +1,7 @@
 """Embedding throughput: the build's data path against a clip-retrieval-style loader and against
 the model's forward pass alone, same shards, model, batch, device and loader workers, same run.
 
-* **build**: ``pipelines.build.embed_shards`` as ``egoindex build`` runs it (``ShardChunks`` in
+* **build**: ``egoindex.build.run.embed_shards`` as ``egoindex build`` runs it (``ShardChunks`` in
   ``spawn`` loader workers decoding straight to uint8 crops with PIL draft mode, or, with
   ``--decode device``, raw JPEG bytes decoded on the device by ``Embedder.crops_from_jpegs_on_device``;
   normalisation on the device in ``Embedder.encode_crops``; each finished shard written as Lance
@@ -17,7 +17,7 @@ batch: what a long build sees); the ratios use steady. Goal on CPU: build >= 0.9
 
 Models: ``--model`` (default ViT-B-32, random weights, no download) and ``ego-tiny-vit``; each is
 written as an egoindex checkpoint (``make_checkpoint``/``save_checkpoint``) and loaded with
-``egoindex.models.load_model``, so the build path is used as-is. ``--device auto`` uses CUDA when
+``egoindex.model.openclip.load_model``, so the build path is used as-is. ``--device auto`` uses CUDA when
 present; there it also measures bf16 (autocast) and ``--decode device``.
 
 Shards: ``--shards DIR`` (an ``egoindex ingest`` output), else a demo corpus made once with
@@ -57,11 +57,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from egoindex.embed import Embedder, resolve_device
-from egoindex.models import load_model, make_checkpoint, save_checkpoint
-from egoindex.resources import available_cpus
-from egoindex.shards import list_shards, read_shard
-from pipelines.build import BuildConfig, BuildSummary, Layout, embed_shards
+from egoindex.model.embed import Embedder, resolve_device
+from egoindex.model.openclip import load_model, make_checkpoint, save_checkpoint
+from egoindex.core.resources import available_cpus
+from egoindex.dataset.shards import list_shards, read_shard
+from egoindex.build.run import BuildConfig, BuildSummary, Layout, embed_shards
 
 CACHE = Path.home() / ".cache" / "egoindex"
 PACKAGES = ("torch", "torchvision", "open_clip_torch", "pillow", "numpy", "pylance")
@@ -72,7 +72,7 @@ PACKAGES = ("torch", "torchvision", "open_clip_torch", "pillow", "numpy", "pylan
 
 def _egoindex_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("egoindex")
-    return [str(exe)] if exe.is_file() else [sys.executable, "-m", "egoindex.cli"]
+    return [str(exe)] if exe.is_file() else [sys.executable, "-m", "egoindex.cli.main"]
 
 
 def demo_shards(videos: int, seconds: float, fps: float, shard_size: int) -> Path:
@@ -361,7 +361,7 @@ def main() -> None:
     payload = {"frames": frames, "shards": [p.name for p in shards], "shards_dir": str(shards_dir), "batch": args.batch,
                "workers": workers, "device": str(device), "results": rows, "ratios": summary,
                "note": "steady = frames after the first batch / time from the first to the last batch; end to end "
-                       "includes loader start-up (spawned workers). build = pipelines.build.embed_shards incl. its "
+                       "includes loader start-up (spawned workers). build = egoindex.build.run.embed_shards incl. its "
                        "Lance fragment writes; baseline = per-sample PIL decode + open_clip preprocess, default collate; "
                        "forward-only = encode_image on pre-made tensors on the device. Random weights."}
     if args.out is None and bool(info["gpu"]) == cuda:

@@ -4,7 +4,7 @@ Frame extraction, egoindex vs the naive loop, on the same files in the same run:
 - naive: decode every frame, convert every frame to an RGB array (what ``cv2.VideoCapture.read``
   or ``frame.to_ndarray()`` in a loop does), keep every round(native_fps / fps)-th frame, resize
   with PIL, encode JPEG;
-- egoindex: ``egoindex.frames.iter_frames`` (frame-threaded decode, only the kept frames are
+- egoindex: ``egoindex.media.frames.iter_frames`` (frame-threaded decode, only the kept frames are
   scaled and converted, in libswscale, straight to the target size).
 Both produce the same number of JPEGs at the same size and quality.
 
@@ -30,9 +30,9 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.machine import save
-from egoindex.discover import find_videos
-from egoindex.frames import iter_frames, probe, target_size
-from egoindex.speech import Transcriber, load_audio
+from egoindex.media.discover import find_videos
+from egoindex.media.frames import iter_frames, probe, target_size
+from egoindex.media.speech import Transcriber, load_audio
 
 CACHE = Path.home() / ".cache" / "egoindex"
 

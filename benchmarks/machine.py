@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from egoindex.resources import available_cpus
+from egoindex.core.resources import available_cpus
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

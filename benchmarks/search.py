@@ -370,7 +370,7 @@ def run_size(n: int, p: Params) -> dict[str, Any]:
     from egoindex.store import ann
     from egoindex.store.schema import sample_table_vectors, table_vector_batches, vectors_of
     from egoindex.store.store import Store
-    from pipelines.build import TUNE_QUERIES
+    from egoindex.build.run import TUNE_QUERIES
 
     clusters = p.clusters or auto_clusters(n)
     root = Path(p.work) / f"n{n}"
@@ -424,7 +424,7 @@ def run_size(n: int, p: Params) -> dict[str, Any]:
     out.update(ground_truth_s=round(gt_s, 2), truth_pass_s=round(time.perf_counter() - t_pass, 2))
     print(f"  ground truth for {len(allq)} queries: {gt_s:.1f} s", flush=True)
 
-    # egoindex: choose, build, tune, save (as pipelines.build.update_index)
+    # egoindex: choose, build, tune, save (as egoindex.build.run.update_index)
     print(f"  egoindex index {factory}: building ...", flush=True)
     index, facts = ann.build_index(train, table_vector_batches(uri, 0), n, factory)
     t = time.perf_counter()

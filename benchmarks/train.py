@@ -29,10 +29,10 @@ from typing import Any
 import torch
 
 from benchmarks.machine import describe
-from egoindex.models import create
-from pipelines.train import autocast_factory, param_groups
-from pipelines.train_data import train_loader
-from pipelines.train_loss import DedupClipLoss
+from egoindex.model.openclip import create
+from egoindex.train.loop import autocast_factory, param_groups
+from egoindex.train.data import train_loader
+from egoindex.train.loss import DedupClipLoss
 
 CAPTIONS = ["the baby grabs the red ball", "look, the blue cup rolls away", "mommy shakes the green block",
             "the purple star drops to the rug in the living room"]

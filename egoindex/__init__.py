@@ -1,6 +1,6 @@
 """egoindex: turn a folder of egocentric video into a searchable, benchmarkable feature store."""
 
-__version__ = "0.1.0"
+from egoindex.version import __version__
 
 
 def __getattr__(name: str):  # ``egoindex.Store`` without importing lancedb/torch for every CLI call

@@ -34,7 +34,7 @@ def demo_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def demo_shards(demo_videos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``demo_videos`` ingested at 2 fps with a val split and small shards."""
-    from pipelines.ingest import IngestConfig, RunOptions, run
+    from egoindex.ingest.run import IngestConfig, RunOptions, run
 
     out = tmp_path_factory.mktemp("demo_shards")
     run(demo_videos, out, IngestConfig(fps=DEMO_FPS, val_fraction=0.3, shard_size=40), RunOptions(workers=2, progress=False))
@@ -60,7 +60,7 @@ def demo_checkpoint(demo_shards: Path, tmp_path_factory: pytest.TempPathFactory)
 
     ``launch`` sets one torch thread (``--threads 1``); the count is put back afterwards.
     """
-    from pipelines.train import launch
+    from egoindex.train.loop import launch
 
     run_dir = tmp_path_factory.mktemp("demo_run") / "run"
     with torch_threads(1):
@@ -73,7 +73,7 @@ def demo_checkpoint(demo_shards: Path, tmp_path_factory: pytest.TempPathFactory)
 def demo_store(demo_checkpoint: Path, demo_shards: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store built (in this process, one clean run) from ``demo_checkpoint`` and ``demo_shards``.
     Read-only for tests: copy it to tmp_path to modify."""
-    from pipelines.build import BuildConfig, run
+    from egoindex.build.run import BuildConfig, run
 
     store = tmp_path_factory.mktemp("demo_store") / "store"
     with torch_threads(1):

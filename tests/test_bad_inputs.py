@@ -25,13 +25,13 @@ import pytest
 import torch
 from PIL import Image
 
-from egoindex.discover import video_uid
-from egoindex.models import ModelError, create, load_model, make_checkpoint, read_checkpoint, save_checkpoint
-from egoindex.shards import ShardWriter, index_tar, iter_samples, list_shards
+from egoindex.media.discover import video_uid
+from egoindex.model.openclip import ModelError, create, load_model, make_checkpoint, read_checkpoint, save_checkpoint
+from egoindex.dataset.shards import ShardWriter, index_tar, iter_samples, list_shards
 from egoindex.store import Store, StoreError
 from egoindex.store.schema import vectors_of
-from pipelines.ingest import IngestConfig, RunOptions, read_manifest, run as ingest_run
-from pipelines.train import launch
+from egoindex.ingest.run import IngestConfig, RunOptions, read_manifest, run as ingest_run
+from egoindex.train.loop import launch
 from tests.badmedia import FPS, Case, record_faults, write_bad_corpus
 from tests.test_store import assert_indexes_match_tables, build, read_table
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from egoindex.bench.egomcq import N_CHOICES, load_egomcq, write_egomcq
-from egoindex.bench.mir import epic_relevance, mir_metrics
+from egoindex.metrics.egomcq import N_CHOICES, load_egomcq, write_egomcq
+from egoindex.metrics.mir import epic_relevance, mir_metrics
 from egoindex.bench.run import (
     BenchError,
     clip_id,
@@ -27,7 +27,7 @@ from egoindex.bench.run import (
     read_epic_retrieval_csv,
     retrieval_positives,
 )
-from egoindex.cli import app
+from egoindex.cli.main import app
 
 runner = CliRunner()
 
@@ -108,9 +108,9 @@ def test_retrieval_positives_overlap_and_repeated_text() -> None:
 
 
 def test_frames_at_matches_ingest_sampling(demo_videos: Path) -> None:
-    from egoindex.discover import find_videos
-    from egoindex.frames import iter_frames
-    from egoindex.video_sample import frames_at
+    from egoindex.media.discover import find_videos
+    from egoindex.media.frames import iter_frames
+    from egoindex.media.sample import frames_at
 
     v = find_videos(demo_videos)[1]  # an .MP4
     ref = list(iter_frames(v.path, 2.0))
@@ -315,7 +315,7 @@ def test_mir_from_matrices_equals_metrics(tmp_path: Path, suffix: str) -> None:
 
 
 def _gt_scenes(demo_videos: Path) -> dict[str, list[dict]]:
-    from egoindex.discover import video_uid
+    from egoindex.media.discover import video_uid
 
     gt = json.loads((demo_videos / "ground_truth.json").read_text(encoding="utf-8"))
     return {video_uid(v["path"]): v["scenes"] for v in gt["videos"]}

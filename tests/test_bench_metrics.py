@@ -11,7 +11,7 @@ import pickle
 import numpy as np
 import pytest
 
-from egoindex.bench.egomcq import (
+from egoindex.metrics.egomcq import (
     DEFAULT_MIN_GAP_S,
     TYPE_LABELS,
     clip_frame_times,
@@ -20,7 +20,7 @@ from egoindex.bench.egomcq import (
     score_egomcq,
     write_egomcq,
 )
-from egoindex.bench.mir import (
+from egoindex.metrics.mir import (
     average_precision_rows,
     content_words,
     epic_relevance,
@@ -32,7 +32,7 @@ from egoindex.bench.mir import (
     proxy_relevance,
 )
 from egoindex.bench.report import compare_reports, write_report
-from egoindex.bench.retrieval import best_positive_ranks, retrieval_at_k
+from egoindex.metrics.retrieval import best_positive_ranks, retrieval_at_k
 
 # ----------------------------------------------------------------------------- mAP
 

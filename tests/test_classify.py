@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from egoindex.classify import ClassifyError, classify_video, load_head, run_probe
 from egoindex.classify.zero_shot import MAX_LABELS, parse_labels
-from egoindex.cli import app
+from egoindex.cli.main import app
 from egoindex.classify.video_features import features_of_video
 from egoindex.demo.scenes import OBJECTS
 
@@ -112,7 +112,7 @@ def test_classify_matches_the_store_and_reports_clips(store, demo_videos: Path) 
     ingest, same pooling as the build); the JSON has the documented shape; the decoded-frames path
     gives the same answer."""
     from egoindex.store.schema import vectors_of
-    from egoindex.video_sample import frames_at
+    from egoindex.media.sample import frames_at
 
     uid, row = sorted(store.videos.items())[0]
     path = store.video_path(uid)

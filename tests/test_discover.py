@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from egoindex.discover import assign_part, assign_split, find_videos, is_video_name, video_uid
+from egoindex.media.discover import assign_part, assign_split, find_videos, is_video_name, video_uid
 
 
 def test_extensions_any_case_and_hidden_ignored(tmp_path: Path):

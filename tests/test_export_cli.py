@@ -21,8 +21,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from egoindex.cli import app
-from egoindex.discover import video_uid
+from egoindex.cli.main import app
+from egoindex.media.discover import video_uid
 from egoindex.export.ego4d import demo_moments_annotations, load_nlq_annotations
 from egoindex.export.features import FeatureGrid, VideoRef, resolve_videos, split_name_of, store_density
 from egoindex.store import Store

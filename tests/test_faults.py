@@ -4,7 +4,7 @@ Real ``egoindex ingest`` / ``train`` / ``build`` processes, real SIGKILL (to the
 group, so loader and worker processes die too), no mocks. Kill points are drawn at random (seeded:
 ``EGOINDEX_FAULT_SEED``, default 8) and fired on evidence that real work started: a video record,
 a logged optimizer step or a shard's "done" mark appearing (plus a random delay), or a named
-failpoint reached for a random N-th time (``egoindex.failpoints``). After the last kill the same
+failpoint reached for a random N-th time (``egoindex.core.failpoints``). After the last kill the same
 command runs to completion and its output is compared with an uninterrupted run's: the session's
 ``demo_shards`` / ``demo_store`` (built in-process by conftest with the same settings).
 
@@ -32,13 +32,13 @@ import lance
 import numpy as np
 import pytest
 
-from egoindex.fsutil import write_json
-from egoindex.models import load_model, read_checkpoint
-from egoindex.shards import iter_samples, list_shards
+from egoindex.core.fsutil import write_json
+from egoindex.model.openclip import load_model, read_checkpoint
+from egoindex.dataset.shards import iter_samples, list_shards
 from egoindex.store import LEVELS, Store, StoreError
 from egoindex.store import ann
 from egoindex.store.schema import TABLES, VECTOR_TABLES
-from pipelines.train_log import read_jsonl
+from egoindex.train.log import read_jsonl
 from tests.badmedia import record_faults
 from tests.conftest import DEMO_FPS, DEMO_TRAIN_ARGS
 from tests.test_store import assert_indexes_match_tables, assert_same_tables, build, copy_shards, read_table
@@ -133,7 +133,7 @@ def test_ingest_killed_three_times_then_equals_an_uninterrupted_run(demo_videos:
     shard is published), then a rerun: the samples equal ``demo_shards``'."""
     rng = random.Random(f"{SEED}/ingest")
     out, log = tmp_path / "shards", tmp_path / "ingest.log"
-    cmd = [sys.executable, "-m", "pipelines.ingest", str(demo_videos), str(out), *INGEST_ARGS]
+    cmd = [sys.executable, "-m", "egoindex", "ingest", str(demo_videos), str(out), *INGEST_ARGS]
     records = out / "_ingest" / "videos"
     n_records = lambda: len(list(records.glob("*.json"))) if records.is_dir() else 0  # noqa: E731
     n_videos = len(json.loads((demo_videos / "ground_truth.json").read_text(encoding="utf-8"))["videos"])
@@ -185,7 +185,7 @@ def test_train_killed_three_times_then_finishes_the_same_run(demo_shards: Path, 
     run_dir, log = tmp_path / "run", tmp_path / "train.log"
     spe = read_checkpoint(demo_checkpoint)["config"]["plan"]["steps_per_epoch"]
     total = 2 * spe
-    base = [sys.executable, "-m", "egoindex.cli", "train", str(demo_shards), str(run_dir), *DEMO_TRAIN_ARGS,
+    base = [sys.executable, "-m", "egoindex.cli.main", "train", str(demo_shards), str(run_dir), *DEMO_TRAIN_ARGS,
             "--epochs", "2", "--log-every", "1", "--save-every-steps", "2"]
     rank_log, latest = run_dir / "ranks" / "rank-0.jsonl", run_dir / "latest.pt"
 
@@ -249,7 +249,7 @@ def test_train_killed_three_times_then_finishes_the_same_run(demo_shards: Path, 
 
 
 def build_cmd(ckpt: Path, shards: Path, store: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "egoindex.cli", "build", str(ckpt), str(shards), str(store), "--workers", "0", "-q",
+    return [sys.executable, "-m", "egoindex.cli.main", "build", str(ckpt), str(shards), str(store), "--workers", "0", "-q",
             *extra]
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from egoindex.frames import DecodeStats, VideoError, iter_frames, n_samples, probe, target_size
+from egoindex.media.frames import DecodeStats, VideoError, iter_frames, n_samples, probe, target_size
 from tests.media import frame_level, make_video
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from egoindex.fsutil import read_json
-from egoindex.frames import n_samples
-from egoindex.shards import SHARD_RE, iter_samples, list_shards
-from pipelines.ingest import read_manifest
+from egoindex.core.fsutil import read_json
+from egoindex.media.frames import n_samples
+from egoindex.dataset.shards import SHARD_RE, iter_samples, list_shards
+from egoindex.ingest.run import read_manifest
 from tests.conftest import DEMO_FPS, DEMO_VIDEOS
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from egoindex.shards import iter_samples, list_shards
-from pipelines.ingest import IngestConfig, IngestError, RunOptions, read_manifest, run
+from egoindex.dataset.shards import iter_samples, list_shards
+from egoindex.ingest.run import IngestConfig, IngestError, RunOptions, read_manifest, run
 from tests.media import make_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +83,7 @@ def test_strict_stops_with_an_error_and_keeps_finished_work(bad_corpus: Path, tm
     recs = [json.loads(p.read_text()) for p in (out / "_ingest" / "videos").glob("*.json")]
     assert any(r["status"] != "ok" for r in recs)
     # The CLI turns it into exit code 1 with the reason on the console.
-    r = subprocess.run([sys.executable, "-m", "egoindex.cli", "ingest", str(bad_corpus), str(out), "--strict", "-q",
+    r = subprocess.run([sys.executable, "-m", "egoindex.cli.main", "ingest", str(bad_corpus), str(out), "--strict", "-q",
                         "--val-fraction", "0"], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 1 and "--strict" in r.stdout
     # Without --strict the same folder finishes: finished videos are reused, not redone.

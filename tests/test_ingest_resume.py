@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from egoindex.shards import iter_samples, list_shards
-from pipelines.ingest import IngestConfig, RunOptions, run
+from egoindex.dataset.shards import iter_samples, list_shards
+from egoindex.ingest.run import IngestConfig, RunOptions, run
 
 REPO = Path(__file__).resolve().parents[1]
 ARGS = ["--fps", "1", "--val-fraction", "0.3", "--shard-size", "16", "-q"]
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 
 def ingest_cmd(videos: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "pipelines.ingest", str(videos), str(out), *ARGS, *extra]
+    return [sys.executable, "-m", "egoindex", "ingest", str(videos), str(out), *ARGS, *extra]
 
 
 def fingerprint(out: Path) -> dict[str, str]:

@@ -1,5 +1,5 @@
-from egoindex.pairing import pair_frames
-from egoindex.speech import Thresholds, Utterance, split_on_pauses
+from egoindex.ingest.pairing import pair_frames
+from egoindex.media.speech import Thresholds, Utterance, split_on_pauses
 
 
 def utt(i: int, start: float, end: float, text: str = "x", kept: bool = True, **scores) -> Utterance:

@@ -22,8 +22,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from typer.testing import CliRunner
 
-from egoindex.cli import app as cli_app
-from egoindex.cli_serve import is_loopback
+from egoindex.cli.main import app as cli_app
+from egoindex.cli.serve import is_loopback
 from egoindex.serve import create_app
 from egoindex.serve.app import STATIC_DIR
 from egoindex.store import Filters, Store

@@ -3,7 +3,7 @@ import re
 import numpy as np
 import pytest
 
-from egoindex.speech import Thresholds, Transcriber
+from egoindex.media.speech import Thresholds, Transcriber
 from tests.media import AUDIO_RATE, speech_track
 
 

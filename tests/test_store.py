@@ -29,16 +29,16 @@ import pytest
 import torch
 from PIL import Image
 
-from egoindex.discover import video_uid
-from egoindex.embed import Embedder, crop_jpeg
-from egoindex.fsutil import write_json
-from egoindex.models import create, load_model, make_checkpoint, save_checkpoint
-from egoindex.shards import list_shards
+from egoindex.media.discover import video_uid
+from egoindex.model.embed import Embedder, crop_jpeg
+from egoindex.core.fsutil import write_json
+from egoindex.model.openclip import create, load_model, make_checkpoint, save_checkpoint
+from egoindex.dataset.shards import list_shards
 from egoindex.store import LEVELS, Filters, Store, StoreError
 from egoindex.store import ann
 from egoindex.store import store as store_module
 from egoindex.store.schema import TABLES, VECTOR_TABLES, vectors_of
-from pipelines.build import BuildConfig, BuildError, clip_windows, run
+from egoindex.build.run import BuildConfig, BuildError, clip_windows, run
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = "ego-tiny-vit"
@@ -56,7 +56,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def cli(*args: object, env: dict[str, str] | None = None, timeout: float = 400) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "egoindex.cli", *map(str, args)], cwd=REPO, env=env or ENV,
+    return subprocess.run([sys.executable, "-m", "egoindex.cli.main", *map(str, args)], cwd=REPO, env=env or ENV,
                           capture_output=True, text=True, timeout=timeout)
 
 

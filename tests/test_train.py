@@ -23,22 +23,22 @@ import pytest
 import torch
 from PIL import Image
 
-from egoindex.bench.retrieval import chance_hit
-from egoindex.models import ModelError, create, load_model, make_checkpoint, read_checkpoint, save_checkpoint
-from egoindex.shards import iter_samples, list_shards
-from pipelines.train import cosine_lr, launch
-from pipelines.train_config import parse, torchrun_command
-from pipelines.train_data import ShardStream, count_train_samples, train_loader
-from pipelines.train_eval import retrieval_metrics
-from pipelines.train_log import read_jsonl
-from pipelines.train_loss import DedupClipLoss
+from egoindex.metrics.retrieval import chance_hit
+from egoindex.model.openclip import ModelError, create, load_model, make_checkpoint, read_checkpoint, save_checkpoint
+from egoindex.dataset.shards import iter_samples, list_shards
+from egoindex.train.loop import cosine_lr, launch
+from egoindex.train.config import parse, torchrun_command
+from egoindex.train.data import ShardStream, count_train_samples, train_loader
+from egoindex.train.eval import retrieval_metrics
+from egoindex.train.log import read_jsonl
+from egoindex.train.loss import DedupClipLoss
 
 TINY = "ego-tiny-vit"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
 
 
 def _train_cmd(shards: Path, run_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "egoindex.cli", "train", str(shards), str(run_dir), "--model", TINY,
+    return [sys.executable, "-m", "egoindex.cli.main", "train", str(shards), str(run_dir), "--model", TINY,
             "--no-progress", "--threads", "1", "--lr", "1e-3", "--warmup", "2", *extra]
 
 
@@ -356,7 +356,7 @@ def test_torchrun_command_passes_launch_options_through(tmp_path: Path) -> None:
     assert cmd[1:3] == ["-m", "torch.distributed.run"]
     assert {"--nproc-per-node=4", "--nnodes=2", "--rdzv-endpoint=node1:29500", "--rdzv-backend=c10d"} <= set(cmd)
     assert "--standalone" not in cmd
-    tail = cmd[cmd.index("pipelines.train") + 1:]
+    tail = cmd[cmd.index("egoindex.train") + 1:]
     assert tail == [str(tmp_path), str(tmp_path / "run"), "--model", TINY, "--epochs", "3"]
 
 
@@ -369,7 +369,7 @@ def test_cosine_schedule_warms_up_then_decays() -> None:
 def test_caption_word_drop_keeps_some_words() -> None:
     import random
 
-    from pipelines.train_data import drop_words
+    from egoindex.train.data import drop_words
 
     rng = random.Random(0)
     text = "the baby grabs the red ball in the kitchen"

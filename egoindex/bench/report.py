@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from egoindex.fsutil import atomic_open, read_json, write_json
+from egoindex.core.fsutil import atomic_open, read_json, write_json
 
 __all__ = ["PlotSpec", "compare_reports", "plot_bars", "plot_rank_histogram", "write_report"]
 

@@ -1,7 +1,7 @@
 """The benchmark runs behind ``egoindex bench``: read the inputs, embed, score, write the report.
 
-The metric modules (:mod:`~egoindex.bench.egomcq`, :mod:`~egoindex.bench.mir`,
-:mod:`~egoindex.bench.retrieval`, :mod:`~egoindex.bench.report`) hold the published definitions;
+The metric modules (:mod:`~egoindex.metrics.egomcq`, :mod:`~egoindex.metrics.mir`,
+:mod:`~egoindex.metrics.retrieval`, :mod:`~egoindex.bench.report`) hold the published definitions;
 this module only gathers vectors for them, from a store's tables or from raw videos, and records
 what produced the numbers (the store's model and checkpoint sha256) in every report.
 
@@ -9,7 +9,7 @@ Choices (also in the CLI help):
 
 * **Clip vectors from raw video** (official EgoMCQ, EPIC MIR): ``num_frames`` frames at the
   midpoints of equal intervals over [start, end] (:func:`egomcq.clip_frame_times`), each decoded
-  exactly as ``egoindex ingest`` stores frames (:mod:`egoindex.video_sample`), embedded with the
+  exactly as ``egoindex ingest`` stores frames (:mod:`egoindex.media.sample`), embedded with the
   store's image tower; the clip vector is the L2-normalised mean of the frame vectors, the same
   pooling the store uses for its clips table.
 * **Generated EgoMCQ** (``--generate``): questions from the store's *val* videos only
@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from egoindex import __version__
-from egoindex.bench import egomcq, mir, retrieval
+from egoindex.metrics import egomcq, mir, retrieval
 from egoindex.bench.report import compare_reports, write_report
 
 __all__ = [
@@ -193,9 +193,9 @@ def embed_clips_from_videos(
     (its frames in time order, seeking over long gaps); identical clips are embedded once."""
     import torch
 
-    from egoindex.embed import crop_jpeg
-    from egoindex.frames import VideoError
-    from egoindex.video_sample import frames_at
+    from egoindex.model.embed import crop_jpeg
+    from egoindex.media.frames import VideoError
+    from egoindex.media.sample import frames_at
 
     unique: dict[tuple[str, float, float], int] = {}
     for c in clips:
@@ -719,7 +719,7 @@ def compare(reports: Sequence[str | Path], out: str | Path | None = None) -> str
     except (KeyError, ValueError, json.JSONDecodeError) as e:
         raise BenchError(f"cannot read the reports: {e}") from e
     if out is not None:
-        from egoindex.fsutil import atomic_open
+        from egoindex.core.fsutil import atomic_open
 
         with atomic_open(Path(out), "w") as f:
             f.write(text)

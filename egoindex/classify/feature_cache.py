@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from egoindex.fsutil import atomic_open, read_json, remove_stale_tmp, write_json
+from egoindex.core.fsutil import atomic_open, read_json, remove_stale_tmp, write_json
 
 __all__ = ["FeatureCache"]
 

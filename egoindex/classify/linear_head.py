@@ -29,7 +29,7 @@ import numpy as np
 from egoindex import __version__
 from egoindex.classify.errors import ClassifyError
 from egoindex.classify.zero_shot import softmax
-from egoindex.fsutil import atomic_open, write_json
+from egoindex.core.fsutil import atomic_open, write_json
 
 __all__ = ["HEAD_FORMAT", "POOLING", "LinearHead", "load_head"]
 

@@ -5,11 +5,11 @@ store (an upload, a labelled dataset). For the vectors to be comparable with the
 with what the model was trained on), the pixels and pooling must match the ingest + build path:
 
 * frames are sampled at ``fps`` on the grid ``t_k = k / fps`` and decoded with
-  :func:`egoindex.video_sample.frames_at`, which returns byte-for-byte the JPEG the ingest stores
+  :func:`egoindex.media.sample.frames_at`, which returns byte-for-byte the JPEG the ingest stores
   for that moment (short side 256, quality 90);
-* each JPEG goes through :func:`egoindex.embed.crop_jpeg` and ``Embedder.encode_crops``, as in
+* each JPEG goes through :func:`egoindex.model.embed.crop_jpeg` and ``Embedder.encode_crops``, as in
   ``egoindex build``;
-* clips are the build's sliding windows (:func:`pipelines.build.clip_windows`, same membership
+* clips are the build's sliding windows (:func:`egoindex.build.run.clip_windows`, same membership
   rule as ``clip_rows``) with vector = L2-normalised mean of the member frames;
 * the whole video (or segment) is the L2-normalised mean of its clip vectors: every window counts
   once, whatever its number of frames, and it is the same feature the linear probe trains on.
@@ -72,7 +72,7 @@ def clip_pool(times: np.ndarray, vecs: np.ndarray, start: float, end: float, sec
               stride: float) -> tuple[list[tuple[float, float]], np.ndarray]:
     """The build's clip windows over ``[start, end]`` (offset to ``start``) and their vectors;
     windows without frames are dropped, as ``egoindex build`` does."""
-    from pipelines.build import clip_windows
+    from egoindex.build.run import clip_windows
 
     if seconds <= 0 or stride <= 0:
         raise ClassifyError("clip seconds and stride must be positive")
@@ -113,7 +113,7 @@ def features_of_images(embedder: Any, images: Sequence[Image.Image], *, fps: flo
 
 
 def _decoded(path: Path, times: np.ndarray) -> Iterator[tuple[int, bytes]]:
-    from egoindex.video_sample import frames_at
+    from egoindex.media.sample import frames_at
 
     for i, _pts, jpeg in frames_at(path, times.tolist(), short_side=INGEST_SHORT_SIDE, jpeg_quality=INGEST_JPEG_QUALITY):
         yield i, jpeg
@@ -121,7 +121,7 @@ def _decoded(path: Path, times: np.ndarray) -> Iterator[tuple[int, bytes]]:
 
 def _duration(path: Path) -> float | None:
     """Header duration, or None when the container does not say (then every frame is decoded)."""
-    from egoindex.frames import VideoError, probe
+    from egoindex.media.frames import VideoError, probe
 
     try:
         return probe(path).duration
@@ -140,8 +140,8 @@ def features_of_video(embedder: Any, path: str | Path, *, fps: float, clip_secon
     import av
     import torch
 
-    from egoindex.embed import crop_jpeg
-    from egoindex.frames import VideoError, iter_frames
+    from egoindex.model.embed import crop_jpeg
+    from egoindex.media.frames import VideoError, iter_frames
 
     path = Path(path)
     if fps <= 0:

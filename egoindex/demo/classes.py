@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from egoindex.demo.scenes import ACTIONS, COLOURS, OBJECTS, ROOMS, Scene, VideoRenderer
-from egoindex.fsutil import read_json, write_json
+from egoindex.core.fsutil import read_json, write_json
 
 __all__ = ["BY", "MANIFEST", "class_names", "write_demo_classes"]
 

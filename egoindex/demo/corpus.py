@@ -42,7 +42,7 @@ import numpy as np
 
 from egoindex.demo.scenes import ACTIONS, COLOURS, OBJECTS, ROOMS, SURFACES, Scene, VideoRenderer
 from egoindex.demo.tts import Speaker
-from egoindex.fsutil import write_json
+from egoindex.core.fsutil import write_json
 
 __all__ = [
     "GENERATOR",

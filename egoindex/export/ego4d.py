@@ -86,7 +86,7 @@ from typing import Any
 import numpy as np
 
 from egoindex.export.windows import FEATURE_RATE, VSGN_TEMPORAL_SCALE, mq_slice
-from egoindex.fsutil import atomic_open, read_json, write_json
+from egoindex.core.fsutil import atomic_open, read_json, write_json
 
 __all__ = [
     "NLQ_SPLITS",

@@ -26,7 +26,7 @@ A video's store frames are used when **both** hold:
 2. at most one grid window holds no store frame at all (a single gap is tolerated: a frame lost
    to a decoding hiccup, or a duration header a little longer than the last sampled frame).
 
-Otherwise the video is decoded (:func:`egoindex.frames.iter_frames`, same short side and JPEG
+Otherwise the video is decoded (:func:`egoindex.media.frames.iter_frames`, same short side and JPEG
 quality as the store's ingest when known) at ``decode_fps`` (default
 ``max(rate, frames_per_window / window_seconds)``, 3.75 fps for the official grid and 4 frames per
 window) and embedded.  ``source="store"`` forces pooling the store frames whatever their density
@@ -56,7 +56,7 @@ from egoindex.export.windows import (
     pool_windows,
     vslnet_clip_slice,
 )
-from egoindex.fsutil import read_json, write_json
+from egoindex.core.fsutil import read_json, write_json
 
 __all__ = [
     "SOURCES",
@@ -255,13 +255,13 @@ class Backend:
 
     @cached_property
     def embedder(self) -> Any:
-        from egoindex.models import ModelError, load_model
+        from egoindex.model.openclip import ModelError, load_model
         from egoindex.store.store import StoreError
 
         try:
             if self.store is not None:
                 return self.store.embedder
-            from egoindex.embed import Embedder
+            from egoindex.model.embed import Embedder
 
             return Embedder(load_model(self.checkpoint, self.model), device=self.device)  # type: ignore[arg-type]
         except (StoreError, ModelError, FileNotFoundError) as e:
@@ -279,7 +279,7 @@ class Backend:
                                     path=(root / src) if (root is not None and src) else None,
                                     split=str(row.get("split") or ""), in_store=True)
         else:
-            from egoindex.discover import find_videos
+            from egoindex.media.discover import find_videos
 
             for v in find_videos(self.videos_dir):  # type: ignore[arg-type]
                 out[v.video_uid] = VideoRef(uid=v.video_uid, source=v.source, duration=None, path=v.path)
@@ -376,8 +376,8 @@ class FeatureMaker:
         """Decode ``ref`` at ``decode_fps`` and embed every frame: (times, [F, D] vectors, warnings)."""
         import torch
 
-        from egoindex.embed import crop_jpeg
-        from egoindex.frames import DecodeStats, VideoError, iter_frames
+        from egoindex.model.embed import crop_jpeg
+        from egoindex.media.frames import DecodeStats, VideoError, iter_frames
 
         if ref.path is None:
             raise ExportError(f"video {ref.uid}: the videos folder is unknown (pass --videos DIR)")
@@ -407,7 +407,7 @@ class FeatureMaker:
 
     def _duration(self, ref: VideoRef) -> float:
         if ref.duration is None or not ref.duration > 0:
-            from egoindex.frames import VideoError, probe
+            from egoindex.media.frames import VideoError, probe
 
             if ref.path is None or not ref.path.is_file():
                 raise ExportError(f"video {ref.uid}: duration unknown and no video file to probe")
@@ -683,12 +683,12 @@ def write_demo_annotations(demo_dir: str | Path, out_dir: str | Path, store: Any
                            clip_seconds: float | None = 15.0) -> dict[str, list[str]]:
     """Ego4D-format ``nlq_<split>.json`` and ``moments_<split>.json`` for a demo corpus folder.
 
-    Video uids are egoindex's (:func:`egoindex.discover.video_uid` of the ground-truth path), so
+    Video uids are egoindex's (:func:`egoindex.media.discover.video_uid` of the ground-truth path), so
     clip uids equal store video uids.  With a store (an opened :class:`~egoindex.store.Store`),
     only its videos are annotated and each goes to its store split; without one, all videos go
     to ``train``.  Moments clips are ``clip_seconds`` long.  Returns split -> written files.
     """
-    from egoindex.discover import video_uid
+    from egoindex.media.discover import video_uid
 
     demo = Path(demo_dir)
     gt_path = demo / "ground_truth.json"

@@ -270,7 +270,7 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
                 from egoindex.classify import ClassifyError, classify_video
             except ImportError as e:
                 raise HTTPException(501, f"classification is not available in this installation ({e})") from None
-            from egoindex.frames import VideoError
+            from egoindex.media.frames import VideoError
 
             with tempfile.TemporaryDirectory(prefix="egoindex-upload-") as tmp:
                 path = Path(tmp) / ("upload" + safe_suffix(video.filename))

@@ -206,8 +206,8 @@ class Thumbnails:
         return got
 
     def _decode(self, path: Path, t: float) -> bytes:
-        from egoindex.frames import VideoError
-        from egoindex.video_sample import frames_at
+        from egoindex.media.frames import VideoError
+        from egoindex.media.sample import frames_at
 
         with self._decodes:
             try:

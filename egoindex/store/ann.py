@@ -4,7 +4,7 @@ Why FAISS beside Lance: Lance keeps the rows and evaluates filters; FAISS answer
 broadly filtered nearest-neighbour queries in well under a millisecond and can build on a GPU.
 A FAISS id is the row's *offset* in its Lance table (0..N-1 in table order). Offsets are stable
 because egoindex never deletes or reorders rows of a committed table: a build or ``--append``
-only adds fragments at the end (see ``pipelines/build.py``), so an appended index just adds the
+only adds fragments at the end (see ``egoindex/build/``), so an appended index just adds the
 new rows.
 
 The factory is chosen like autofaiss does, by size (``choose_factory``):
@@ -53,7 +53,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from egoindex.fsutil import atomic_open, write_json
+from egoindex.core.fsutil import atomic_open, write_json
 
 EXACT_MAX = 100_000
 NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)

@@ -57,7 +57,7 @@ def index_report(store: Store, n_queries: int = 200, k: int = 10, seed: int = 0)
 
 
 def rebuild_indexes(store: Store, factory: str | None = None) -> None:
-    from pipelines.build import Layout, update_index
+    from egoindex.build.run import Layout, update_index
 
     layout = Layout(store.root)
     for table in VECTOR_TABLES:

@@ -5,7 +5,7 @@ A store is a folder::
     STORE/egoindex.json        what built it: model, checkpoint sha256, dim, preprocessing, shards ...
     STORE/lance/{frames,clips,utterances,videos}.lance   LanceDB tables (versioned; see schema.py)
     STORE/indexes/{table}.faiss + .json                   FAISS index per vector table (ann.py)
-    STORE/_build/                                         resumable build state (pipelines/build.py)
+    STORE/_build/                                         resumable build state (egoindex/build/)
     STORE/_cache/{table}-v{version}.arrow                 hits' metadata, memory-mapped (written by the build)
 
 Searching: a text, an image, a moment of a video (``like``) or a raw vector becomes a query
@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
-from egoindex.fsutil import atomic_open, read_json
+from egoindex.core.fsutil import atomic_open, read_json
 from egoindex.store import ann
 from egoindex.store.filters import LEVELS, Filters
 from egoindex.store.schema import VECTOR_TABLES, vectors_of
@@ -212,8 +212,8 @@ class Store:
 
     @cached_property
     def embedder(self) -> Any:
-        from egoindex.embed import Embedder
-        from egoindex.models import load_model
+        from egoindex.model.embed import Embedder
+        from egoindex.model.openclip import load_model
 
         ckpt = Path(self.meta["checkpoint"])
         if not ckpt.is_file():

@@ -40,8 +40,8 @@ import webdataset as wds
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from egoindex.fsutil import read_json
-from egoindex.shards import list_shards, read_shard
+from egoindex.core.fsutil import read_json
+from egoindex.dataset.shards import list_shards, read_shard
 
 
 @dataclass

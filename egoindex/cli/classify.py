@@ -10,14 +10,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from egoindex.cli_common import fail as _fail, open_store as _open_store
+from egoindex.cli.common import fail as _fail, open_store as _open_store
 
 console = Console()
 
 
 def _errors() -> tuple[type[Exception], ...]:
     from egoindex.classify import ClassifyError
-    from egoindex.models import ModelError
+    from egoindex.model.openclip import ModelError
     from egoindex.store import StoreError
 
     return ClassifyError, StoreError, ModelError

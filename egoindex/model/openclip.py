@@ -17,7 +17,7 @@ open_clip config is small enough to learn anything on a CPU in minutes:
   width 384, 6 layers; 256-d embeddings. A step up for small real corpora on one GPU.
 
 Checkpoints are open_clip-compatible: ``open_clip.create_model_and_transforms(name,
-pretrained=PATH)`` loads them (after ``import egoindex.models`` for the ego-* names). The file is a
+pretrained=PATH)`` loads them (after ``import egoindex.model.openclip`` for the ego-* names). The file is a
 dict of plain types only, so ``torch.load(PATH, weights_only=True)`` works::
 
     {"epoch": completed epochs, "step": optimizer steps, "name": open_clip model name,
@@ -46,9 +46,9 @@ import open_clip
 import torch
 
 from egoindex import __version__
-from egoindex.fsutil import atomic_open, tmp_name
+from egoindex.core.fsutil import atomic_open, tmp_name
 
-CONFIG_DIR = Path(__file__).parent / "model_configs"
+CONFIG_DIR = Path(__file__).parent / "configs"
 PROJECT_MODELS = tuple(sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
 #: Models the project documents and tests by name (any other open_clip name works too).
 RECOMMENDED_MODELS = ("RN50", "RN101", "ViT-B-32", "ViT-B-16", "ViT-L-14", *PROJECT_MODELS)

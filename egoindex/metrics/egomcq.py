@@ -25,7 +25,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from egoindex.fsutil import atomic_open
+from egoindex.core.fsutil import atomic_open
 
 __all__ = [
     "DEFAULT_MIN_GAP_S",

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from egoindex.cli_common import fail as _fail
+from egoindex.cli.common import fail as _fail
 
 export_app = typer.Typer(help="Export features for Ego4D's NLQ (VSLNet) and MQ (VSGN) baselines.",
                          no_args_is_help=True)

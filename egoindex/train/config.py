@@ -1,5 +1,5 @@
-"""The options of ``egoindex train``: one definition for the CLI, ``python -m pipelines.train``
-and ``torchrun -m pipelines.train``, and the torchrun command that runs several processes.
+"""The options of ``egoindex train``: one definition for the CLI, ``python -m egoindex.train``
+and ``torchrun -m egoindex.train``, and the torchrun command that runs several processes.
 
 ``TrainConfig`` holds what defines a run (stored in RUN_DIR/config.json and in checkpoints);
 the launch options (``--nproc-per-node``, ``--nnodes``, rendezvous) only decide how processes
@@ -77,7 +77,7 @@ LAUNCH_OPTIONS = {  # torchrun options, passed through when re-executing under t
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The single definition of the options of ``egoindex train`` and ``pipelines.train``."""
+    """The single definition of the options of ``egoindex train`` and ``egoindex.train``."""
     d = TrainConfig("", "")
     p = argparse.ArgumentParser(
         prog="egoindex train",
@@ -181,7 +181,7 @@ def without_launch_options(argv: list[str]) -> list[str]:
 
 
 def torchrun_command(argv: list[str], launch: argparse.Namespace) -> list[str]:
-    """The ``python -m torch.distributed.run ... -m pipelines.train ...`` command for ``argv``."""
+    """The ``python -m torch.distributed.run ... -m egoindex.train ...`` command for ``argv``."""
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={launch.nproc_per_node}",
            f"--nnodes={launch.nnodes}"]
     for opt in LAUNCH_OPTIONS:
@@ -190,4 +190,4 @@ def torchrun_command(argv: list[str], launch: argparse.Namespace) -> list[str]:
             cmd.append(f"{opt}={value}")
     if str(launch.nnodes) in ("1", "1:1") and launch.rdzv_endpoint is None and launch.master_addr is None:
         cmd.append("--standalone")  # single node: a free local port, no clash between concurrent runs
-    return cmd + ["-m", "pipelines.train", *without_launch_options(argv)]
+    return cmd + ["-m", "egoindex.train", *without_launch_options(argv)]

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from egoindex.fsutil import atomic_open
+from egoindex.core.fsutil import atomic_open
 
 REPORTERS = ("tensorboard", "wandb")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import webdataset as wds
 
-from egoindex.fsutil import tmp_name
+from egoindex.core.fsutil import tmp_name
 
 SHARD_RE = re.compile(r"^(?P<split>train|val)-(?P<part>\d{4})-(?P<index>\d{5})\.tar$")
 

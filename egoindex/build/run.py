@@ -5,7 +5,7 @@ Stages (each resumable; a kill at any point, then a rerun, gives the same rows a
 1. **Frames** (the heavy, distributed part). Shards are dealt round-robin to the ranks of a
    torchrun job (and to ``--num-parts`` array tasks). Loader workers (``spawn``: LanceDB and
    CUDA do not survive ``fork``) read a shard and decode its JPEGs to the model's input crop
-   (``egoindex.embed``); on a GPU they only read bytes and the GPU decodes. Each finished shard
+   (``egoindex.model.embed``); on a GPU they only read bytes and the GPU decodes. Each finished shard
    is written as Lance *fragments* (data files, not yet visible) plus ``_build/frames/{shard}.json``
    holding the fragment metadata: that json is the shard's "done" mark.
 2. **Commit** (rank 0, after a barrier). All new fragments become visible in *one* Lance commit,
@@ -53,12 +53,13 @@ from lance.fragment import FragmentMetadata, write_fragments
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from egoindex import __version__, failpoints
-from egoindex.embed import Embedder, Preprocessing, crop_jpeg, resolve_device
-from egoindex.fsutil import read_json, remove_stale_tmp, write_json
-from egoindex.models import load_model
-from egoindex.resources import available_cpus
-from egoindex.shards import list_shards, read_shard
+from egoindex import __version__
+from egoindex.core import failpoints
+from egoindex.model.embed import Embedder, Preprocessing, crop_jpeg, resolve_device
+from egoindex.core.fsutil import read_json, remove_stale_tmp, write_json
+from egoindex.model.openclip import load_model
+from egoindex.core.resources import available_cpus
+from egoindex.dataset.shards import list_shards, read_shard
 from egoindex.store import ann
 from egoindex.store.filters import quote
 from egoindex.store.schema import (VECTOR_TABLES, sample_table_vectors, schema_for, table_vector_batches,
@@ -558,7 +559,7 @@ def run(cfg: BuildConfig) -> BuildSummary:
 
 
 def _manifest(shards: Path) -> dict[str, dict[str, str]]:
-    from pipelines.ingest import read_manifest
+    from egoindex.ingest.run import read_manifest
 
     return {r["video_uid"]: r for r in read_manifest(shards)}
 

@@ -8,8 +8,8 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 
-from egoindex.bench.egomcq import DEFAULT_MIN_GAP_S
-from egoindex.cli_common import fail as _fail, open_store as _open_store
+from egoindex.metrics.egomcq import DEFAULT_MIN_GAP_S
+from egoindex.cli.common import fail as _fail, open_store as _open_store
 
 bench_app = typer.Typer(help="Benchmarks over a store: EgoMCQ, EPIC-style MIR, retrieval R@K, compare.",
                         no_args_is_help=True)
@@ -37,7 +37,7 @@ def _show(result: Any, keys: list[str]) -> None:
 
 def _errors() -> tuple[type[Exception], ...]:
     from egoindex.bench.run import BenchError
-    from egoindex.models import ModelError
+    from egoindex.model.openclip import ModelError
     from egoindex.store import StoreError
 
     return BenchError, StoreError, ModelError, FileNotFoundError

@@ -5,11 +5,11 @@ webdataset 1.x and its DDP setup breaks on CPU). One process per device:
 
 * ``egoindex train SHARDS RUN`` runs in this process (one device);
 * ``--nproc-per-node N`` / ``--nnodes M`` re-executes itself under ``torchrun`` (launch options
-  are passed through), and ``torchrun ... -m pipelines.train SHARDS RUN ...`` works directly;
+  are passed through), and ``torchrun ... -m egoindex.train SHARDS RUN ...`` works directly;
   DDP runs on NCCL for GPUs and gloo on CPUs.
 
 Every rank takes the same number of steps from an endless sharded stream
-(:mod:`pipelines.train_data`): an epoch is ``samples / global batch`` steps, where samples are
+(:mod:`egoindex.train.data`): an epoch is ``samples / global batch`` steps, where samples are
 the captioned train frames. The learning-rate schedule, the checkpoints and the data position
 are all functions of the optimizer step, so ``--resume`` after a kill continues the same run.
 Files in RUN_DIR: ``config.json``, ``latest.pt``, ``epoch_N.pt``, ``metrics.jsonl``,
@@ -38,16 +38,16 @@ import torch.distributed as dist
 from rich.console import Console
 from rich.markup import escape
 
-from egoindex.resources import available_cpus
-from egoindex.fsutil import remove_stale_tmp, write_json
-from egoindex.models import (ModelError, check_model_name, create, link_or_copy, make_checkpoint,
+from egoindex.core.resources import available_cpus
+from egoindex.core.fsutil import remove_stale_tmp, write_json
+from egoindex.model.openclip import (ModelError, check_model_name, create, link_or_copy, make_checkpoint,
                              pretrained_tag_error, read_checkpoint, save_checkpoint, state_dict_of, unwrap,
                              weight_differences)
-from pipelines.train_config import TrainConfig, parse, torchrun_command
-from pipelines.train_data import Batch, FaultLog, count_train_samples, train_loader, val_loader
-from pipelines.train_eval import encode_val, gather_to_rank0, merge_and_score
-from pipelines.train_log import JsonlWriter, MetricsLog, ReportError, check_reporters, plot_curves, truncate_jsonl
-from pipelines.train_loss import DedupClipLoss, DedupSigLipLoss
+from egoindex.train.config import TrainConfig, parse, torchrun_command
+from egoindex.train.data import Batch, FaultLog, count_train_samples, train_loader, val_loader
+from egoindex.train.eval import encode_val, gather_to_rank0, merge_and_score
+from egoindex.train.log import JsonlWriter, MetricsLog, ReportError, check_reporters, plot_curves, truncate_jsonl
+from egoindex.train.loss import DedupClipLoss, DedupSigLipLoss
 
 MAX_LOGIT_SCALE = math.log(100)  # open_clip's clamp: temperature never below 0.01
 
@@ -506,7 +506,7 @@ def _val_line(step: int, s: dict[str, float]) -> str:
 
 
 def main() -> None:
-    """``python -m pipelines.train`` and ``torchrun -m pipelines.train`` == ``egoindex train``."""
+    """``python -m egoindex.train`` and ``torchrun -m egoindex.train`` == ``egoindex train``."""
     sys.exit(launch(sys.argv[1:]))
 
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from egoindex.models import Loaded
+from egoindex.model.openclip import Loaded
 
 __all__ = ["Preprocessing", "Embedder", "crop_jpeg", "resolve_device"]
 

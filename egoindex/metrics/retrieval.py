@@ -2,7 +2,7 @@
 
 These are the metrics for benchmarks whose ground truth is a set of correct items per query (a
 frame that shows what a spoken sentence describes, a clip that contains a query) rather than a
-soft relevance matrix (see :mod:`egoindex.bench.mir` for that).
+soft relevance matrix (see :mod:`egoindex.metrics.mir` for that).
 
 Definitions (percent for R@K, 1-based ranks):
 

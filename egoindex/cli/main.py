@@ -1,4 +1,4 @@
-"""The ``egoindex`` command line: thin Typer commands over the library and the pipelines."""
+"""The ``egoindex`` command line: thin Typer commands over the library and its stages."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from egoindex import __version__
-from egoindex.cli_common import fail as _fail, open_store as _open_store
+from egoindex.cli.common import fail as _fail, open_store as _open_store
 
 app = typer.Typer(
     name="egoindex",
@@ -93,7 +93,7 @@ def ingest(
 
     Example: egoindex ingest demo/videos demo/shards --fps 1 --workers 2
     """
-    from pipelines.ingest import IngestConfig, IngestError, RunOptions, run
+    from egoindex.ingest.run import IngestConfig, IngestError, RunOptions, run
 
     cfg = IngestConfig(
         fps=fps, short_side=short_side, jpeg_quality=jpeg_quality, whisper_model=whisper_model,
@@ -146,7 +146,7 @@ def train(ctx: typer.Context) -> None:
 
     Example: egoindex train demo/shards runs/demo --model ego-tiny-vit
     """
-    from pipelines.train import launch
+    from egoindex.train.loop import launch
 
     raise typer.Exit(launch(list(ctx.args)))
 
@@ -157,7 +157,7 @@ def _reexec_torchrun(nproc: int, argv: list[str]) -> None:
     import sys
 
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "egoindex.cli", *argv]
+           "-m", "egoindex.cli.main", *argv]
     sys.stdout.flush()
     os.execv(cmd[0], cmd)
 
@@ -211,15 +211,15 @@ def build(
 
     if nproc_per_node > 1 and "LOCAL_RANK" not in os.environ:
         _reexec_torchrun(nproc_per_node, _without_option(sys.argv[1:], "--nproc-per-node"))
-    from egoindex.models import ModelError
-    from pipelines.build import BuildConfig, BuildError, run
+    from egoindex.model.openclip import ModelError
+    from egoindex.build.run import BuildConfig, BuildError, run
 
     if part_index >= num_parts:
         _fail(ValueError("--part-index must be below --num-parts"))
     if "LOCAL_WORLD_SIZE" in os.environ:
         import torch
 
-        from egoindex.resources import available_cpus
+        from egoindex.core.resources import available_cpus
 
         torch.set_num_threads(max(1, available_cpus() // int(os.environ["LOCAL_WORLD_SIZE"])))
     cfg = BuildConfig(checkpoint=checkpoint, shards=shards_dir, store=store, model=model, clip_seconds=clip_seconds,
@@ -363,14 +363,14 @@ def query(
         console.print("no results (empty store, or nothing matches the filters)")
 
 
-from egoindex.cli_bench import bench_app  # noqa: E402  (sub-commands live in their own modules)
-from egoindex.cli_export import export_app  # noqa: E402
+from egoindex.cli.bench import bench_app  # noqa: E402  (sub-commands live in their own modules)
+from egoindex.cli.export import export_app  # noqa: E402
 
 app.add_typer(bench_app, name="bench")
 app.add_typer(export_app, name="export")
-from egoindex.cli_classify import register as _register_classify  # noqa: E402
+from egoindex.cli.classify import register as _register_classify  # noqa: E402
 _register_classify(app)
-from egoindex.cli_serve import register as _register_serve  # noqa: E402
+from egoindex.cli.serve import register as _register_serve  # noqa: E402
 _register_serve(app)
 
 if __name__ == "__main__":  # pragma: no cover

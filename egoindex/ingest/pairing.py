@@ -12,7 +12,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from egoindex.speech import Utterance
+from egoindex.media.speech import Utterance
 
 DEFAULT_MAX_GAP = 1.0
 

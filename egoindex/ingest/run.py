@@ -40,14 +40,14 @@ from typing import Any
 
 import numpy as np
 
-from egoindex import failpoints
-from egoindex.discover import VideoFile, assign_part, assign_split, find_videos, undecodable_name
-from egoindex.frames import DecodeStats, VideoError, iter_frames, probe
-from egoindex.fsutil import atomic_open, read_json, remove_stale_tmp, write_json
-from egoindex.resources import available_cpus
-from egoindex.pairing import DEFAULT_MAX_GAP, pair_frames
-from egoindex.shards import SHARD_RE, ShardWriter, TarReaders, index_tar, shard_name
-from egoindex.speech import BUNDLED, Thresholds, Transcriber, Utterance, load_audio
+from egoindex.core import failpoints
+from egoindex.media.discover import VideoFile, assign_part, assign_split, find_videos, undecodable_name
+from egoindex.media.frames import DecodeStats, VideoError, iter_frames, probe
+from egoindex.core.fsutil import atomic_open, read_json, remove_stale_tmp, write_json
+from egoindex.core.resources import available_cpus
+from egoindex.ingest.pairing import DEFAULT_MAX_GAP, pair_frames
+from egoindex.dataset.shards import SHARD_RE, ShardWriter, TarReaders, index_tar, shard_name
+from egoindex.media.speech import BUNDLED, Thresholds, Transcriber, Utterance, load_audio
 
 SPLITS = ("train", "val")
 Report = Callable[[str, float], None]
@@ -627,12 +627,3 @@ def read_manifest(out_dir: Path) -> list[dict[str, str]]:
     with open(Layout(Path(out_dir)).manifest, encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
 
-
-def main() -> None:  # ``python -m pipelines.ingest`` == ``egoindex ingest``
-    from egoindex.cli import app
-
-    app(["ingest", *sys.argv[1:]])
-
-
-if __name__ == "__main__":
-    main()

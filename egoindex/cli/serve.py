@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
         """
         import uvicorn
 
-        from egoindex.cli_common import open_store as _open_store
+        from egoindex.cli.common import open_store as _open_store
         from egoindex.serve import create_app
         from egoindex.store import StoreError
 

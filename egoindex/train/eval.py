@@ -31,8 +31,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from egoindex.bench.retrieval import chance_hit
-from pipelines.train_data import Batch
+from egoindex.metrics.retrieval import chance_hit
+from egoindex.train.data import Batch
 
 TIE_EPS = 1e-6
 KS = (1, 5, 10)

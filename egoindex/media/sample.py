@@ -1,6 +1,6 @@
 """Decode the frames of a raw video at arbitrary times (benchmarks that score clips from the video).
 
-Why not :func:`egoindex.frames.iter_frames`: benchmarks (EgoMCQ, EPIC-Kitchens MIR) ask for a
+Why not :func:`egoindex.media.frames.iter_frames`: benchmarks (EgoMCQ, EPIC-Kitchens MIR) ask for a
 few frames per clip at clip-dependent times (midpoints of equal intervals), scattered over videos
 that can be an hour long, so decoding every frame at a fixed rate would waste most of the work.
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import av
 
-from egoindex.frames import VideoError, _encode, _open, target_size
+from egoindex.media.frames import VideoError, _encode, _open, target_size
 
 __all__ = ["frames_at"]
 
@@ -54,7 +54,7 @@ def frames_at(
 ) -> Iterator[tuple[int, float, bytes]]:
     """Yield ``(i, pts_time, jpeg)`` for every ``times[i]``, in increasing time order (ties by
     index): the JPEG of the frame on screen at ``times[i]`` (see module docstring) and that
-    frame's presentation time in seconds. Raises :class:`~egoindex.frames.VideoError` for files
+    frame's presentation time in seconds. Raises :class:`~egoindex.media.frames.VideoError` for files
     without a decodable video stream."""
     path = Path(path)
     order = sorted(range(len(times)), key=lambda i: (float(times[i]), i))

@@ -1,0 +1,1 @@
+"""Stage 3: a checkpoint + SHARDS_DIR -> STORE."""

@@ -1,0 +1,1 @@
+"""The ``egoindex`` command line: one module per command group, registered in ``cli.main``."""

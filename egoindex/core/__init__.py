@@ -1,0 +1,1 @@
+"""Bottom floor: filesystem, resources, failpoints, progress and reports; imports nothing of egoindex."""

@@ -1,0 +1,1 @@
+"""SHARDS_DIR: the WebDataset shards ingest writes and training and the build read."""

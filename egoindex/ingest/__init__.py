@@ -1,0 +1,1 @@
+"""Stage 1: a folder of videos -> SHARDS_DIR."""

@@ -1,0 +1,1 @@
+"""Models: open_clip configs and checkpoints, embedding, pooling, raw-video embedding."""
