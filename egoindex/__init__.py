@@ -2,6 +2,8 @@
 
 from egoindex.version import __version__
 
+__all__ = ["__version__", "Store", "Filters", "Hit", "StoreError"]
+
 
 def __getattr__(name: str):  # ``egoindex.Store`` without importing lancedb/torch for every CLI call
     if name in ("Store", "Filters", "Hit", "StoreError"):

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import hashlib
 import json
 import math
 import re
@@ -45,6 +44,8 @@ import numpy as np
 from egoindex import __version__
 from egoindex.metrics import egomcq, mir, retrieval
 from egoindex.bench.report import compare_reports, write_report
+from egoindex.core.fsutil import sha256_file
+from egoindex.errors import BenchError
 
 __all__ = [
     "BenchError",
@@ -68,8 +69,6 @@ CHANCE_MCQ = 100.0 / egomcq.N_CHOICES
 VIDEO_SUFFIXES = (".mp4", ".MP4", ".mov", ".MOV", ".mkv", ".webm")
 
 
-class BenchError(Exception):
-    """A benchmark that cannot run as asked (missing videos, no val data, bad input file ...)."""
 
 
 @dataclass
@@ -88,14 +87,6 @@ class BenchResult:
 
 def default_out_dir(store_root: str | Path) -> Path:
     return Path(store_root) / "bench"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(1 << 22):
-            h.update(b)
-    return h.hexdigest()
 
 
 def _store_meta(store: Any) -> dict[str, Any]:
@@ -381,7 +372,7 @@ def run_mcq(
     for p in scored["predictions"]:
         item = items[p["key"]]
         preds.append({**p, "video_uid": item["query"]["video_uid"], "query": item["query"]["clip_text"]})
-    meta = _meta(store, "egomcq", egomcq_file=str(egomcq_file.resolve()), egomcq_sha256=_sha256(egomcq_file),
+    meta = _meta(store, "egomcq", egomcq_file=str(egomcq_file.resolve()), egomcq_sha256=sha256_file(egomcq_file),
                  clip_vectors=source, type_labels={str(t): lbl for t, lbl in egomcq.TYPE_LABELS.items()}, **settings)
     if notes:
         meta["notes"] = notes
@@ -432,8 +423,8 @@ def mir_from_matrices(sim_path: str | Path, rel_path: str | Path, out_dir: str |
         rel = mir.load_relevance(rel_path, shape=sim.shape)
     except ValueError as e:
         raise BenchError(str(e)) from e
-    meta = _meta(None, "mir", sim=str(sim_path.resolve()), sim_sha256=_sha256(sim_path),
-                 relevance=str(rel_path.resolve()), relevance_sha256=_sha256(rel_path), relevance_kind="given")
+    meta = _meta(None, "mir", sim=str(sim_path.resolve()), sim_sha256=sha256_file(sim_path),
+                 relevance=str(rel_path.resolve()), relevance_sha256=sha256_file(rel_path), relevance_kind="given")
     meta["model"] = label or sim_path.stem
     meta["checkpoint_sha256"] = None
     metrics, written = _mir_report(Path(out_dir), name, sim, rel, meta)

@@ -64,14 +64,14 @@ from egoindex.store import ann
 from egoindex.store.filters import quote
 from egoindex.store.schema import (VECTOR_TABLES, sample_table_vectors, schema_for, table_vector_batches,
                                    vectors_array, vectors_of)
-from egoindex.store.store import FORMAT_VERSION, META_FILE, sha256_file, write_metadata_cache
+from egoindex.core.fsutil import sha256_file
+from egoindex.store.store import FORMAT_VERSION, META_FILE, write_metadata_cache
+from egoindex.errors import BuildError
 
 VIDEOS_PER_BUCKET = 256
 TUNE_QUERIES = 200
 
 
-class BuildError(Exception):
-    """A build that cannot go on (wrong checkpoint for this store, changed shards ...)."""
 
 
 @dataclass

@@ -7,7 +7,7 @@
   curves) that says how linearly separable the classes are in that model's feature space.
 """
 
-from egoindex.classify.errors import ClassifyError
+from egoindex.errors import ClassifyError
 from egoindex.classify.linear_head import LinearHead, load_head
 from egoindex.classify.predict import DEFAULT_FPS, ClassifyResult, classify_video
 from egoindex.classify.probe import ProbeResult, run_probe  # noqa

@@ -12,7 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from egoindex.classify.errors import ClassifyError
+from egoindex.errors import ClassifyError
 
 __all__ = ["VIDEO_EXTENSIONS", "MIN_PER_CLASS", "LabelledVideo", "scan_dataset"]
 

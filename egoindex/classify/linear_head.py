@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from egoindex import __version__
-from egoindex.classify.errors import ClassifyError
+from egoindex.errors import ClassifyError
 from egoindex.classify.zero_shot import softmax
 from egoindex.core.fsutil import atomic_open, write_json
 

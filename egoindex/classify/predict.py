@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from egoindex.classify.errors import ClassifyError
+from egoindex.errors import ClassifyError
 from egoindex.classify.linear_head import LinearHead, load_head
 from egoindex.classify.video_features import VideoFeatures, features_of_images, features_of_video
 from egoindex.classify.zero_shot import (DEFAULT_TEMPLATES, check_templates, logit_scale_of, parse_labels, softmax,

@@ -39,7 +39,7 @@ import numpy as np
 
 from egoindex import __version__
 from egoindex.classify.dataset import MIN_PER_CLASS, LabelledVideo, scan_dataset
-from egoindex.classify.errors import ClassifyError
+from egoindex.errors import ClassifyError
 from egoindex.classify.feature_cache import FeatureCache
 from egoindex.classify.linear_head import POOLING, LinearHead
 from egoindex.classify.video_features import INGEST_JPEG_QUALITY, INGEST_SHORT_SIDE, features_of_video

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from egoindex.classify.errors import ClassifyError
+from egoindex.errors import ClassifyError
 
 __all__ = ["VideoFeatures", "clip_pool", "normalised_mean", "sample_times", "features_of_images", "features_of_video"]
 

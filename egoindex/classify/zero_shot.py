@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from egoindex.classify.errors import ClassifyError
+from egoindex.errors import ClassifyError
 
 __all__ = ["DEFAULT_TEMPLATES", "MAX_LABELS", "FALLBACK_LOGIT_SCALE", "parse_labels", "check_templates",
            "logit_scale_of", "text_classifier", "softmax"]

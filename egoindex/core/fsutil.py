@@ -8,6 +8,7 @@ leaves either the old complete file or the new complete file, never a half-writt
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -66,3 +67,12 @@ def remove_stale_tmp(directory: Path, prefixes: str | tuple[str, ...] = "") -> i
                 p.unlink()
                 removed += 1
     return removed
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    """The hex SHA-256 of a file's bytes, read in 4 MiB chunks (checkpoints are identified by it)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(chunk):
+            h.update(b)
+    return h.hexdigest()

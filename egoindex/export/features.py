@@ -57,6 +57,7 @@ from egoindex.export.windows import (
     vslnet_clip_slice,
 )
 from egoindex.core.fsutil import read_json, write_json
+from egoindex.errors import ExportError
 
 __all__ = [
     "SOURCES",
@@ -89,8 +90,6 @@ _STORE_BUCKET = 256  # videos per store query
 _EMBED_BATCH = 128  # decoded frames per forward pass
 
 
-class ExportError(Exception):
-    """An export that cannot be done as asked (missing videos, sparse store without videos ...)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -290,7 +289,7 @@ class Backend:
             return {"store": str(Path(self.store.root).resolve()), "model": self.store.model_name,
                     "checkpoint": self.store.meta.get("checkpoint"), "checkpoint_sha256": self.store.checkpoint_sha256,
                     "videos_dir": str(self.videos_dir or self.store.meta.get("videos_root") or "")}
-        from egoindex.store.store import sha256_file
+        from egoindex.core.fsutil import sha256_file
 
         return {"store": None, "model": self.embedder.loaded.name, "checkpoint": str(self.checkpoint),
                 "checkpoint_sha256": sha256_file(self.checkpoint), "videos_dir": str(self.videos_dir)}  # type: ignore[arg-type]

@@ -31,7 +31,6 @@ import json
 import multiprocessing as mp
 import os
 import queue as queue_mod
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -48,13 +47,12 @@ from egoindex.core.resources import available_cpus
 from egoindex.ingest.pairing import DEFAULT_MAX_GAP, pair_frames
 from egoindex.dataset.shards import SHARD_RE, ShardWriter, TarReaders, index_tar, shard_name
 from egoindex.media.speech import BUNDLED, Thresholds, Transcriber, Utterance, load_audio
+from egoindex.errors import IngestError
 
 SPLITS = ("train", "val")
 Report = Callable[[str, float], None]
 
 
-class IngestError(Exception):
-    """A problem with the run as a whole (bad arguments, a conflicting output folder, --strict)."""
 
 
 @dataclass

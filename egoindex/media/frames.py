@@ -20,14 +20,9 @@ from pathlib import Path
 import av
 import numpy as np
 from PIL import Image
+from egoindex.errors import VideoError
 
 
-class VideoError(Exception):
-    """A video that cannot be used; ``kind`` is a short machine-readable reason."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
 
 
 @dataclass

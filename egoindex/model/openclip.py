@@ -47,6 +47,7 @@ import torch
 
 from egoindex import __version__
 from egoindex.core.fsutil import atomic_open, tmp_name
+from egoindex.errors import ModelError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 PROJECT_MODELS = tuple(sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
@@ -58,8 +59,6 @@ SIGLIP_INIT = {"init_logit_scale": 2.302585092994046, "init_logit_bias": -10.0}
 _registered = False
 
 
-class ModelError(Exception):
-    """A model or checkpoint problem the user can fix (wrong name, wrong file, no weights)."""
 
 
 def register_configs() -> None:

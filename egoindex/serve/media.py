@@ -30,6 +30,7 @@ from typing import NoReturn
 from starlette.responses import Response, StreamingResponse
 
 from egoindex.store import Store, StoreError
+from egoindex.errors import EgoindexError
 
 log = logging.getLogger("egoindex.serve")
 
@@ -39,7 +40,7 @@ _VIDEO_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quickti
 _RANGE = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
 
 
-class MediaError(Exception):
+class MediaError(EgoindexError):
     """A media request that cannot be served; ``status`` is the HTTP status to answer with."""
 
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:

@@ -17,7 +17,6 @@ are ranked exactly by Lance's brute-force prefiltered search, which is faster th
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 from dataclasses import dataclass, field
@@ -34,22 +33,14 @@ from egoindex.core.fsutil import atomic_open, read_json
 from egoindex.store import ann
 from egoindex.store.filters import LEVELS, Filters
 from egoindex.store.schema import VECTOR_TABLES, vectors_of
+from egoindex.core.fsutil import sha256_file
+from egoindex.errors import StoreError
 
 META_FILE = "egoindex.json"
 FORMAT_VERSION = 1
 EXACT_FILTERED = 50_000
 
 
-class StoreError(Exception):
-    """A store that cannot be used as asked (missing, empty, built with another model ...)."""
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(chunk):
-            h.update(b)
-    return h.hexdigest()
 
 
 @dataclass

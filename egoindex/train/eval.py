@@ -23,7 +23,6 @@ features and scores them, and the caller waits at a barrier.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 

@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from egoindex.core.fsutil import atomic_open
+from egoindex.errors import ReportError
 
 REPORTERS = ("tensorboard", "wandb")
 
 
-class ReportError(Exception):
-    """A logging backend that cannot be used (e.g. wandb not installed)."""
 
 
 def truncate_jsonl(path: Path, max_step: int) -> None:

@@ -48,12 +48,11 @@ from egoindex.train.data import Batch, FaultLog, count_train_samples, train_load
 from egoindex.train.eval import encode_val, gather_to_rank0, merge_and_score
 from egoindex.train.log import JsonlWriter, MetricsLog, ReportError, check_reporters, plot_curves, truncate_jsonl
 from egoindex.train.loss import DedupClipLoss, DedupSigLipLoss
+from egoindex.errors import TrainError
 
 MAX_LOGIT_SCALE = math.log(100)  # open_clip's clamp: temperature never below 0.01
 
 
-class TrainError(Exception):
-    """A problem with the run's arguments or RUN_DIR that the user can fix."""
 
 
 def launch(argv: list[str]) -> int:

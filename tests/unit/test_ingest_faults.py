@@ -14,7 +14,7 @@ from egoindex.dataset.shards import iter_samples, list_shards
 from egoindex.ingest.run import IngestConfig, IngestError, RunOptions, read_manifest, run
 from tests.media import make_video
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SPEECH = [(0.5, "The baby grabs the red ball.")]
 
 

@@ -43,7 +43,7 @@ from tests.badmedia import record_faults
 from tests.conftest import DEMO_FPS, DEMO_TRAIN_ARGS
 from tests.test_store import assert_indexes_match_tables, assert_same_tables, build, copy_shards, read_table
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("EGOINDEX_FAULT_SEED", "8"))
 ENV = {k: v for k, v in os.environ.items() if k != "EGOINDEX_FAILPOINT"}
 ENV.update({"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "LANCE_LOG": "error",

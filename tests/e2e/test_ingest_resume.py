@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 
 from egoindex.dataset.shards import iter_samples, list_shards
-from egoindex.ingest.run import IngestConfig, RunOptions, run
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ARGS = ["--fps", "1", "--val-fraction", "0.3", "--shard-size", "16", "-q"]
 pytestmark = pytest.mark.slow
 

@@ -40,7 +40,7 @@ from egoindex.store import store as store_module
 from egoindex.store.schema import TABLES, VECTOR_TABLES, vectors_of
 from egoindex.build.run import BuildConfig, BuildError, clip_windows, run
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = "ego-tiny-vit"
 ENV = {k: v for k, v in os.environ.items() if k != "EGOINDEX_FAILPOINT"}
 ENV.update({"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "COLUMNS": "200",

@@ -171,7 +171,7 @@ def generated_mcq(mcq_store: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.mark.slow
 def test_mcq_generate_end_to_end(mcq_store: Path, demo_checkpoint: Path, generated_mcq: dict) -> None:
-    from egoindex.store.store import sha256_file
+    from egoindex.core.fsutil import sha256_file
 
     raw = json.loads(generated_mcq["file"].read_text(encoding="utf-8"))
     assert list(raw) == [str(i) for i in range(len(raw))]
