@@ -1,7 +1,7 @@
 """The benchmark runs behind ``egoindex bench``: read the inputs, embed, score, write the report.
 
 The metric modules (:mod:`~egoindex.metrics.egomcq`, :mod:`~egoindex.metrics.mir`,
-:mod:`~egoindex.metrics.retrieval`, :mod:`~egoindex.bench.report`) hold the published definitions;
+:mod:`~egoindex.metrics.retrieval`, :mod:`~egoindex.core.report`) hold the published definitions;
 this module only gathers vectors for them, from a store's tables or from raw videos, and records
 what produced the numbers (the store's model and checkpoint sha256) in every report.
 
@@ -43,7 +43,7 @@ import numpy as np
 
 from egoindex import __version__
 from egoindex.metrics import egomcq, mir, retrieval
-from egoindex.bench.report import compare_reports, write_report
+from egoindex.core.report import compare_reports, write_report
 from egoindex.core.fsutil import sha256_file
 from egoindex.errors import BenchError
 

@@ -199,7 +199,7 @@ def run_probe(
     """
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-    from egoindex.bench.report import write_report
+    from egoindex.core.report import write_report
     from egoindex.classify.probe_plots import plot_confusion, plot_learning_curves
 
     t0 = time.time()

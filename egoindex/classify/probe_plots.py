@@ -1,6 +1,6 @@
 """The probe report's two plots: test confusion matrix and learning curves.
 
-Headless (matplotlib's Agg canvas through :mod:`egoindex.bench.report`'s figure helpers, no
+Headless (matplotlib's Agg canvas through :mod:`egoindex.core.report`'s figure helpers, no
 pyplot state) and written atomically, like the benchmark plots.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from egoindex.bench.report import _new_figure, _save
+from egoindex.core.report import new_figure, save_figure
 
 __all__ = ["plot_confusion", "plot_learning_curves"]
 
@@ -21,7 +21,7 @@ def plot_confusion(path: str | Path, matrix: np.ndarray, classes: Sequence[str],
     m = np.asarray(matrix, np.float64)
     n = len(classes)
     side = min(14.0, 3.0 + 0.45 * n)
-    fig = _new_figure((side + 1.0, side))
+    fig = new_figure((side + 1.0, side))
     ax = fig.subplots()
     rows = m.sum(axis=1, keepdims=True)
     frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
@@ -38,13 +38,13 @@ def plot_confusion(path: str | Path, matrix: np.ndarray, classes: Sequence[str],
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    _save(fig, Path(path))
+    save_figure(fig, Path(path))
 
 
 def plot_learning_curves(path: str | Path, per_class: Sequence[int], val: Sequence[float], test: Sequence[float],
                          chance: float, title: str) -> None:
     """Val and test top-1 accuracy against training videos per class, with chance marked."""
-    fig = _new_figure()
+    fig = new_figure()
     ax = fig.subplots()
     ax.plot(per_class, val, "o-", label="val top-1")
     ax.plot(per_class, test, "s-", label="test top-1")
@@ -55,4 +55,4 @@ def plot_learning_curves(path: str | Path, per_class: Sequence[int], val: Sequen
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_title(title)
     ax.legend(loc="lower right")
-    _save(fig, Path(path))
+    save_figure(fig, Path(path))

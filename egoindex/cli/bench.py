@@ -18,7 +18,7 @@ console = Console()
 
 def _show(result: Any, keys: list[str]) -> None:
     """Print the headline metrics and where the report went."""
-    from egoindex.bench.report import _fmt
+    from egoindex.core.report import fmt_value
 
     meta = result.meta
     sha = str(meta.get("checkpoint_sha256") or "no-checkpoint")[:12]
@@ -27,8 +27,8 @@ def _show(result: Any, keys: list[str]) -> None:
         if k in result.metrics:
             head, _, tail = k.partition("_")
             chance = result.metrics.get(f"{head}_chance_{tail}")  # t2c_R@5 -> t2c_chance_R@5
-            extra = f"  (chance {_fmt(chance)})" if chance is not None else ""
-            console.print(f"  {k:>24}: {_fmt(result.metrics[k])}{extra}")
+            extra = f"  (chance {fmt_value(chance)})" if chance is not None else ""
+            console.print(f"  {k:>24}: {fmt_value(result.metrics[k])}{extra}")
     for note in result.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     for kind, p in result.written.items():

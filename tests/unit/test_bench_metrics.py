@@ -31,7 +31,7 @@ from egoindex.metrics.mir import (
     ndcg_rows,
     proxy_relevance,
 )
-from egoindex.bench.report import compare_reports, write_report
+from egoindex.core.report import compare_reports, write_report
 from egoindex.metrics.retrieval import best_positive_ranks, retrieval_at_k
 
 # ----------------------------------------------------------------------------- mAP

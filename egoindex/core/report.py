@@ -36,24 +36,24 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SCALARS = (str, int, float, bool, type(None), np.generic)
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     """numpy types to Python, NaN/inf to None, tuples/arrays to lists, Paths to str (recursively)."""
     if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
+        return jsonable(obj.tolist())
     if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
+        return jsonable(obj.item())
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
     return obj
 
 
-def _fmt(value: Any) -> str:
+def fmt_value(value: Any) -> str:
     """One Markdown table cell: floats with 2 decimals, missing or NaN as 'n/a', '|' escaped."""
     if isinstance(value, np.generic):
         value = value.item()
@@ -64,17 +64,17 @@ def _fmt(value: Any) -> str:
     if isinstance(value, (bool, int)):
         return str(value)
     if not isinstance(value, str):
-        value = json.dumps(_jsonable(value), ensure_ascii=False)
+        value = json.dumps(jsonable(value), ensure_ascii=False)
     return value.replace("|", "\\|").replace("\n", " ")
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return lines
 
 
-def _new_figure(figsize: tuple[float, float] = (6.0, 4.0)) -> Any:
+def new_figure(figsize: tuple[float, float] = (6.0, 4.0)) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -83,7 +83,7 @@ def _new_figure(figsize: tuple[float, float] = (6.0, 4.0)) -> Any:
     return fig
 
 
-def _save(fig: Any, path: Path) -> None:
+def save_figure(fig: Any, path: Path) -> None:
     fig.tight_layout()
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png")
@@ -94,7 +94,7 @@ def plot_bars(path: str | Path, labels: Sequence[str], values: Sequence[float], 
     if len(labels) != len(values):
         raise ValueError(f"{len(labels)} labels for {len(values)} values")
     vals = [float(v) if v is not None else float("nan") for v in values]
-    fig = _new_figure()
+    fig = new_figure()
     ax = fig.subplots()
     heights = [v if math.isfinite(v) else 0.0 for v in vals]
     bars = ax.bar(range(len(vals)), heights, color="tab:blue")
@@ -109,7 +109,7 @@ def plot_bars(path: str | Path, labels: Sequence[str], values: Sequence[float], 
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     ax.margins(y=0.15)
-    _save(fig, Path(path))
+    save_figure(fig, Path(path))
 
 
 def plot_rank_histogram(path: str | Path, ranks: Sequence[float] | np.ndarray, title: str) -> None:
@@ -117,7 +117,7 @@ def plot_rank_histogram(path: str | Path, ranks: Sequence[float] | np.ndarray, t
     ranks span 1..N so linear bins would hide everything but rank 1."""
     r = np.asarray(ranks, dtype=np.float64)
     r = r[np.isfinite(r)]
-    fig = _new_figure()
+    fig = new_figure()
     ax = fig.subplots()
     if r.size:
         top = max(float(r.max()), 1.0)
@@ -136,7 +136,7 @@ def plot_rank_histogram(path: str | Path, ranks: Sequence[float] | np.ndarray, t
     ax.set_xlabel("rank of best positive (1 = top)")
     ax.set_ylabel("queries")
     ax.yaxis.get_major_locator().set_params(integer=True)
-    _save(fig, Path(path))
+    save_figure(fig, Path(path))
 
 
 def _draw(spec: Plot, path: Path) -> None:
@@ -190,9 +190,9 @@ def write_report(
 
     doc = {
         "name": name,
-        "metrics": _jsonable(dict(metrics)),
-        "meta": _jsonable(dict(meta)),
-        "tables": _jsonable({k: [dict(r) for r in rows] for k, rows in (tables or {}).items()}),
+        "metrics": jsonable(dict(metrics)),
+        "meta": jsonable(dict(meta)),
+        "tables": jsonable({k: [dict(r) for r in rows] for k, rows in (tables or {}).items()}),
         "plots": plot_files,
     }
     written["json"] = out / f"{name}.json"
@@ -200,20 +200,20 @@ def write_report(
 
     lines = [f"# {name}", ""]
     for key in ("model", "checkpoint_sha256"):
-        lines.append(f"- {key}: {_fmt(meta.get(key))}")
-    lines += [f"- {k}: {_fmt(v)}" for k, v in meta.items() if k not in ("model", "checkpoint_sha256")]
+        lines.append(f"- {key}: {fmt_value(meta.get(key))}")
+    lines += [f"- {k}: {fmt_value(v)}" for k, v in meta.items() if k not in ("model", "checkpoint_sha256")]
     lines += ["", "## Metrics", ""]
-    lines += _md_table(["metric", "value"], [[_fmt(k), _fmt(v)] for k, v in metrics.items()])
+    lines += md_table(["metric", "value"], [[fmt_value(k), fmt_value(v)] for k, v in metrics.items()])
     for table_name, rows in (tables or {}).items():
         columns: list[str] = []
         for r in rows:
             columns += [str(c) for c in r if str(c) not in columns]
-        lines += ["", f"## {_fmt(table_name)}", ""]
+        lines += ["", f"## {fmt_value(table_name)}", ""]
         if not rows:
             lines.append("(no rows)")
             continue
         shown = rows[:max_md_rows]
-        lines += _md_table([_fmt(c) for c in columns], [[_fmt(r.get(c)) for c in columns] for r in shown])
+        lines += md_table([fmt_value(c) for c in columns], [[fmt_value(r.get(c)) for c in columns] for r in shown])
         if len(rows) > len(shown):
             lines += ["", f"(first {len(shown)} of {len(rows)} rows; all rows are in {name}.json)"]
     if plot_files:
@@ -244,5 +244,5 @@ def compare_reports(paths: Sequence[str | Path]) -> str:
         names += [k for k in rep.get("metrics", {}) if k not in names]
     rows = []
     for metric in names:
-        rows.append([_fmt(metric)] + [_fmt(r["metrics"][metric]) if metric in r.get("metrics", {}) else "-" for r in reports])
-    return "\n".join(_md_table(["metric"] + [_fmt(h) for h in headers], rows)) + "\n"
+        rows.append([fmt_value(metric)] + [fmt_value(r["metrics"][metric]) if metric in r.get("metrics", {}) else "-" for r in reports])
+    return "\n".join(md_table(["metric"] + [fmt_value(h) for h in headers], rows)) + "\n"

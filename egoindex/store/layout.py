@@ -1,0 +1,101 @@
+"""STORE on disk: its paths and its ``egoindex.json`` (:class:`StoreMeta`), read and written here only.
+
+A store is a folder::
+
+    STORE/egoindex.json        StoreMeta: what built it (model, checkpoint sha256, dim, preprocessing,
+                               shards, clip windows), the table versions readers open, skipped samples
+    STORE/lance/{frames,clips,utterances,videos}.lance   LanceDB tables (versioned; see schema.py)
+    STORE/indexes/{table}.faiss + .json                   FAISS index per vector table (ann.py)
+    STORE/_cache/{table}-v{version}.arrow                 hits' metadata, memory-mapped (written by the build)
+    STORE/_build/                                         resumable build state (owned by egoindex.build)
+
+Why a typed record: the file used to be a dict read by key in seven modules, each with its own
+default (``clip_seconds`` fell back to 4.0 in two places); one dataclass gives every reader the same
+fields, the same defaults and one format-version check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from egoindex.core.fsutil import read_json, write_json
+from egoindex.errors import StoreError
+
+META_FILE = "egoindex.json"
+FORMAT_VERSION = 1
+
+
+class StoreLayout:
+    """Paths inside STORE (the build's private state lives under ``work``)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.meta = self.root / META_FILE
+        self.lance = self.root / "lance"
+        self.indexes = self.root / "indexes"
+        self.cache = self.root / "_cache"
+        self.work = self.root / "_build"
+
+    def uri(self, table: str) -> str:
+        return str(self.lance / f"{table}.lance")
+
+    def metadata_cache(self, table: str, version: int) -> Path:
+        return self.cache / f"{table}-v{version}.arrow"
+
+
+@dataclass(frozen=True)
+class StoreMeta:
+    """The contents of ``STORE/egoindex.json``."""
+
+    model: str
+    checkpoint: str
+    checkpoint_sha256: str
+    embed_dim: int
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    egoindex_version: str = ""
+    shards_dir: str | None = None
+    videos_root: str | None = None
+    shards: list[str] = field(default_factory=list)
+    clip_seconds: float = 4.0
+    clip_stride: float = 2.0
+    built_at: str | None = None
+    updated_at: str | None = None
+    rows: dict[str, int] = field(default_factory=dict)
+    table_versions: dict[str, int] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    build_seconds: float | None = None
+    format_version: int = FORMAT_VERSION
+
+    @classmethod
+    def read(cls, root: str | Path) -> StoreMeta:
+        """Read and check ``root/egoindex.json``; a missing file or another format is a StoreError."""
+        layout = StoreLayout(root)
+        if not layout.meta.is_file():
+            hint = (" (a build was started but never committed: rerun `egoindex build`)"
+                    if layout.work.is_dir() else "")
+            raise StoreError(f"{layout.root} is not an egoindex store: no {META_FILE}{hint}")
+        doc = read_json(layout.meta)
+        if not isinstance(doc, dict) or doc.get("format_version") != FORMAT_VERSION:
+            got = doc.get("format_version") if isinstance(doc, dict) else None
+            raise StoreError(f"{layout.root}: store format {got} is not {FORMAT_VERSION}; rebuild it")
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = [n for n in ("model", "checkpoint_sha256", "embed_dim") if n not in doc]
+        if missing:
+            raise StoreError(f"{layout.meta} lacks {', '.join(missing)}; rebuild the store")
+        known = {k: v for k, v in doc.items() if k in names}
+        known.setdefault("checkpoint", "")
+        return cls(**known)
+
+    def write(self, root: str | Path) -> None:
+        """Write atomically (readers see the old or the new file, never half of one)."""
+        write_json(StoreLayout(root).meta, self.as_dict())
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Dict-style read for code that names a field by string (``info`` listings)."""
+        return getattr(self, key, default)
