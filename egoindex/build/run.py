@@ -66,7 +66,8 @@ from egoindex.store.schema import (VECTOR_TABLES, sample_table_vectors, schema_f
                                    vectors_array, vectors_of)
 from egoindex.core.fsutil import sha256_file
 from egoindex.store.store import FORMAT_VERSION, META_FILE, write_metadata_cache
-from egoindex.errors import BuildError
+from egoindex.dataset.layout import manifest_by_uid, read_sizes, read_transcript, videos_dir
+from egoindex.errors import BuildError, DatasetError
 
 VIDEOS_PER_BUCKET = 256
 TUNE_QUERIES = 200
@@ -341,11 +342,6 @@ def _finish_shard(layout: Layout, path: Path, acc: dict[str, Any], dim: int, sum
     failpoints.hit("build-shard-done")
 
 
-def _load_transcript(shards: Path, uid: str) -> list[dict[str, Any]]:
-    p = shards / "transcripts" / f"{uid}.json"
-    if not p.is_file():
-        return []
-    return [u for u in read_json(p).get("utterances", []) if u.get("kept", True) and u.get("text", "").strip()]
 
 
 def build_derived(cfg: BuildConfig, layout: Layout, embedder: Embedder, new_videos: list[str],
@@ -376,7 +372,7 @@ def build_derived(cfg: BuildConfig, layout: Layout, embedder: Embedder, new_vide
                 sel = uids_col == uid
                 order = np.argsort(times_all[sel], kind="stable")
                 times, vecs = times_all[sel][order], vecs_all[sel][order]
-                utts = _load_transcript(cfg.shards, uid)
+                utts = read_transcript(cfg.shards, uid)
                 duration = float(m.get("duration_s") or (times.max() if len(times) else 0.0))
                 rows, cv = clip_rows(uid, split, times, vecs, duration, utts, cfg.clip_seconds, cfg.clip_stride)
                 for r in rows:
@@ -451,10 +447,10 @@ def run(cfg: BuildConfig) -> BuildSummary:
     summary = BuildSummary()
     cfg.shards, cfg.store = Path(cfg.shards), Path(cfg.store)
     layout = Layout(cfg.store)
-    sizes_path = cfg.shards / "sizes.json"
-    if not sizes_path.is_file():
-        raise BuildError(f"{cfg.shards} has no sizes.json: run `egoindex ingest` first (or let it finish)")
-    sizes: dict[str, int] = read_json(sizes_path)
+    try:
+        sizes = read_sizes(cfg.shards)
+    except DatasetError as e:
+        raise BuildError(str(e)) from e
     shards = [p for p in list_shards(cfg.shards) if p.name in sizes]
     if not shards:
         raise BuildError(f"no shards in {cfg.shards}")
@@ -513,7 +509,7 @@ def run(cfg: BuildConfig) -> BuildSummary:
             with warnings.catch_warnings():  # lancedb 0.40 deprecates the name, not the call
                 warnings.simplefilter("ignore", DeprecationWarning)
                 frames.create_scalar_index("video_uid", replace=True)
-        manifest = _manifest(cfg.shards)
+        manifest = manifest_by_uid(cfg.shards)
         build_derived(cfg, layout, embedder, new_videos, manifest, summary)
         state = {"frames_units": committed + [p.name for p in new_shards], "videos": sorted(known | set(new_videos))}
         write_json(layout.state, state)
@@ -531,7 +527,7 @@ def run(cfg: BuildConfig) -> BuildSummary:
             summary.rows[table], versions[table] = t.count_rows(), t.version
             if table in VECTOR_TABLES:  # hits' metadata, memory-mapped by readers (Store.metadata)
                 write_metadata_cache(layout.root, table, lance.dataset(layout.uri(table), version=t.version))
-    videos_dir = cfg.videos or _videos_dir(cfg.shards)
+    source_dir = cfg.videos or videos_dir(cfg.shards)
     old = meta or {}
     write_json(layout.meta, {
         "format_version": FORMAT_VERSION,
@@ -542,7 +538,7 @@ def run(cfg: BuildConfig) -> BuildSummary:
         "preprocessing": embedder.pp.as_dict(),
         "egoindex_version": __version__,
         "shards_dir": str(cfg.shards.resolve()),
-        "videos_root": str(videos_dir) if videos_dir else old.get("videos_root"),
+        "videos_root": str(source_dir) if source_dir else old.get("videos_root"),
         "shards": state["frames_units"],
         "clip_seconds": cfg.clip_seconds,
         "clip_stride": cfg.clip_stride,
@@ -556,15 +552,4 @@ def run(cfg: BuildConfig) -> BuildSummary:
     summary.committed = True
     summary.seconds = time.perf_counter() - t0
     return summary
-
-
-def _manifest(shards: Path) -> dict[str, dict[str, str]]:
-    from egoindex.ingest.run import read_manifest
-
-    return {r["video_uid"]: r for r in read_manifest(shards)}
-
-
-def _videos_dir(shards: Path) -> Path | None:
-    p = shards / "_ingest" / "source.json"
-    return Path(read_json(p)["videos_dir"]) if p.is_file() else None
 

@@ -47,6 +47,7 @@ from egoindex.core.resources import available_cpus
 from egoindex.ingest.pairing import DEFAULT_MAX_GAP, pair_frames
 from egoindex.dataset.shards import SHARD_RE, ShardWriter, TarReaders, index_tar, shard_name
 from egoindex.media.speech import BUNDLED, Thresholds, Transcriber, Utterance, load_audio
+from egoindex.dataset.layout import MANIFEST_COLUMNS, ShardsLayout as Layout
 from egoindex.errors import IngestError
 
 SPLITS = ("train", "val")
@@ -125,32 +126,6 @@ class IngestSummary:
 # ----------------------------------------------------------------------------------------------
 # Layout
 
-
-class Layout:
-    """Paths inside SHARDS_DIR (one obvious place for each)."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.work = root / "_ingest"
-        self.config = self.work / "config.json"
-        self.source = self.work / "source.json"  # where the videos are (for players, exports, benches)
-        self.videos = self.work / "videos"
-        self.staging = self.work / "staging"
-        self.packs = self.work / "packs"
-        self.transcripts = root / "transcripts"
-        self.sizes = root / "sizes.json"
-        self.manifest = root / "manifest.csv"
-        self.shards_csv = root / "shards.csv"
-
-    def make(self) -> None:
-        for d in (self.videos, self.staging, self.packs, self.transcripts):
-            d.mkdir(parents=True, exist_ok=True)
-
-    def record(self, uid: str) -> Path:
-        return self.videos / f"{uid}.json"
-
-    def staged(self, uid: str) -> Path:
-        return self.staging / f"{uid}.tar"
 
 
 def resolve_parts(num_parts: int | None, part_index: int | None) -> tuple[int, int]:
@@ -437,9 +412,6 @@ def pack_split(layout: Layout, split: str, part: int, uids: list[str], shard_siz
 # Finalize: sizes.json, manifest.csv, shards.csv
 
 
-MANIFEST_COLUMNS = ["video_uid", "source", "split", "status", "reason", "duration_s", "frames",
-                    "utterances", "utterances_dropped", "speech_s", "audio_s", "width", "height",
-                    "native_fps", "warnings", "shards"]
 
 
 def _state_signature(layout: Layout) -> list[tuple[str, int]]:
@@ -619,9 +591,3 @@ def _drain(q: Any, report: Report) -> None:
         except queue_mod.Empty:
             return
         report(kind, n)
-
-
-def read_manifest(out_dir: Path) -> list[dict[str, str]]:
-    with open(Layout(Path(out_dir)).manifest, encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
-

@@ -30,7 +30,8 @@ from egoindex.model.openclip import ModelError, create, load_model, make_checkpo
 from egoindex.dataset.shards import ShardWriter, index_tar, iter_samples, list_shards
 from egoindex.store import Store, StoreError
 from egoindex.store.schema import vectors_of
-from egoindex.ingest.run import IngestConfig, RunOptions, read_manifest, run as ingest_run
+from egoindex.dataset.layout import read_manifest
+from egoindex.ingest.run import IngestConfig, RunOptions, run as ingest_run
 from egoindex.train.loop import launch
 from tests.badmedia import FPS, Case, record_faults, write_bad_corpus
 from tests.test_store import assert_indexes_match_tables, build, read_table

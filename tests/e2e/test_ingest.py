@@ -14,7 +14,7 @@ from PIL import Image
 from egoindex.core.fsutil import read_json
 from egoindex.media.frames import n_samples
 from egoindex.dataset.shards import SHARD_RE, iter_samples, list_shards
-from egoindex.ingest.run import read_manifest
+from egoindex.dataset.layout import read_manifest
 from tests.conftest import DEMO_FPS, DEMO_VIDEOS
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from egoindex.dataset.shards import iter_samples, list_shards
-from egoindex.ingest.run import IngestConfig, IngestError, RunOptions, read_manifest, run
+from egoindex.dataset.layout import read_manifest
+from egoindex.ingest.run import IngestConfig, IngestError, RunOptions, run
 from tests.media import make_video
 
 REPO = Path(__file__).resolve().parents[2]
