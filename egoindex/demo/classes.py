@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from egoindex.demo.scenes import ACTIONS, COLOURS, OBJECTS, ROOMS, Scene, VideoRenderer
 from egoindex.core.fsutil import read_json, write_json
+from egoindex.demo.scenes import ACTIONS, COLOURS, OBJECTS, ROOMS, Scene, VideoRenderer
 
 __all__ = ["BY", "MANIFEST", "class_names", "write_demo_classes"]
 
@@ -122,7 +122,13 @@ def write_demo_classes(
             raise ValueError(f"{out} holds demo classes made with other settings ({diff}); use another folder")
     out.mkdir(parents=True, exist_ok=True)
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     entries = {e["path"]: e for e in old.get("videos", []) if (out / e["path"]).is_file()}
     jobs = [(c, j) for c in chosen for j in range(per_class)]
