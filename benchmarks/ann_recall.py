@@ -31,7 +31,7 @@ from egoindex.store import ann
 def assignment(index: faiss.Index, x: np.ndarray) -> None:
     """How many of ``x`` (the first stored vectors) sit in the list exact search picks, and, for
     a flat quantizer, how long exact and two-level assignment take on them."""
-    ivf = ann._ivf(index)
+    ivf = ann.ivf_of(index)
     if ivf is None:
         return
     quantizer = faiss.downcast_index(ivf.quantizer)

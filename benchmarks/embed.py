@@ -1,7 +1,7 @@
 """Embedding throughput: the build's data path against a clip-retrieval-style loader and against
 the model's forward pass alone, same shards, model, batch, device and loader workers, same run.
 
-* **build**: ``egoindex.build.run.embed_shards`` as ``egoindex build`` runs it (``ShardChunks`` in
+* **build**: ``egoindex.build.frames.embed_shards`` as ``egoindex build`` runs it (``ShardChunks`` in
   ``spawn`` loader workers decoding straight to uint8 crops with PIL draft mode, or, with
   ``--decode device``, raw JPEG bytes decoded on the device by ``Embedder.crops_from_jpegs_on_device``;
   normalisation on the device in ``Embedder.encode_crops``; each finished shard written as Lance
@@ -57,11 +57,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from egoindex.model.embed import Embedder, resolve_device
-from egoindex.model.openclip import load_model, make_checkpoint, save_checkpoint
+from egoindex.build.config import BuildConfig, BuildLayout, BuildSummary
+from egoindex.build.frames import embed_shards
 from egoindex.core.resources import available_cpus
 from egoindex.dataset.shards import list_shards, read_shard
-from egoindex.build.run import BuildConfig, BuildSummary, Layout, embed_shards
+from egoindex.model.embed import Embedder, resolve_device
+from egoindex.model.openclip import load_model, make_checkpoint, save_checkpoint
 
 CACHE = Path.home() / ".cache" / "egoindex"
 PACKAGES = ("torch", "torchvision", "open_clip_torch", "pillow", "numpy", "pylance")
@@ -149,7 +150,7 @@ def run_build(embedder: Embedder, ckpt: Path, shards_dir: Path, shards: list[Pat
     """``embed_shards`` as the build calls it, into a throw-away store; batch times are taken
     around ``Embedder.encode_crops`` (which returns CPU numpy, so the device is done)."""
     store = Path(tempfile.mkdtemp(prefix="bench-embed-store-"))
-    layout = Layout(store)
+    layout = BuildLayout(store)
     layout.frames.mkdir(parents=True)
     cfg = BuildConfig(checkpoint=ckpt, shards=shards_dir, store=store, batch_size=batch, workers=workers,
                       decode=decode, progress=False)
@@ -361,7 +362,7 @@ def main() -> None:
     payload = {"frames": frames, "shards": [p.name for p in shards], "shards_dir": str(shards_dir), "batch": args.batch,
                "workers": workers, "device": str(device), "results": rows, "ratios": summary,
                "note": "steady = frames after the first batch / time from the first to the last batch; end to end "
-                       "includes loader start-up (spawned workers). build = egoindex.build.run.embed_shards incl. its "
+                       "includes loader start-up (spawned workers). build = egoindex.build.frames.embed_shards incl. its "
                        "Lance fragment writes; baseline = per-sample PIL decode + open_clip preprocess, default collate; "
                        "forward-only = encode_image on pre-made tensors on the device. Random weights."}
     if args.out is None and bool(info["gpu"]) == cuda:

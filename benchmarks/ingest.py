@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.machine import save
+from egoindex.demo.corpus import write_demo_corpus
 from egoindex.media.discover import find_videos
 from egoindex.media.frames import iter_frames, probe, target_size
 from egoindex.media.speech import Transcriber, load_audio
@@ -75,7 +76,8 @@ def make_hd_clip(path: Path, seconds: int = 60, size: tuple[int, int] = (1280, 7
         vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
         for i in range(seconds * rate):
             x, y = int(200 + 150 * np.sin(i / 40)), int(150 + 100 * np.cos(i / 55))
-            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(texture[y : y + size[1], x : x + size[0]]), format="rgb24")
+            view = np.ascontiguousarray(texture[y : y + size[1], x : x + size[0]])
+            f = av.VideoFrame.from_ndarray(view, format="rgb24")
             for pk in vs.encode(f):
                 c.mux(pk)
         for pk in vs.encode():
@@ -102,8 +104,6 @@ def main() -> None:
     console = Console()
 
     if args.videos is None:
-        from egoindex.demo.corpus import write_demo_corpus
-
         args.videos = CACHE / "bench-demo"
         write_demo_corpus(args.videos, n_videos=12, seconds=60, progress=False)
     sets = {"demo 320x240 15 fps": [v.path for v in find_videos(args.videos)],
@@ -131,7 +131,8 @@ def main() -> None:
         wall += time.perf_counter() - t
         audio_s += len(audio) / 16000
     whisper = {"model": "bundled tiny.en int8", "audio_seconds": round(audio_s, 1), "wall_s": round(wall, 2),
-               "real_time_factor": round(wall / audio_s, 4), "x_realtime": round(audio_s / wall, 1), "device": tr.device}
+               "real_time_factor": round(wall / audio_s, 4), "x_realtime": round(audio_s / wall, 1),
+               "device": tr.device}
 
     t = Table(title=f"frame extraction at {args.fps:g} fps, short side 256, JPEG q90 (median of {args.repeat})")
     for col in ("set", "frames", "naive frames/s", "egoindex frames/s", "speed-up", "video x real time"):
@@ -141,8 +142,10 @@ def main() -> None:
                   f"{r['speedup']:.2f}x", f"{r['egoindex_video_x_realtime']:.0f}x")
     console.print(t)
     console.print(f"Whisper ({whisper['model']}, {whisper['device']}): {whisper['audio_seconds']:.0f} s of audio in "
-                  f"{whisper['wall_s']:.1f} s: RTF {whisper['real_time_factor']:.3f} ({whisper['x_realtime']:.0f}x real time)")
-    path = save("ingest", {"fps": args.fps, "repeat": args.repeat, "frame_extraction": frame_rows, "transcription": whisper},
+                  f"{whisper['wall_s']:.1f} s: RTF {whisper['real_time_factor']:.3f} "
+                  f"({whisper['x_realtime']:.0f}x real time)")
+    path = save("ingest", {"fps": args.fps, "repeat": args.repeat, "frame_extraction": frame_rows,
+                           "transcription": whisper},
                 packages=("av", "faster-whisper", "ctranslate2", "pillow", "numpy"))
     console.print(f"saved {path}")
 

@@ -189,41 +189,38 @@ def clip_batches(n: int, model: ClusterModel) -> Iterator[Any]:
 
 
 def write_store(root: Path, n: int, p: Params, clusters: int) -> dict[str, Any]:
-    """A store folder (egoindex.json, lance/clips + lance/videos) holding ``n`` synthetic clips;
-    reused when a kept one with the same data parameters exists."""
-    import lance
+    """A store folder (egoindex.json, lance/clips + lance/videos) holding ``n`` synthetic clips,
+    written through ``egoindex.store.writer`` as the build writes one (tables, the clips metadata
+    cache, then StoreMeta last); reused when a kept one with the same data parameters exists."""
     import pyarrow as pa
 
-    from egoindex.store.schema import clips_schema, videos_schema
-    from egoindex.store.store import FORMAT_VERSION, META_FILE, write_metadata_cache
+    from egoindex.store.layout import StoreLayout, StoreMeta
+    from egoindex.store.schema import videos_schema
+    from egoindex.store.writer import record_tables, write_meta, write_table
 
     ident = {"n": n, "dim": p.dim, "seed": p.seed, "clusters": clusters, "spread": p.spread,
              "fragment_rows": p.fragment_rows, "gen_chunk": GEN_CHUNK, "version": 1}
+    layout = StoreLayout(root)
     mark = root / "data.json"
-    if mark.is_file() and json.loads(mark.read_text()) == ident and (root / META_FILE).is_file():
+    if mark.is_file() and json.loads(mark.read_text()) == ident and layout.meta.is_file():
         return {"reused": True, "write_s": None}
     if root.exists():
         shutil.rmtree(root)
-    (root / "lance").mkdir(parents=True)
     t0 = time.perf_counter()
     model = ClusterModel(clusters, p.dim, p.spread, p.seed)
-    schema = clips_schema(p.dim)
-    lance.write_dataset(pa.RecordBatchReader.from_batches(schema, clip_batches(n, model)), str(root / "lance" / "clips.lance"),
-                        schema=schema, max_rows_per_file=p.fragment_rows)
+    write_table(layout, "clips", clip_batches(n, model), p.dim, max_rows_per_file=p.fragment_rows)
     write_s = time.perf_counter() - t0
     nv = math.ceil(n / CLIPS_PER_VIDEO)
-    vs = videos_schema()
-    lance.write_dataset(pa.table({
+    write_table(layout, "videos", pa.table({
         "video_uid": [_video_uid(v) for v in range(nv)], "source": [f"home_{v % 7}/day_{v // 7:05d}.MP4" for v in range(nv)],
         "split": ["val" if v % 10 == 0 else "train" for v in range(nv)],
         "duration": [CLIPS_PER_VIDEO * 2.0 + 2.0] * nv, "width": [1280] * nv, "height": [720] * nv,
         "native_fps": [30.0] * nv, "n_frames": [CLIPS_PER_VIDEO + 1] * nv, "n_utterances": [0] * nv, "unit": ["bench"] * nv,
-    }, schema=vs), str(root / "lance" / "videos.lance"), schema=vs)
-    (root / "indexes").mkdir()
-    write_metadata_cache(root, "clips", lance.dataset(str(root / "lance" / "clips.lance")))  # as the build does
-    (root / META_FILE).write_text(json.dumps({
-        "format_version": FORMAT_VERSION, "model": "synthetic", "checkpoint": "", "checkpoint_sha256": "",
-        "embed_dim": p.dim, "clip_seconds": 4.0, "clip_stride": 2.0, "rows": {"clips": n}}))
+    }, schema=videos_schema()), p.dim)
+    layout.indexes.mkdir()
+    rows, versions = record_tables(layout)  # writes the clips metadata cache, as the build does
+    write_meta(layout, StoreMeta(model="synthetic", checkpoint="", checkpoint_sha256="", embed_dim=p.dim,
+                                 clip_seconds=4.0, clip_stride=2.0, rows=rows, table_versions=versions))
     mark.write_text(json.dumps(ident))
     return {"reused": False, "write_s": round(write_s, 2)}
 
@@ -305,7 +302,7 @@ def metadata_mismatch(pairs: list[tuple[int, dict[str, Any]]]) -> float | None:
 
 
 def rowids_to_offsets(ds: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """Lance row ids (fragment << 32 | row) -> table offsets (= FAISS ids), as Store._offsets_for."""
+    """Lance row ids (fragment << 32 | row) -> table offsets (= FAISS ids), as Store.offsets_for."""
     frags = sorted((f.fragment_id, f.count_rows()) for f in ds.get_fragments())
     ids = np.array([f for f, _ in frags], np.int64)
     base = np.concatenate([[0], np.cumsum([c for _, c in frags])[:-1]]).astype(np.int64)
@@ -333,7 +330,7 @@ def kfactor_whatif(index: Any, tune_q: np.ndarray, truth_tune: np.ndarray, eval_
     shows what that order costs in latency."""
     from egoindex.store import ann
 
-    ivf = ann._ivf(index)
+    ivf = ann.ivf_of(index)
     probes = [x for x in ann.NPROBES if x < ivf.nlist] + [ivf.nlist]
     sweep, cands = [], []
     for kf in KFACTORS:
@@ -370,7 +367,7 @@ def run_size(n: int, p: Params) -> dict[str, Any]:
     from egoindex.store import ann
     from egoindex.store.schema import sample_table_vectors, table_vector_batches, vectors_of
     from egoindex.store.store import Store
-    from egoindex.build.run import TUNE_QUERIES
+    from egoindex.store.index import TUNE_QUERIES
 
     clusters = p.clusters or auto_clusters(n)
     root = Path(p.work) / f"n{n}"
@@ -424,7 +421,7 @@ def run_size(n: int, p: Params) -> dict[str, Any]:
     out.update(ground_truth_s=round(gt_s, 2), truth_pass_s=round(time.perf_counter() - t_pass, 2))
     print(f"  ground truth for {len(allq)} queries: {gt_s:.1f} s", flush=True)
 
-    # egoindex: choose, build, tune, save (as egoindex.build.run.update_index)
+    # egoindex: choose, build, tune, save (as egoindex.store.index.update_index)
     print(f"  egoindex index {factory}: building ...", flush=True)
     index, facts = ann.build_index(train, table_vector_batches(uri, 0), n, factory)
     t = time.perf_counter()

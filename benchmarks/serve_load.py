@@ -41,6 +41,10 @@ from urllib.parse import quote
 import httpx
 import numpy as np
 
+from benchmarks.machine import describe, save
+from egoindex.serve import create_app
+from egoindex.store import Store
+
 QUERIES = (
     "the baby grabs the red ball", "someone pours coffee into a blue cup", "a teddy bear on the sofa",
     "washing the dishes in the kitchen", "opening the fridge", "a dog runs across the room",
@@ -110,9 +114,6 @@ def serve_in_thread(app: Any, timeout: float = 60.0) -> Iterator[str]:
 
 def open_app(store_dir: Path) -> Any:
     """The app ``egoindex serve STORE --no-thumb-cache`` runs, model loaded before the clock starts."""
-    from egoindex.serve import create_app
-    from egoindex.store import Store
-
     store = Store(store_dir)
     store.embedder
     return create_app(store)
@@ -363,15 +364,11 @@ def main(argv: list[str] | None = None) -> int:
     print_table(summary)
     packages = ("egoindex", "fastapi", "starlette", "uvicorn", "httpx", "lancedb", "torch", "faiss-cpu")
     if a.out:
-        from benchmarks.machine import describe
-
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps({"benchmark": "serve-load", "machine": describe(packages), **summary}, indent=1)
                          + "\n")
         path = a.out
     else:
-        from benchmarks.machine import save
-
         path = save("serve-load", summary, packages=packages)
     print(f"saved {path}")
     return 1 if summary["errors"] else 0

@@ -27,11 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.console import Console
+from rich.table import Table
 
 from benchmarks.machine import describe
 from egoindex.model.openclip import create
-from egoindex.train.loop import autocast_factory, param_groups
 from egoindex.train.data import train_loader
+from egoindex.train.loop import autocast_factory, param_groups
 from egoindex.train.loss import DedupClipLoss
 
 CAPTIONS = ["the baby grabs the red ball", "look, the blue cup rolls away", "mommy shakes the green block",
@@ -49,7 +51,8 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def step_throughput(name: str, precision: str, batch: int, device: torch.device, steps: int, warmup: int) -> dict[str, Any]:
+def step_throughput(name: str, precision: str, batch: int, device: torch.device, steps: int,
+                    warmup: int) -> dict[str, Any]:
     """Median samples/s of full training steps (raises torch.OutOfMemoryError if it does not fit)."""
     c = create(name, device=device)
     model = c.model.train()
@@ -89,7 +92,8 @@ def step_throughput(name: str, precision: str, batch: int, device: torch.device,
             "samples_per_s": round(batch / t, 1), **({"peak_gib": round(peak, 2)} if peak is not None else {})}
 
 
-def largest_batch(name: str, precision: str, device: torch.device, start: int, limit: int, steps: int) -> dict[str, Any]:
+def largest_batch(name: str, precision: str, device: torch.device, start: int, limit: int,
+                  steps: int) -> dict[str, Any]:
     """Double the batch until out of memory; the last that fit, with its throughput."""
     best: dict[str, Any] | None = None
     batch = start
@@ -149,9 +153,6 @@ def main() -> None:
             results.append(step_throughput(name, "amp_bf16", batch, gpu, args.steps, warmup=2))
     if args.shards is not None:
         results.append(loader_throughput(args.shards, "ego-tiny-vit", args.workers, 64, 20))
-
-    from rich.console import Console
-    from rich.table import Table
 
     table = Table(title=f"training step throughput ({info['cpu']}, {info['cores']} cores"
                         + (f", {info['gpu']}" if info["gpu"] else "") + ")")

@@ -160,7 +160,7 @@ REPORT_ENV = "EGOINDEX_FAULT_REPORT"
 def record_faults(name: str, facts: dict) -> None:
     """Print ``FAULTS: name: ...`` (seen with ``-s``) and, when ``$EGOINDEX_FAULT_REPORT`` names a
     file, merge ``{name: facts}`` into that JSON file, whatever pytest does with output. The
-    README's reliability figures come from that file."""
+    figures in docs/reliability.md come from that file."""
     import json
 
     print(f"FAULTS: {name}: " + json.dumps(facts, ensure_ascii=False, default=str))

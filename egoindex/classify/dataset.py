@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from egoindex.errors import ClassifyError
+from egoindex.media.discover import VIDEO_EXTENSIONS
 
 __all__ = ["VIDEO_EXTENSIONS", "MIN_PER_CLASS", "LabelledVideo", "scan_dataset"]
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
 #: One video each for train, val and test is the least a class can have.
 MIN_PER_CLASS = 3
 

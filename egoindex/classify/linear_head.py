@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from egoindex import __version__
+from egoindex.version import __version__
 from egoindex.errors import ClassifyError
 from egoindex.classify.zero_shot import softmax
 from egoindex.core.fsutil import atomic_open, write_json

@@ -139,8 +139,8 @@ def classify_video(
         chosen = parse_labels(labels)
         templates = check_templates(templates)
     fps = DEFAULT_FPS if fps is None else float(fps)
-    clip_seconds = float(store.meta.get("clip_seconds", 4.0) if clip_seconds is None else clip_seconds)
-    clip_stride = float(store.meta.get("clip_stride", 2.0) if clip_stride is None else clip_stride)
+    clip_seconds = float(store.meta.clip_seconds if clip_seconds is None else clip_seconds)
+    clip_stride = float(store.meta.clip_stride if clip_stride is None else clip_stride)
     if fps <= 0 or fps > 60:
         raise ClassifyError("fps must be in (0, 60]")
 

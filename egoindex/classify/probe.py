@@ -37,12 +37,16 @@ from typing import Any
 
 import numpy as np
 
-from egoindex import __version__
+from egoindex.version import __version__
 from egoindex.classify.dataset import MIN_PER_CLASS, LabelledVideo, scan_dataset
 from egoindex.errors import ClassifyError
 from egoindex.classify.feature_cache import FeatureCache
 from egoindex.classify.linear_head import POOLING, LinearHead
-from egoindex.classify.video_features import INGEST_JPEG_QUALITY, INGEST_SHORT_SIDE, features_of_video
+from egoindex.classify.probe_plots import plot_confusion, plot_learning_curves
+from egoindex.classify.video_features import features_of_video
+from egoindex.core.progress import progress_bar
+from egoindex.core.report import write_report
+from egoindex.model.video import INGEST_JPEG_QUALITY, INGEST_SHORT_SIDE
 
 __all__ = ["DEFAULT_C_GRID", "ProbeResult", "run_probe", "split_per_class"]
 
@@ -111,6 +115,7 @@ def _too_few(counts: dict[str, int], why: str) -> None:
 
 
 def _fit(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> Any:
+    # lazy for the same reason as in run_probe: only a probe run needs sklearn
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
@@ -141,13 +146,10 @@ def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
 
 def _embed_all(store: Any, videos: list[LabelledVideo], cache: FeatureCache, fps: float, clip_seconds: float,
                clip_stride: float, progress: bool) -> tuple[dict[str, np.ndarray], list[dict[str, str]], int, int]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     vectors: dict[str, np.ndarray] = {}
     skipped: list[dict[str, str]] = []
     embedded = cached = 0
-    with Progress(TextColumn("[bold]probe[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TimeRemainingColumn(), disable=not progress) as bar:
+    with progress_bar("probe", enabled=progress) as bar:
         task = bar.add_task("embedding videos", total=len(videos))
         for v in videos:
             try:
@@ -197,10 +199,9 @@ def run_probe(
     settings embeds nothing again. Raises :class:`ClassifyError` for an unusable dataset (fewer
     than two classes, a class with fewer than 3 usable videos) or bad settings.
     """
+    # sklearn is imported here, not at the top: `import egoindex.classify` (the server, `egoindex
+    # classify`) must not pay for it; only a probe run needs it.
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-
-    from egoindex.core.report import write_report
-    from egoindex.classify.probe_plots import plot_confusion, plot_learning_curves
 
     t0 = time.time()
     fr = _check_fractions(fractions)
@@ -209,8 +210,8 @@ def run_probe(
     grid = sorted({float(c) for c in c_grid})
     if not grid or any(c <= 0 for c in grid):
         raise ClassifyError("the C grid needs positive values")
-    clip_seconds = float(store.meta.get("clip_seconds", 4.0) if clip_seconds is None else clip_seconds)
-    clip_stride = float(store.meta.get("clip_stride", 2.0) if clip_stride is None else clip_stride)
+    clip_seconds = float(store.meta.clip_seconds if clip_seconds is None else clip_seconds)
+    clip_stride = float(store.meta.clip_stride if clip_stride is None else clip_stride)
     dataset_dir, out = Path(dataset_dir), Path(out_dir)
 
     classes, videos = scan_dataset(dataset_dir)

@@ -1,25 +1,27 @@
-"""``egoindex bench ...``: benchmark commands over a store (thin; the logic is egoindex.bench.run)."""
+"""``egoindex bench ...``: benchmark commands over a store; the logic is :mod:`egoindex.bench`
+(one module per benchmark: ``mcq``, ``mir``, ``retrieval``, ``compare``).
+
+Those modules are imported inside the commands that run a benchmark: they pull torch
+(raw-video embedding) and lancedb, which ``egoindex --help`` and ``bench compare`` should not pay.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
-from rich.console import Console
 
+from egoindex.bench.compare import compare as compare_reports
+from egoindex.bench.result import BenchResult, default_out_dir
+from egoindex.cli.common import console, open_store
+from egoindex.core.report import fmt_value
+from egoindex.errors import ConfigError
 from egoindex.metrics.egomcq import DEFAULT_MIN_GAP_S
-from egoindex.cli.common import fail as _fail, open_store as _open_store
-
-bench_app = typer.Typer(help="Benchmarks over a store: EgoMCQ, EPIC-style MIR, retrieval R@K, compare.",
-                        no_args_is_help=True)
-console = Console()
 
 
-def _show(result: Any, keys: list[str]) -> None:
+def _show(result: BenchResult, keys: list[str]) -> None:
     """Print the headline metrics and where the report went."""
-    from egoindex.core.report import fmt_value
-
     meta = result.meta
     sha = str(meta.get("checkpoint_sha256") or "no-checkpoint")[:12]
     console.print(f"[bold]{result.name}[/bold]  model {meta.get('model')} @ {sha}")
@@ -35,31 +37,27 @@ def _show(result: Any, keys: list[str]) -> None:
         console.print(f"  {kind}: {p}")
 
 
-def _errors() -> tuple[type[Exception], ...]:
-    from egoindex.bench.run import BenchError
-    from egoindex.model.openclip import ModelError
-    from egoindex.store import StoreError
-
-    return BenchError, StoreError, ModelError, FileNotFoundError
-
-
-@bench_app.command("mcq")
 def mcq(
     store: Path = typer.Argument(..., help="Store folder (its model embeds the queries and clips)."),
-    egomcq_file: Optional[Path] = typer.Option(None, "--egomcq", help="EgoMCQ file (official egomcq.json or a generated one)."),
+    egomcq_file: Optional[Path] = typer.Option(
+        None, "--egomcq", help="EgoMCQ file (official egomcq.json or a generated one)."),
     videos: Optional[Path] = typer.Option(None, "--videos", help="Score the choices from the raw videos in DIR "
                                           "(DIR/{video_uid}.mp4, or the store's source path under DIR); "
                                           "without it, from the store's clip vectors."),
-    num_frames: int = typer.Option(4, "--num-frames", min=1, help="Frames per clip from raw video (midpoints of equal intervals)."),
-    generate: Optional[int] = typer.Option(None, "--generate", min=1, help="Generate N questions from the store's val videos."),
+    num_frames: int = typer.Option(
+        4, "--num-frames", min=1, help="Frames per clip from raw video (midpoints of equal intervals)."),
+    generate: Optional[int] = typer.Option(
+        None, "--generate", min=1, help="Generate N questions from the store's val videos."),
     seed: int = typer.Option(0, "--seed", help="Seed of --generate."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where --generate writes the questions (official format; "
                                        "default OUT_DIR/NAME_questions.json)."),
-    min_gap: float = typer.Option(DEFAULT_MIN_GAP_S, "--min-gap", min=0.0, help="Intra-video distractors start/end at least this many "
+    min_gap: float = typer.Option(DEFAULT_MIN_GAP_S, "--min-gap", min=0.0,
+                                  help="Intra-video distractors start/end at least this many "
                                   "seconds from the answer clip (--generate)."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Report folder (default STORE/bench)."),
     name: Optional[str] = typer.Option(None, "--name", help="Report name (default egomcq or egomcq_generated)."),
-    short_side: int = typer.Option(256, "--short-side", help="Raw frames are scaled like the ingest: short side this (0 = keep)."),
+    short_side: int = typer.Option(
+        256, "--short-side", help="Raw frames are scaled like the ingest: short side this (0 = keep)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Frames per forward pass (raw videos)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -76,33 +74,34 @@ def mcq(
       egoindex bench mcq demo/store --egomcq egomcq.json --videos ego4d/v2/full_scale
       egoindex bench mcq demo/store --generate 500 --seed 0 --out mcq.json
     """
-    from egoindex.bench.run import default_out_dir, run_mcq
+    if (egomcq_file is None) == (generate is None):  # before opening the store: the usage is wrong either way
+        raise ConfigError("give exactly one of --egomcq FILE or --generate N")
+    from egoindex.bench.mcq import run_mcq  # torch + lancedb
 
-    if (egomcq_file is None) == (generate is None):
-        _fail(ValueError("give exactly one of --egomcq FILE or --generate N"))
-    s = _open_store(store, device=device)
-    try:
-        r = run_mcq(s, out_dir or default_out_dir(store), egomcq_file=egomcq_file, generate=generate, seed=seed,
-                    out_file=out, min_gap_s=min_gap, videos_dir=videos, num_frames=num_frames, short_side=short_side,
-                    batch_size=batch_size, name=name, progress=not quiet)
-    except _errors() as e:
-        _fail(e)
+    r = run_mcq(open_store(store, device=device), out_dir or default_out_dir(store), egomcq_file=egomcq_file,
+                generate=generate, seed=seed, out_file=out, min_gap_s=min_gap, videos_dir=videos, num_frames=num_frames,
+                short_side=short_side, batch_size=batch_size, name=name, progress=not quiet)
     _show(r, ["inter_acc", "intra_acc", "overall_acc", "chance_acc", "n_inter", "n_intra"])
 
 
-@bench_app.command("mir")
-def mir_cmd(
+def mir(
     store: Optional[Path] = typer.Argument(None, help="Store folder (not needed with --sim)."),
-    sim: Optional[Path] = typer.Option(None, "--sim", help="Similarity matrix [videos x sentences] (.npy) of any model."),
+    sim: Optional[Path] = typer.Option(
+        None, "--sim", help="Similarity matrix [videos x sentences] (.npy) of any model."),
     relevance: Optional[Path] = typer.Option(None, "--relevance", help="Relevance matrix (.npy, or EPIC's .pkl)."),
-    epic_csv: Optional[Path] = typer.Option(None, "--epic-csv", help="EPIC_100_retrieval_test.csv (one row per segment)."),
+    epic_csv: Optional[Path] = typer.Option(
+        None, "--epic-csv", help="EPIC_100_retrieval_test.csv (one row per segment)."),
     sentences: Optional[Path] = typer.Option(None, "--sentences", help="EPIC_100_retrieval_test_sentence.csv."),
-    videos: Optional[Path] = typer.Option(None, "--videos", help="EPIC videos: DIR/{video_id}.MP4 (or DIR/P01/[videos/]P01_01.MP4)."),
-    classes: Optional[Path] = typer.Option(None, "--classes", help="Own store: csv of clip_id, verb_class, noun_classes "
+    videos: Optional[Path] = typer.Option(
+        None, "--videos", help="EPIC videos: DIR/{video_id}.MP4 (or DIR/P01/[videos/]P01_01.MP4)."),
+    classes: Optional[Path] = typer.Option(None, "--classes",
+                                           help="Own store: csv of clip_id, verb_class, noun_classes "
                                            "(official relevance formula); without it the word-overlap proxy."),
     num_frames: int = typer.Option(4, "--num-frames", min=1, help="Frames per EPIC segment."),
-    label: Optional[str] = typer.Option(None, "--label", help="Model name for a --sim report (default: the file's stem)."),
-    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Report folder (default STORE/bench, or ./bench with --sim)."),
+    label: Optional[str] = typer.Option(
+        None, "--label", help="Model name for a --sim report (default: the file's stem)."),
+    out_dir: Optional[Path] = typer.Option(
+        None, "--out-dir", help="Report folder (default STORE/bench, or ./bench with --sim)."),
     name: Optional[str] = typer.Option(None, "--name", help="Report name (default mir, epic_mir or mir_store)."),
     short_side: int = typer.Option(256, "--short-side", help="Raw frames are scaled like the ingest: short side this."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Frames per forward pass."),
@@ -121,34 +120,29 @@ def mir_cmd(
       egoindex bench mir demo/store --epic-csv EPIC_100_retrieval_test.csv --sentences EPIC_100_retrieval_test_sentence.csv --relevance caption_relevancy_EPIC_100_retrieval_test.pkl --videos EPIC-KITCHENS
       egoindex bench mir demo/store [--classes classes.csv]
     """
-    from egoindex.bench import run
+    from egoindex.bench.mir import mir_from_epic, mir_from_matrices, mir_from_store  # torch + lancedb
 
-    try:
-        if sim is not None:
-            if relevance is None:
-                _fail(ValueError("--sim needs --relevance"))
-            od = out_dir or (run.default_out_dir(store) if store is not None else Path("bench"))
-            r = run.mir_from_matrices(sim, relevance, od, name=name or "mir", label=label)
+    if sim is not None:
+        if relevance is None:
+            raise ConfigError("--sim needs --relevance")
+        od = out_dir or (default_out_dir(store) if store is not None else Path("bench"))
+        r = mir_from_matrices(sim, relevance, od, name=name or "mir", label=label)
+    else:
+        if store is None:
+            raise ConfigError("give a STORE, or --sim and --relevance")
+        s = open_store(store, device=device)
+        od = out_dir or default_out_dir(store)
+        if epic_csv is not None:
+            if sentences is None or relevance is None or videos is None:
+                raise ConfigError("--epic-csv needs --sentences, --relevance and --videos")
+            r = mir_from_epic(s, epic_csv, sentences, relevance, videos, od, num_frames=num_frames,
+                              short_side=short_side, batch_size=batch_size, name=name or "epic_mir", progress=not quiet)
         else:
-            if store is None:
-                _fail(ValueError("give a STORE, or --sim and --relevance"))
-            s = _open_store(store, device=device)
-            od = out_dir or run.default_out_dir(store)
-            if epic_csv is not None:
-                if sentences is None or relevance is None or videos is None:
-                    _fail(ValueError("--epic-csv needs --sentences, --relevance and --videos"))
-                r = run.mir_from_epic(s, epic_csv, sentences, relevance, videos, od, num_frames=num_frames,
-                                      short_side=short_side, batch_size=batch_size, name=name or "epic_mir",
-                                      progress=not quiet)
-            else:
-                r = run.mir_from_store(s, od, classes=classes, name=name or "mir_store")
-    except _errors() as e:
-        _fail(e)
+            r = mir_from_store(s, od, classes=classes, name=name or "mir_store")
     _show(r, ["mAP_v2t", "mAP_t2v", "mAP_avg", "nDCG_v2t", "nDCG_t2v", "nDCG_avg", "n_videos", "n_sentences"])
 
 
-@bench_app.command("retrieval")
-def retrieval_cmd(
+def retrieval(
     store: Path = typer.Argument(..., help="Store folder."),
     k: list[int] = typer.Option([1, 5, 10], "--k", help="Recall cut-offs (repeatable)."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Report folder (default STORE/bench)."),
@@ -163,19 +157,14 @@ def retrieval_cmd(
 
     Example: egoindex bench retrieval demo/store
     """
-    from egoindex.bench.run import default_out_dir, retrieval_from_store
+    from egoindex.bench.retrieval import retrieval_from_store  # lancedb
 
-    s = _open_store(store, device="cpu")
-    try:
-        r = retrieval_from_store(s, out_dir or default_out_dir(store), ks=k, name=name)
-    except _errors() as e:
-        _fail(e)
+    r = retrieval_from_store(open_store(store, device="cpu"), out_dir or default_out_dir(store), ks=k, name=name)
     keys = [f"{d}_{m}" for d in ("t2c", "c2t") for m in [f"R@{x}" for x in k] + ["median_rank"]]
     _show(r, keys + ["n_texts", "n_clips"])
 
 
-@bench_app.command("compare")
-def compare_cmd(
+def compare(
     reports: list[Path] = typer.Argument(..., help="Report JSON files (NAME.json) to put side by side."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the Markdown table here."),
 ) -> None:
@@ -183,10 +172,15 @@ def compare_cmd(
 
     Example: egoindex bench compare storeA/bench/egomcq_generated.json storeB/bench/egomcq_generated.json
     """
-    from egoindex.bench.run import BenchError, compare
+    print(compare_reports(reports, out), end="")
 
-    try:
-        text = compare(reports, out)
-    except BenchError as e:
-        _fail(e)
-    print(text, end="")
+
+def register(app: typer.Typer) -> None:
+    """Add the ``bench`` group and its four commands."""
+    bench = typer.Typer(help="Benchmarks over a store: EgoMCQ, EPIC-style MIR, retrieval R@K, compare.",
+                        no_args_is_help=True)
+    bench.command("mcq")(mcq)
+    bench.command("mir")(mir)
+    bench.command("retrieval")(retrieval)
+    bench.command("compare")(compare)
+    app.add_typer(bench, name="bench")

@@ -1,4 +1,8 @@
-"""``egoindex classify`` / ``probe`` / ``demo-classes``: thin commands over :mod:`egoindex.classify`."""
+"""``egoindex classify`` / ``probe``: thin commands over :mod:`egoindex.classify`.
+
+``egoindex.classify`` is imported inside the commands: it pulls torch and open_clip (the store's
+model embeds the videos), which ``egoindex --help`` should not pay.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +11,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from egoindex.cli.common import fail as _fail, open_store as _open_store
-
-console = Console()
-
-
-def _errors() -> tuple[type[Exception], ...]:
-    from egoindex.classify import ClassifyError
-    from egoindex.model.openclip import ModelError
-    from egoindex.store import StoreError
-
-    return ClassifyError, StoreError, ModelError
+from egoindex.cli.common import console, open_store
+from egoindex.errors import ConfigError
 
 
 def _top_table(title: str, top: list[dict[str, Any]]) -> Table:
@@ -36,8 +30,10 @@ def _top_table(title: str, top: list[dict[str, Any]]) -> Table:
 def classify(
     store: Path = typer.Argument(..., help="Store folder (its model embeds the video and the labels)."),
     video: Path = typer.Argument(..., help="Video file to classify."),
-    labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated class names, e.g. \"sitting,walking,clapping\"."),
-    head: Optional[Path] = typer.Option(None, "--head", help="A linear head from `egoindex probe` (its folder, head.npz or "
+    labels: Optional[str] = typer.Option(
+        None, "--labels", help="Comma-separated class names, e.g. \"sitting,walking,clapping\"."),
+    head: Optional[Path] = typer.Option(None, "--head",
+                                        help="A linear head from `egoindex probe` (its folder, head.npz or "
                                         "head.json): classify with its classes instead of --labels."),
     top_k: int = typer.Option(5, "--top-k", min=1, help="Labels shown per video and per clip."),
     template: list[str] = typer.Option([], "--template", help="Prompt template with {} for the label (repeatable; "
@@ -45,7 +41,8 @@ def classify(
     fps: Optional[float] = typer.Option(None, "--fps", help="Frames sampled per second (default 2, or the head's)."),
     start: Optional[float] = typer.Option(None, "--start", min=0.0, help="Classify from this time (s)."),
     end: Optional[float] = typer.Option(None, "--end", min=0.0, help="Classify until this time (s)."),
-    per_clip: bool = typer.Option(True, "--per-clip/--no-per-clip", help="Also show the top labels of each clip window."),
+    per_clip: bool = typer.Option(
+        True, "--per-clip/--no-per-clip", help="Also show the top labels of each clip window."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     device: str = typer.Option("cpu", "--device", help="Where to run the model: cpu | cuda | auto."),
 ) -> None:
@@ -59,16 +56,12 @@ def classify(
       egoindex classify demo/store clip.mp4 --labels "ball,cup,spoon,book"
       egoindex classify demo/store clip.mp4 --head probes/objects --json
     """
-    from egoindex.classify import DEFAULT_TEMPLATES, classify_video
-
     if head is None and labels is None:
-        _fail(ValueError("give --labels \"a,b,c\" (zero-shot) or --head HEAD (a trained linear probe)"))
-    s = _open_store(store, device=device)
-    try:
-        r = classify_video(s, video, labels, head=head, top_k=top_k, templates=tuple(template) or DEFAULT_TEMPLATES,
-                           fps=fps, start=start, end=end)
-    except _errors() as e:
-        _fail(e)
+        raise ConfigError("give --labels \"a,b,c\" (zero-shot) or --head HEAD (a trained linear probe)")
+    from egoindex.classify import DEFAULT_TEMPLATES, classify_video  # torch + open_clip
+
+    r = classify_video(open_store(store, device=device), video, labels, head=head, top_k=top_k,
+                       templates=tuple(template) or DEFAULT_TEMPLATES, fps=fps, start=start, end=end)
     d = r.as_dict(per_clip=per_clip)
     if as_json:
         print(json.dumps(d, indent=1, ensure_ascii=False))
@@ -106,17 +99,14 @@ def probe(
 
     Example: egoindex probe demo/store demo/classes --out demo/probe
     """
-    from egoindex.classify import run_probe
-
     try:
         fr = tuple(float(x) for x in fractions.split(","))
     except ValueError:
-        _fail(ValueError(f"--fractions wants three numbers like 0.6,0.2,0.2, not {fractions!r}"))
-    s = _open_store(store, device=device)
-    try:
-        r = run_probe(s, dataset_dir, out, seed=seed, fractions=fr, fps=fps, progress=not no_progress)
-    except _errors() as e:
-        _fail(e)
+        raise ConfigError(f"--fractions wants three numbers like 0.6,0.2,0.2, not {fractions!r}") from None
+    from egoindex.classify import run_probe  # torch + open_clip
+
+    r = run_probe(open_store(store, device=device), dataset_dir, out, seed=seed, fractions=fr, fps=fps,
+                  progress=not no_progress)
     m = r.metrics
     t = Table(title=f"linear probe: {dataset_dir} ({m['n_classes']} classes)", show_header=False)
     for k, label in (("test_top1", "test top-1"), ("test_top5", "test top-5"), ("val_top1", "val top-1"),
@@ -124,7 +114,8 @@ def probe(
         t.add_row(label, f"{m[k]:.3f}" if k != "C" else f"{m[k]:g}")
     t.add_row("videos", f"{m['n_used']} used (train {m['n_train']}, val {m['n_val']}, test {m['n_test']}), "
                         f"{m['n_skipped']} skipped")
-    t.add_row("embedding", f"{m['embedded_now']} embedded now, {m['from_cache']} from cache, {m['embed_seconds']:.1f} s")
+    t.add_row("embedding",
+              f"{m['embedded_now']} embedded now, {m['from_cache']} from cache, {m['embed_seconds']:.1f} s")
     console.print(t)
     pc = Table(title="per class (test)")
     for col in ("class", "precision", "recall", "F1", "test", "train"):
@@ -140,35 +131,7 @@ def probe(
     console.print(f"report: {r.written['md']}  head: {r.written['head']}")
 
 
-def demo_classes(
-    out: Path = typer.Argument(..., help="Folder to write OUT/<class>/*.mp4 into."),
-    by: str = typer.Option("object", "--by", help="Class attribute: object | action | colour."),
-    per_class: int = typer.Option(8, "--per-class", min=1, help="Videos per class."),
-    seconds: float = typer.Option(4.0, "--seconds", min=0.5, help="Length of each video (s)."),
-    classes: Optional[str] = typer.Option(None, "--classes", help="Only these classes (comma-separated)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same videos)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-) -> None:
-    """Write a folder-per-class dataset of short single-scene demo videos for `egoindex probe`.
-
-    Each clip shows one scene; the class (object, action or colour) is fixed and everything else
-    (room, other attributes, motion, camera) varies. Idempotent: existing clips are kept.
-
-    Example: egoindex demo-classes demo/classes --by object --per-class 8
-    """
-    from egoindex.demo.classes import write_demo_classes
-
-    try:
-        m = write_demo_classes(out, by=by, per_class=per_class, seconds=seconds, seed=seed,
-                               classes=[c.strip() for c in classes.split(",")] if classes else None, progress=not quiet)
-    except ValueError as e:
-        _fail(e)
-    n = len(json.loads(m.read_text(encoding="utf-8"))["videos"])
-    console.print(f"demo classes ready: {out} ({n} videos by {by}; manifest {m.name})")
-
-
 def register(app: typer.Typer) -> None:
-    """Add ``classify``, ``probe`` and ``demo-classes`` to the main app."""
+    """Add ``classify`` and ``probe``."""
     app.command("classify")(classify)
     app.command("probe")(probe)
-    app.command("demo-classes")(demo_classes)

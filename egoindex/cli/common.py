@@ -1,29 +1,37 @@
-"""What every ``egoindex`` sub-command module shares: how an error ends a command, and opening
-a store with a clear message instead of a traceback."""
+"""What the ``egoindex`` command modules share: where output goes, how a user error is shown, and
+opening a store without making every ``--help`` pay for LanceDB."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import typer
 from rich.console import Console
+from rich.markup import escape
+
+from egoindex.errors import EgoindexError
+
+if TYPE_CHECKING:
+    from egoindex.store import Store
 
 console = Console()
+"""Results and error messages (stdout: scripts and tests read both from there)."""
+
+err_console = Console(stderr=True)
+"""Warnings and status lines of long-running servers, kept apart from their output."""
+
+USER_ERROR_EXIT = 2
+"""Exit status of a command refused because of its input (an :class:`EgoindexError`), as click uses for usage errors."""
 
 
-def fail(e: Exception, code: int = 2) -> None:
-    """Print ``error: ...`` and exit with ``code`` (2: the input was unusable). Not wrapped at
-    the terminal width, so paths in the message stay copyable."""
-    console.print(f"[red]error:[/red] {e}", soft_wrap=True)
-    raise typer.Exit(code)
+def print_user_error(e: EgoindexError) -> None:
+    """``error: MESSAGE`` in red, without a traceback: the message says what to do. Not wrapped at the
+    terminal width, so paths in it stay copyable; escaped, so ``[videos x sentences]`` is not rich markup."""
+    console.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
 
 
-def open_store(path: Path, **kw: Any) -> Any:
-    """``egoindex.Store(path, **kw)``, or a clean exit naming what is wrong with the folder."""
-    from egoindex.store import Store, StoreError
+def open_store(path: Path, **kw: Any) -> Store:
+    """``egoindex.Store(path, **kw)``; a folder that is not a store raises ``StoreError`` (a user error)."""
+    from egoindex.store import Store  # lancedb + faiss take ~2 s to import; `egoindex --help` should not pay that
 
-    try:
-        return Store(path, **kw)
-    except StoreError as e:
-        fail(e)
+    return Store(path, **kw)

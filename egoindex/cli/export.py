@@ -1,8 +1,9 @@
 """``egoindex export ...``: feature export for Ego4D NLQ (VSLNet) and MQ (VSGN).
 
-The logic lives in :mod:`egoindex.export.features` (feature rows per video, from the store or the
-videos) and :mod:`egoindex.export.ego4d` (the file layouts); these commands only parse options
-and print what was written.
+The logic lives in :mod:`egoindex.export` (:mod:`~egoindex.export.run` joins the annotations, the
+backend's feature rows and the baselines' file layouts); these commands only parse options and
+print what was written. ``export.run`` and ``export.backend`` are imported inside the commands:
+they pull torch, open_clip and lancedb, which ``egoindex --help`` should not pay.
 """
 
 from __future__ import annotations
@@ -11,40 +12,21 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from egoindex.cli.common import fail as _fail
+from egoindex.cli.common import console, open_store
+from egoindex.export.demo_annotations import write_demo_annotations
+from egoindex.export.grid import DEFAULT_FRAMES_PER_WINDOW, FeatureGrid
+from egoindex.export.windows import FEATURE_RATE
 
-export_app = typer.Typer(help="Export features for Ego4D's NLQ (VSLNet) and MQ (VSGN) baselines.",
-                         no_args_is_help=True)
-console = Console()
-
-_MODEL_SOURCE_HELP = "A store folder (its model, checkpoint and frames), or a checkpoint file (then --videos is required)."
-_RATE_HELP = "Features per second. 1.875 is the official Ego4D grid (32-frame windows, 16-frame stride at 30 fps); " \
-             "other rates scale that grid in time."
-_FPW_HELP = "At most this many evenly spaced frame embeddings are pooled per feature window; decoding defaults to " \
-            "this many frames per window."
-_SOURCE_HELP = "auto: store frames when dense enough (rate >= feature rate and at most one empty window), else decode " \
-               "the videos | store: always pool store frames | videos: always decode and embed."
-
-
-def _backend(model_source: Path, videos: Optional[Path], model: Optional[str], device: str) -> Any:
-    from egoindex.export.features import Backend, ExportError
-
-    try:
-        return Backend(model_source, videos, model=model, device=device)
-    except ExportError as e:
-        _fail(e)
-
-
-def _grid(rate: float) -> Any:
-    from egoindex.export.features import FeatureGrid
-
-    try:
-        return FeatureGrid(rate)
-    except ValueError as e:
-        _fail(e)
+_MODEL_SOURCE_HELP = ("A store folder (its model, checkpoint and frames), or a checkpoint file "
+                      "(then --videos is required).")
+_RATE_HELP = ("Features per second. 1.875 is the official Ego4D grid (32-frame windows, 16-frame stride at 30 fps); "
+              "other rates scale that grid in time.")
+_FPW_HELP = ("At most this many evenly spaced frame embeddings are pooled per feature window; decoding defaults to "
+             "this many frames per window.")
+_SOURCE_HELP = ("auto: store frames when dense enough (rate >= feature rate and at most one empty window), "
+                "else decode the videos | store: always pool store frames | videos: always decode and embed.")
 
 
 def _print_summary(s: dict[str, Any], dim_flag: str) -> None:
@@ -74,25 +56,26 @@ def _print_summary(s: dict[str, Any], dim_flag: str) -> None:
     if len(s["videos"]) > 5:
         console.print(f"  ... {len(s['videos']) - 5} more in {s['summary_file']}")
     if s["missing_videos"]:
-        console.print(f"[yellow]{len(s['missing_videos'])} annotated video(s) not found[/yellow], e.g. {s['missing_videos'][:3]}")
+        console.print(f"[yellow]{len(s['missing_videos'])} annotated video(s) not found[/yellow], "
+                      f"e.g. {s['missing_videos'][:3]}")
     for w in s["warnings"][:5]:
         console.print(f"[yellow]warning:[/yellow] {w}")
     console.print(f"train with {dim_flag} {ex['dim']}")
 
 
-@export_app.command("nlq")
 def nlq(
     model_source: Path = typer.Argument(..., help=_MODEL_SOURCE_HELP),
     out_dir: Path = typer.Argument(..., help="Output folder (features/, dataset/, text/, export_summary.json)."),
     videos: Optional[Path] = typer.Option(None, "--videos", help="Raw videos folder (default: the store's)."),
-    annotations: Optional[list[Path]] = typer.Option(None, "--annotations", "-a",
-                                                     help="Ego4D NLQ file (nlq_train.json, nlq_val.json, ...); repeatable."),
-    rate: float = typer.Option(1.875, "--rate", help=_RATE_HELP),
-    frames_per_window: int = typer.Option(4, "--frames-per-window", min=1, help=_FPW_HELP),
+    annotations: Optional[list[Path]] = typer.Option(
+        None, "--annotations", "-a", help="Ego4D NLQ file (nlq_train.json, nlq_val.json, ...); repeatable."),
+    rate: float = typer.Option(FEATURE_RATE, "--rate", help=_RATE_HELP),
+    frames_per_window: int = typer.Option(DEFAULT_FRAMES_PER_WINDOW, "--frames-per-window", min=1, help=_FPW_HELP),
     source: str = typer.Option("auto", "--source", help=_SOURCE_HELP),
     decode_fps: Optional[float] = typer.Option(None, "--decode-fps", help="Decoding rate for --source videos/auto "
                                                "(default: frames-per-window per window, at least the rate)."),
-    model: Optional[str] = typer.Option(None, "--model", help="open_clip model name (checkpoint files that do not record it)."),
+    model: Optional[str] = typer.Option(
+        None, "--model", help="open_clip model name (checkpoint files that do not record it)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (embedding decoded frames and queries)."),
     strict: bool = typer.Option(True, "--strict/--no-strict", help="Refuse annotated clips whose video is missing."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -108,28 +91,27 @@ def nlq(
 
     Example: egoindex export nlq demo/store demo/vslnet -a demo/ego4d/nlq_train.json -a demo/ego4d/nlq_val.json
     """
-    from egoindex.export.features import ExportError, export_nlq
+    from egoindex.export.backend import Backend  # torch + open_clip + lancedb
+    from egoindex.export.run import export_nlq
 
-    backend = _backend(model_source, videos, model, device)
-    try:
-        s = export_nlq(backend, out_dir, annotations or [], _grid(rate), frames_per_window, source, decode_fps,
-                       strict=strict, progress=not quiet)
-    except (ExportError, ValueError) as e:
-        _fail(e)
+    backend = Backend(model_source, videos, model=model, device=device)
+    s = export_nlq(backend, out_dir, annotations or [], FeatureGrid(rate), frames_per_window, source, decode_fps,
+                   strict=strict, progress=not quiet)
     _print_summary(s, "--video_feature_dim")
 
 
-@export_app.command("mq")
 def mq(
     model_source: Path = typer.Argument(..., help=_MODEL_SOURCE_HELP),
     out_dir: Path = typer.Argument(..., help="Output folder (features/, clip_annotations.json, export_summary.json)."),
-    moments: list[Path] = typer.Option(..., "--moments", "-m", help="Ego4D moments file (moments_train.json, ...); repeatable."),
+    moments: list[Path] = typer.Option(
+        ..., "--moments", "-m", help="Ego4D moments file (moments_train.json, ...); repeatable."),
     videos: Optional[Path] = typer.Option(None, "--videos", help="Raw videos folder (default: the store's)."),
-    rate: float = typer.Option(1.875, "--rate", help=_RATE_HELP),
-    frames_per_window: int = typer.Option(4, "--frames-per-window", min=1, help=_FPW_HELP),
+    rate: float = typer.Option(FEATURE_RATE, "--rate", help=_RATE_HELP),
+    frames_per_window: int = typer.Option(DEFAULT_FRAMES_PER_WINDOW, "--frames-per-window", min=1, help=_FPW_HELP),
     source: str = typer.Option("auto", "--source", help=_SOURCE_HELP),
     decode_fps: Optional[float] = typer.Option(None, "--decode-fps", help="Decoding rate for --source videos/auto."),
-    model: Optional[str] = typer.Option(None, "--model", help="open_clip model name (checkpoint files that do not record it)."),
+    model: Optional[str] = typer.Option(
+        None, "--model", help="open_clip model name (checkpoint files that do not record it)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     strict: bool = typer.Option(True, "--strict/--no-strict", help="Refuse annotated videos that are missing."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -142,22 +124,20 @@ def mq(
 
     Example: egoindex export mq demo/store demo/vsgn -m demo/ego4d/moments_train.json -m demo/ego4d/moments_val.json
     """
-    from egoindex.export.features import ExportError, export_mq
+    from egoindex.export.backend import Backend  # torch + open_clip + lancedb
+    from egoindex.export.run import export_mq
 
-    backend = _backend(model_source, videos, model, device)
-    try:
-        s = export_mq(backend, out_dir, moments, _grid(rate), frames_per_window, source, decode_fps,
-                      strict=strict, progress=not quiet)
-    except (ExportError, ValueError) as e:
-        _fail(e)
+    backend = Backend(model_source, videos, model=model, device=device)
+    s = export_mq(backend, out_dir, moments, FeatureGrid(rate), frames_per_window, source, decode_fps,
+                  strict=strict, progress=not quiet)
     _print_summary(s, "--input_feat_dim")
 
 
-@export_app.command("demo-annotations")
 def demo_annotations(
     demo_dir: Path = typer.Argument(..., help="Demo corpus folder (written by `egoindex demo-data`)."),
     out_dir: Path = typer.Argument(..., help="Where to write nlq_<split>.json and moments_<split>.json."),
-    store: Optional[Path] = typer.Option(None, "--store", help="Annotate only this store's videos, each in its store split."),
+    store: Optional[Path] = typer.Option(
+        None, "--store", help="Annotate only this store's videos, each in its store split."),
     clip_seconds: float = typer.Option(15.0, "--clip-seconds", min=1.0, help="Length of the moments clips."),
 ) -> None:
     """Ego4D-format NLQ and moments annotation files for the demo corpus, from its ground truth.
@@ -168,19 +148,15 @@ def demo_annotations(
 
     Example: egoindex export demo-annotations demo/videos demo/ego4d --store demo/store
     """
-    from egoindex.export.features import ExportError, write_demo_annotations
-
-    opened = None
-    if store is not None:
-        from egoindex.store import Store, StoreError
-
-        try:
-            opened = Store(store)
-        except StoreError as e:
-            _fail(e)
-    try:
-        written = write_demo_annotations(demo_dir, out_dir, opened, clip_seconds)
-    except (ExportError, ValueError) as e:
-        _fail(e)
-    for split, paths in written.items():
+    opened = open_store(store) if store is not None else None
+    for split, paths in write_demo_annotations(demo_dir, out_dir, opened, clip_seconds).items():
         console.print(f"{split}: {', '.join(paths)}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``export`` group and its three commands."""
+    export = typer.Typer(help="Export features for Ego4D's NLQ (VSLNet) and MQ (VSGN) baselines.", no_args_is_help=True)
+    export.command("nlq")(nlq)
+    export.command("mq")(mq)
+    export.command("demo-annotations")(demo_annotations)
+    app.add_typer(export, name="export")

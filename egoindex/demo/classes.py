@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 
 from egoindex.core.fsutil import read_json, write_json
+from egoindex.core.progress import progress_bar
 from egoindex.demo.scenes import ACTIONS, COLOURS, OBJECTS, ROOMS, Scene, VideoRenderer
+from egoindex.errors import ConfigError
 
 __all__ = ["BY", "MANIFEST", "class_names", "write_demo_classes"]
 
@@ -38,7 +40,7 @@ def class_names(by: str) -> list[str]:
     """The classes of one attribute, in the demo vocabulary's order."""
     vocab = {"object": list(OBJECTS), "action": list(ACTIONS), "colour": list(COLOURS)}
     if by not in vocab:
-        raise ValueError(f"by must be one of {', '.join(BY)}, not {by!r}")
+        raise ConfigError(f"by must be one of {', '.join(BY)}, not {by!r}")
     return vocab[by]
 
 
@@ -103,14 +105,14 @@ def write_demo_classes(
     chosen = list(names) if classes is None else list(dict.fromkeys(classes))
     unknown = [c for c in chosen if c not in names]
     if unknown or not chosen:
-        raise ValueError(f"unknown {by} class(es) {', '.join(unknown) or '(none given)'}; known: {', '.join(names)}")
+        raise ConfigError(f"unknown {by} class(es) {', '.join(unknown) or '(none given)'}; known: {', '.join(names)}")
     if per_class < 1:
-        raise ValueError("per_class must be >= 1")
+        raise ConfigError("per_class must be >= 1")
     if not 0.5 <= seconds <= 600:
-        raise ValueError("seconds must be between 0.5 and 600")
+        raise ConfigError("seconds must be between 0.5 and 600")
     w, h = int(size[0]), int(size[1])
     if w < 64 or h < 64 or w % 2 or h % 2 or fps < 1:
-        raise ValueError("size must be even and at least 64x64, fps >= 1")
+        raise ConfigError("size must be even and at least 64x64, fps >= 1")
     args: dict[str, Any] = {"generator": GENERATOR, "format_version": FORMAT_VERSION, "by": by, "seed": int(seed),
                             "seconds": round(float(seconds), 3), "fps": int(fps), "size": [w, h]}
     manifest = out / MANIFEST
@@ -119,21 +121,12 @@ def write_demo_classes(
         old = read_json(manifest)
         diff = {k: old.get(k) for k, v in args.items() if old.get(k) != v}
         if diff:
-            raise ValueError(f"{out} holds demo classes made with other settings ({diff}); use another folder")
+            raise ConfigError(f"{out} holds demo classes made with other settings ({diff}); use another folder")
     out.mkdir(parents=True, exist_ok=True)
-
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
 
     entries = {e["path"]: e for e in old.get("videos", []) if (out / e["path"]).is_file()}
     jobs = [(c, j) for c in chosen for j in range(per_class)]
-    with Progress(TextColumn("[bold]demo classes[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), disable=not progress) as bar:
+    with progress_bar("demo classes", enabled=progress) as bar:
         task = bar.add_task(f"{len(jobs)} clips by {by} -> {out}", total=len(jobs))
         for label, j in jobs:
             scene, cam_seed, attrs = _plan(by, label, j, float(seconds), int(seed))

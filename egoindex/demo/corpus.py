@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from egoindex.core.fsutil import write_json
+from egoindex.core.progress import progress_bar
 from egoindex.demo.encode import VideoJob, make_video, run_in_workers
 from egoindex.demo.plan import (
     CORPUS_VOICES,
@@ -38,6 +39,7 @@ from egoindex.demo.plan import (
     plan_video,
 )
 from egoindex.demo.scenes import ACTIONS, COLOURS, OBJECTS, ROOMS
+from egoindex.errors import ConfigError
 
 __all__ = [
     "GENERATOR",
@@ -144,16 +146,16 @@ def write_demo_corpus(
     """
     out_dir = Path(out_dir)
     if n_videos < 1:
-        raise ValueError("n_videos must be >= 1")
+        raise ConfigError("n_videos must be >= 1")
     if fps < 1:
-        raise ValueError("fps must be >= 1")
+        raise ConfigError("fps must be >= 1")
     w, h = int(size[0]), int(size[1])
     if w < 64 or h < 64 or w % 2 or h % 2:
-        raise ValueError("size must be even and at least 64x64 (H.264 4:2:0 needs even dimensions)")
+        raise ConfigError("size must be even and at least 64x64 (H.264 4:2:0 needs even dimensions)")
     if seconds < 5.0:
-        raise ValueError("seconds must be >= 5")
+        raise ConfigError("seconds must be >= 5")
     if seed < 0:
-        raise ValueError("seed must be >= 0")
+        raise ConfigError("seed must be >= 0")
     args = _args_record(n_videos, seconds, seed, fps, (w, h))
     gt_path = out_dir / GROUND_TRUTH
     if _corpus_complete(out_dir, args):
@@ -182,25 +184,8 @@ def write_demo_corpus(
     n_workers = max(1, min(int(n_workers), len(jobs)))
     total_frames = len(jobs) * int(round(seconds * fps))
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     results: dict[int, dict[str, Any]] = {}
-    with Progress(
-        TextColumn("[bold]demo corpus[/bold] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not progress,
-        transient=False,
-    ) as bar:
+    with progress_bar("demo corpus", enabled=progress) as bar:
         task = bar.add_task(f"{len(jobs)} videos -> {out_dir}", total=total_frames)
         if n_workers == 1:
             for job in jobs:

@@ -18,6 +18,7 @@ import numpy as np
 
 from egoindex.demo.scenes import ACTIONS, COLOURS, OBJECTS, ROOMS, SURFACES, Scene
 from egoindex.demo.tts import Speaker
+from egoindex.errors import ConfigError
 
 _MIN_SCENE_DS, _MAX_SCENE_DS = 50, 80  # scene length bounds in deciseconds (5-8 s)
 _SPEECH_TAIL_MARGIN = 0.25  # speech must end at least this long before its scene ends (s)
@@ -144,7 +145,7 @@ def demo_video_names(n_videos: int) -> list[str]:
     with all of them).  Further names are generated in the same spirit.
     """
     if n_videos < 1:
-        raise ValueError("n_videos must be >= 1")
+        raise ConfigError("n_videos must be >= 1")
     names = [unicodedata.normalize("NFC", n) for n in _FIXED_NAMES[:n_videos]]
     for i in range(len(_FIXED_NAMES), n_videos):
         home = "home_" + "abcd"[i % 4]
@@ -225,7 +226,7 @@ def plan_video(
     ends, but no pixels), so tools that only need ground truth can call this cheaply.
     """
     if seconds < 5.0:
-        raise ValueError("seconds must be >= 5 (a scene and its narration need at least 5 s)")
+        raise ConfigError("seconds must be >= 5 (a scene and its narration need at least 5 s)")
     speaker = speaker or Speaker()
     rng = np.random.default_rng([seed, index, 101])
     voice_order = np.random.default_rng([seed, 202]).permutation(len(CORPUS_VOICES))

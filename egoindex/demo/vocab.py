@@ -5,6 +5,7 @@ record (validated on creation). Everything else in :mod:`egoindex.demo` draws or
 from __future__ import annotations
 
 from dataclasses import dataclass
+from egoindex.errors import ConfigError
 
 RGB = tuple[int, int, int]
 
@@ -68,12 +69,12 @@ class Scene:
 
     def __post_init__(self) -> None:
         if self.room not in ROOMS:
-            raise ValueError(f"unknown room {self.room!r}; expected one of {ROOMS}")
+            raise ConfigError(f"unknown room {self.room!r}; expected one of {ROOMS}")
         if self.object not in OBJECTS:
-            raise ValueError(f"unknown object {self.object!r}; expected one of {OBJECTS}")
+            raise ConfigError(f"unknown object {self.object!r}; expected one of {OBJECTS}")
         if self.colour not in COLOURS:
-            raise ValueError(f"unknown colour {self.colour!r}; expected one of {tuple(COLOURS)}")
+            raise ConfigError(f"unknown colour {self.colour!r}; expected one of {tuple(COLOURS)}")
         if self.action not in ACTIONS:
-            raise ValueError(f"unknown action {self.action!r}; expected one of {ACTIONS}")
+            raise ConfigError(f"unknown action {self.action!r}; expected one of {ACTIONS}")
         if not self.duration > 0:
-            raise ValueError("scene duration must be positive")
+            raise ConfigError("scene duration must be positive")

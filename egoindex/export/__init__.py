@@ -5,12 +5,19 @@ able to point the *unchanged* official training code at our output.  That only w
 feature time grid, the file names, the tensor dtypes and the dataset JSON match what that code
 reads, byte for byte where it matters.
 
-* :mod:`egoindex.export.windows` -- the official feature time grid (30 fps, 32-frame windows,
-  16-frame stride, back-padded last window), pooling of per-frame embeddings onto it, and exact
-  re-implementations of the index arithmetic the baselines use (``time_to_index``, VSGN slicing).
-* :mod:`egoindex.export.ego4d` -- writers for the VSLNet and VSGN layouts, a validating reader for
-  Ego4D NLQ annotation files, the moments -> ``clip_annotations.json`` conversion, and an
-  Ego4D-format NLQ annotation file built from the demo corpus ground truth.
-* :mod:`egoindex.export.features` -- frame embeddings per video, from the store when its frames
-  are dense enough for the feature grid or else decoded from the videos, and the two exports.
+The modules, in the order the data flows through them:
+
+* :mod:`~egoindex.export.nlq`, :mod:`~egoindex.export.moments` -- read and validate Ego4D NLQ and
+  moments annotation files (:mod:`~egoindex.export.fields`: the field readers that name a bad path);
+* :mod:`~egoindex.export.backend` -- what an export works from (a store, or a checkpoint + videos)
+  and the videos it can export;
+* :mod:`~egoindex.export.windows`, :mod:`~egoindex.export.grid` -- the official feature time grid
+  (30 fps, 32-frame windows, 16-frame stride, back-padded last window), pooling onto it, the
+  baselines' index arithmetic, and the rule for when store frames are dense enough;
+* :mod:`~egoindex.export.rows` -- feature rows per video, pooled from the store's frames or from the
+  video decoded again (:mod:`egoindex.model.video`);
+* :mod:`~egoindex.export.vslnet`, :mod:`~egoindex.export.vsgn` -- the two layouts
+  (:mod:`~egoindex.export.feature_files`: the ``.pt`` files both read);
+* :mod:`~egoindex.export.run` -- the two exports (``egoindex export nlq|mq``) joining the above;
+* :mod:`~egoindex.export.demo_annotations` -- Ego4D-format annotation files for the demo corpus.
 """

@@ -24,7 +24,8 @@ class Pair:
     gap: float  # 0 when inside
 
 
-def pair_frames(times: Sequence[float], utterances: Sequence[Utterance], max_gap: float = DEFAULT_MAX_GAP) -> list[Pair | None]:
+def pair_frames(times: Sequence[float], utterances: Sequence[Utterance],
+                max_gap: float = DEFAULT_MAX_GAP) -> list[Pair | None]:
     """One Pair (or None) per frame time; ``utterances`` may be unsorted and include dropped ones.
 
     Among several utterances containing t, the one that started last wins (the most recent

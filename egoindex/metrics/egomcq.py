@@ -5,7 +5,7 @@ EgoVLPv2 and LaViLa all report it), so egoindex must score the official ``egomcq
 and must be able to build an EgoMCQ-format benchmark from a user's own store (utterances as queries,
 fixed-length clip windows as choices) to compare checkpoints on the user's data.
 
-Format (REFERENCE.md section 1): one JSON object keyed "0".."N-1"; each item has ``query`` (a clip
+Format (``docs/formats.md``, EgoMCQ): one JSON object keyed "0".."N-1"; each item has ``query`` (a clip
 row: ``video_uid``, ``clip_start``, ``clip_end``, ``clip_text``, extra keys allowed), ``choices``
 (object keyed "0".."4", five clip rows), ``answer`` (int index into choices) and ``types``
 (1 = inter-video, 2 = intra-video). Extra keys are preserved on load and written back unchanged.
@@ -26,6 +26,7 @@ from typing import Any, TypedDict
 import numpy as np
 
 from egoindex.core.fsutil import atomic_open
+from egoindex.errors import AnnotationError
 
 __all__ = [
     "DEFAULT_MIN_GAP_S",
@@ -102,59 +103,64 @@ def _is_number(x: Any) -> bool:
 
 def _check_row(row: Any, where: str) -> None:
     if not isinstance(row, dict):
-        raise ValueError(f"{where}: expected a clip row object, got {type(row).__name__}")
+        raise AnnotationError(f"{where}: expected a clip row object, got {type(row).__name__}")
     for key in ("video_uid", "clip_text"):
         if not isinstance(row.get(key), str):
-            raise ValueError(f"{where}: {key!r} must be a string, got {row.get(key)!r}")
+            raise AnnotationError(f"{where}: {key!r} must be a string, got {row.get(key)!r}")
     for key in ("clip_start", "clip_end"):
         if not _is_number(row.get(key)):
-            raise ValueError(f"{where}: {key!r} must be a finite number, got {row.get(key)!r}")
+            raise AnnotationError(f"{where}: {key!r} must be a finite number, got {row.get(key)!r}")
 
 
 def _check_item(key: str, item: Any) -> None:
     where = f"EgoMCQ item {key!r}"
     if not isinstance(item, dict):
-        raise ValueError(f"{where}: expected an object, got {type(item).__name__}")
+        raise AnnotationError(f"{where}: expected an object, got {type(item).__name__}")
     for field in ("query", "choices", "answer", "types"):
         if field not in item:
-            raise ValueError(f"{where}: missing {field!r}")
+            raise AnnotationError(f"{where}: missing {field!r}")
     _check_row(item["query"], f"{where} query")
     choices = item["choices"]
     expected = [str(i) for i in range(N_CHOICES)]
     if not isinstance(choices, dict) or sorted(choices, key=str) != expected:
         got = sorted(choices) if isinstance(choices, dict) else type(choices).__name__
-        raise ValueError(f"{where}: choices must be an object keyed {expected}, got {got}")
+        raise AnnotationError(f"{where}: choices must be an object keyed {expected}, got {got}")
     for c in expected:
         _check_row(choices[c], f"{where} choice {c!r}")
     answer = item["answer"]
     if not _is_int(answer) or not 0 <= answer < N_CHOICES:
-        raise ValueError(f"{where}: answer must be an int in [0, {N_CHOICES}), got {answer!r}")
+        raise AnnotationError(f"{where}: answer must be an int in [0, {N_CHOICES}), got {answer!r}")
     if not _is_int(item["types"]) or item["types"] not in TYPE_LABELS:
-        raise ValueError(f"{where}: types must be 1 (inter) or 2 (intra), got {item['types']!r}")
+        raise AnnotationError(f"{where}: types must be 1 (inter) or 2 (intra), got {item['types']!r}")
 
 
 def validate_egomcq(items: Any) -> dict[str, EgoMCQItem]:
-    """Check the official structure; return the items ordered "0".."N-1". Raises ValueError naming
-    the first bad item."""
+    """Check the official structure; return the items ordered "0".."N-1". Raises
+    :class:`~egoindex.errors.AnnotationError` (a ValueError) naming the first bad item."""
     if not isinstance(items, dict):
-        raise ValueError(f"EgoMCQ data must be an object keyed '0'..'N-1', got {type(items).__name__}")
+        raise AnnotationError(f"EgoMCQ data must be an object keyed '0'..'N-1', got {type(items).__name__}")
     expected = {str(i) for i in range(len(items))}
     if set(items) != expected:
         bad = sorted(set(items) - expected)[:5]
-        raise ValueError(f"EgoMCQ keys must be '0'..'{len(items) - 1}' without gaps; unexpected keys {bad}")
+        raise AnnotationError(f"EgoMCQ keys must be '0'..'{len(items) - 1}' without gaps; unexpected keys {bad}")
     for key in expected:
         _check_item(key, items[key])
     return {str(i): items[str(i)] for i in range(len(items))}
 
 
 def load_egomcq(path: str | Path) -> dict[str, EgoMCQItem]:
-    """Read and validate an ``egomcq.json`` (official or generated); items ordered by index."""
+    """Read and validate an ``egomcq.json`` (official or generated); items ordered by index.
+    A file that is not JSON or not the format raises AnnotationError naming the file; a missing
+    file raises OSError."""
     with open(path, encoding="utf-8") as f:
-        data = json.load(f)
+        try:
+            data = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise AnnotationError(f"{path}: not JSON ({e}); expected an EgoMCQ file (egomcq.json)") from None
     try:
         return validate_egomcq(data)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+    except AnnotationError as e:
+        raise AnnotationError(f"{path}: {e}") from None
 
 
 def write_egomcq(items: Mapping[str, EgoMCQItem], path: str | Path) -> None:

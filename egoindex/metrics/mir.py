@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from egoindex.errors import AnnotationError
+
 __all__ = [
     "STOPWORDS",
     "average_precision_rows",
@@ -266,29 +268,36 @@ def load_relevance(path: str | Path, shape: tuple[int, int] | None = None) -> np
     the only place egoindex ever unpickles anything. Never point it at a pickle from elsewhere
     (unpickling runs arbitrary code); convert it to ``.npy`` instead.
 
-    Raises ValueError for another suffix, a non-array payload, a non-2-D or non-numeric array, a
+    Raises :class:`~egoindex.errors.AnnotationError` (a ValueError) for a file that cannot be read
+    as an array, another suffix, a non-array payload, a non-2-D or non-numeric array, a
     shape different from ``shape`` (when given), or values outside [0, 1]. Integer and boolean
     arrays are converted to float32; float arrays are returned as they are.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        obj = np.load(path, allow_pickle=False)
+        try:
+            obj = np.load(path, allow_pickle=False)
+        except (ValueError, EOFError) as e:  # not an .npy file, or a pickled object array
+            raise AnnotationError(f"{path}: cannot read as a numpy array: {e}") from None
     elif suffix in (".pkl", ".pickle"):
         with open(path, "rb") as f:
-            obj = pickle.load(f)  # trusted EPIC-Kitchens relevance file; see docstring
+            try:
+                obj = pickle.load(f)  # trusted EPIC-Kitchens relevance file; see docstring
+            except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as e:
+                raise AnnotationError(f"{path}: cannot read as EPIC's pickled relevance matrix: {e}") from None
     else:
-        raise ValueError(f"{path}: relevance must be a .npy, .pkl or .pickle file, not {suffix or 'no suffix'!r}")
+        raise AnnotationError(f"{path}: relevance must be a .npy, .pkl or .pickle file, not {suffix or 'no suffix'!r}")
     if not isinstance(obj, np.ndarray):
-        raise ValueError(f"{path}: expected a numpy array, got {type(obj).__name__}")
+        raise AnnotationError(f"{path}: expected a numpy array, got {type(obj).__name__}")
     if obj.ndim != 2:
-        raise ValueError(f"{path}: relevance must be 2-D [videos x sentences], got shape {obj.shape}")
+        raise AnnotationError(f"{path}: relevance must be 2-D [videos x sentences], got shape {obj.shape}")
     if not (np.issubdtype(obj.dtype, np.floating) or np.issubdtype(obj.dtype, np.integer) or obj.dtype == np.bool_):
-        raise ValueError(f"{path}: relevance must be numeric, got dtype {obj.dtype}")
+        raise AnnotationError(f"{path}: relevance must be numeric, got dtype {obj.dtype}")
     if shape is not None and obj.shape != tuple(shape):
-        raise ValueError(f"{path}: relevance shape {obj.shape} does not match the expected {tuple(shape)}")
+        raise AnnotationError(f"{path}: relevance shape {obj.shape} does not match the expected {tuple(shape)}")
     if not np.issubdtype(obj.dtype, np.floating):
         obj = obj.astype(np.float32)
     if obj.size and not (np.isfinite(obj).all() and obj.min() >= 0.0 and obj.max() <= 1.0):
-        raise ValueError(f"{path}: relevance values must be finite and within [0, 1]")
+        raise AnnotationError(f"{path}: relevance values must be finite and within [0, 1]")
     return obj

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from egoindex.model.openclip import Loaded
+from egoindex.errors import ConfigError
 
 __all__ = ["Preprocessing", "Embedder", "crop_jpeg", "resolve_device"]
 
@@ -94,7 +95,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but CUDA is not available; use --device cpu")
+        raise ConfigError("--device cuda was asked for but CUDA is not available; use --device cpu")
     return torch.device(device)
 
 
@@ -109,7 +110,7 @@ class Embedder:
         if precision == "auto":
             precision = "bf16" if self.device.type == "cuda" else "fp32"
         if precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be fp32, bf16 or fp16, not {precision!r}")
+            raise ConfigError(f"precision must be fp32, bf16 or fp16, not {precision!r}")
         self.precision = precision
         self._mean = torch.tensor(self.pp.mean, device=self.device).view(1, 3, 1, 1) * 255.0
         self._std = torch.tensor(self.pp.std, device=self.device).view(1, 3, 1, 1) * 255.0

@@ -1,7 +1,7 @@
 """open_clip models for egoindex: the project's small configs, creation, and checkpoint files.
 
 Every model is an ordinary open_clip model chosen by its open_clip name (RN50, RN101, ViT-B-32,
-ViT-B-16, ViT-L-14, ...). Three small configs ship in ``egoindex/model_configs`` and are
+ViT-B-16, ViT-L-14, ...). Three small configs ship in ``egoindex/model/configs`` and are
 registered with ``open_clip.add_model_config`` when this module is imported, because no built-in
 open_clip config is small enough to learn anything on a CPU in minutes:
 
@@ -9,7 +9,7 @@ open_clip config is small enough to learn anything on a CPU in minutes:
   weights, attention pooling); text context 32, width 192, 4 layers; 128-d embeddings. The demo's
   model: a convolutional tower finds a small coloured object anywhere in a busy frame from a few
   thousand frames, where a ViT from scratch needs far more data; on unseen demo videos it reaches
-  3-5x chance retrieval (README, "Learning on the demo corpus").
+  3-5x chance retrieval (docs/benchmarks.md, "Learning on the demo corpus").
 * ``ego-tiny-vit``: 64 px images, 8 px patches, width 192, 4 layers; same text tower. The tests'
   model (fits the demo corpus' training split in a few CPU minutes); generalises less than
   ``ego-tiny-rn`` to unseen videos.
@@ -45,7 +45,7 @@ from typing import Any
 import open_clip
 import torch
 
-from egoindex import __version__
+from egoindex.version import __version__
 from egoindex.core.fsutil import atomic_open, tmp_name
 from egoindex.errors import ModelError
 

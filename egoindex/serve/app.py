@@ -38,8 +38,10 @@ from PIL import Image
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from egoindex import __version__
-from egoindex.serve.media import MediaError, Thumbnails, resolve_video, video_response
+from egoindex.version import __version__
+from egoindex.classify import classify_video
+from egoindex.errors import ClassifyError, VideoError
+from egoindex.serve.media import MediaRequestError, Thumbnails, resolve_video, video_response
 from egoindex.serve.metrics import Metrics, MetricsMiddleware
 from egoindex.serve.models import (ClassifyOut, ErrorOut, HealthOut, HitOut, InfoOut, Level, MetricsOut, SearchOut,
                                    VideoOut)
@@ -260,18 +262,11 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
         @app.post("/api/classify", response_model=ClassifyOut, tags=["classify"],
                   max_body_size=max_upload_bytes + FORM_OVERHEAD,
                   responses={**FORM_ERRORS, 413: {"model": ErrorOut, "description": "Video too large."},
-                             501: {"model": ErrorOut, "description": "Classification is not installed."},
                              503: {"model": ErrorOut, "description": "Busy with other classifications."}})
         def classify_upload(video: Annotated[UploadFile, File(description="The video to classify.")],
                             labels: Annotated[str, Form(max_length=20_000, description="Comma-separated labels.")] = "",
                             top_k: Annotated[int, Form(ge=1, le=100)] = 5) -> dict[str, Any]:
             """Zero-shot classification of an uploaded video against the given labels."""
-            try:
-                from egoindex.classify import ClassifyError, classify_video
-            except ImportError as e:
-                raise HTTPException(501, f"classification is not available in this installation ({e})") from None
-            from egoindex.media.frames import VideoError
-
             with tempfile.TemporaryDirectory(prefix="egoindex-upload-") as tmp:
                 path = Path(tmp) / ("upload" + safe_suffix(video.filename))
                 copy_bounded(video.file, path, max_upload_bytes)
@@ -357,8 +352,8 @@ def copy_bounded(src: BinaryIO, dst: Path, limit: int, chunk: int = MiB) -> int:
 def _install_error_handlers(app: FastAPI) -> None:
     """Every error as ``{"detail": ...}``; unexpected ones logged with an id and never echoed."""
 
-    @app.exception_handler(MediaError)
-    async def media_error(request: Request, exc: MediaError) -> JSONResponse:
+    @app.exception_handler(MediaRequestError)
+    async def media_error(request: Request, exc: MediaRequestError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(StoreError)

@@ -29,8 +29,9 @@ from typing import NoReturn
 
 from starlette.responses import Response, StreamingResponse
 
+from egoindex.errors import EgoindexError, VideoError
+from egoindex.media.sample import frames_at
 from egoindex.store import Store, StoreError
-from egoindex.errors import EgoindexError
 
 log = logging.getLogger("egoindex.serve")
 
@@ -40,8 +41,11 @@ _VIDEO_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quickti
 _RANGE = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
 
 
-class MediaError(EgoindexError):
-    """A media request that cannot be served; ``status`` is the HTTP status to answer with."""
+class MediaRequestError(EgoindexError):
+    """A media request that cannot be served; ``status`` is the HTTP status to answer with.
+
+    Not :class:`egoindex.errors.MediaError` (a media *file* that cannot be read): this one is the
+    server's answer to a request (404 unknown video, 416 bad range, 422 undecodable frame)."""
 
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -54,25 +58,25 @@ class MediaError(EgoindexError):
 def resolve_video(store: Store, video_uid: str) -> Path:
     """The file to serve for ``video_uid``: the store's own path for a known uid, inside videos_root."""
     if video_uid not in store.videos:
-        raise MediaError(404, f"unknown video {video_uid!r}")
-    root = store.meta.get("videos_root")
+        raise MediaRequestError(404, f"unknown video {video_uid!r}")
+    root = store.meta.videos_root
     if not root:
-        raise MediaError(404, "the store does not know where its videos are (no videos_root)")
+        raise MediaRequestError(404, "the store does not know where its videos are (no videos_root)")
     try:
         path = store.video_path(video_uid).resolve()
         root_dir = Path(root).resolve()
     except (StoreError, OSError, ValueError) as e:
-        raise MediaError(404, f"video {video_uid} is not available: {e}") from None
+        raise MediaRequestError(404, f"video {video_uid} is not available: {e}") from None
     if not path.is_relative_to(root_dir):
-        raise MediaError(404, f"video {video_uid} is not inside the store's videos folder")
+        raise MediaRequestError(404, f"video {video_uid} is not inside the store's videos folder")
     if not path.is_file():
-        raise MediaError(404, f"the source file of video {video_uid} is missing")
+        raise MediaRequestError(404, f"the source file of video {video_uid} is missing")
     return path
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """``(first, last)`` inclusive byte positions asked for by a Range header, or None for the
-    whole file (no header, another unit, several ranges). Raises MediaError(416) for a range
+    whole file (no header, another unit, several ranges). Raises MediaRequestError(416) for a range
     that is malformed or not satisfiable."""
     if header is None:
         return None
@@ -101,7 +105,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 def _unsatisfiable(size: int) -> NoReturn:
-    raise MediaError(416, f"range not satisfiable (the file has {size} bytes)", {"Content-Range": f"bytes */{size}"})
+    raise MediaRequestError(416, f"range not satisfiable (the file has {size} bytes)", {"Content-Range": f"bytes */{size}"})
 
 
 def _iter_file(path: Path, first: int, length: int) -> Iterator[bytes]:
@@ -117,7 +121,7 @@ def _iter_file(path: Path, first: int, length: int) -> Iterator[bytes]:
 
 
 def video_response(path: Path, range_header: str | None, if_range: str | None = None) -> Response:
-    """200 (whole file) or 206 (one range) streaming ``path``; raises MediaError(416)."""
+    """200 (whole file) or 206 (one range) streaming ``path``; raises MediaRequestError(416)."""
     st = path.stat()
     size = st.st_size
     etag = '"' + hashlib.sha1(f"{path}:{st.st_mtime_ns}:{size}".encode()).hexdigest()[:20] + '"'
@@ -192,7 +196,7 @@ class Thumbnails:
         self._disk_ok = cache_dir is not None
 
     def get(self, video_uid: str, t: float) -> bytes:
-        """The thumbnail at ``t`` seconds (clamped to the video); MediaError 404/422 when impossible."""
+        """The thumbnail at ``t`` seconds (clamped to the video); MediaRequestError 404/422 when impossible."""
         path = resolve_video(self.store, video_uid)
         duration = float(self.store.videos[video_uid].get("duration") or 0.0)
         t = min(max(0.0, t), duration) if duration > 0 else max(0.0, t)
@@ -207,16 +211,13 @@ class Thumbnails:
         return got
 
     def _decode(self, path: Path, t: float) -> bytes:
-        from egoindex.media.frames import VideoError
-        from egoindex.media.sample import frames_at
-
         with self._decodes:
             try:
                 for _, _, jpeg in frames_at(path, [t], short_side=self.short_side, jpeg_quality=self.quality):
                     return jpeg
             except VideoError as e:
-                raise MediaError(422, f"cannot decode a frame of {path.name} at {t:.1f} s: {e}") from None
-        raise MediaError(422, f"no frame of {path.name} at {t:.1f} s")
+                raise MediaRequestError(422, f"cannot decode a frame of {path.name} at {t:.1f} s: {e}") from None
+        raise MediaRequestError(422, f"no frame of {path.name} at {t:.1f} s")
 
     def _disk_path(self, key: tuple[str, int]) -> Path | None:
         if not self._disk_ok or self.cache_dir is None:

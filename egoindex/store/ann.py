@@ -18,7 +18,7 @@ The factory is chosen like autofaiss does, by size (``choose_factory``):
 The coarse quantizer stays flat (exact) at every size, even at 16k-64k lists where an HNSW graph
 over the centroids looks cheaper: on clustered data (what embeddings of a few homes are) the
 graph search strands queries in the wrong cluster. Measured at 1M clustered vectors with 16,384
-lists (``benchmarks/ann_recall.py``; figures in the README): an HNSW quantizer
+lists (``benchmarks/ann_recall.py``; figures in docs/benchmarks.md): an HNSW quantizer
 (efSearch 16) put 4.85 % of vectors in a wrong list and stalled recall@10 at 0.71 whatever
 nprobe; the same centroids searched exactly reach 0.955 (SQ8 refine) at nprobe 64. The flat
 quantizer costs one 16k x D product per query (~1 ms), which fits the 10 ms budget.
@@ -36,7 +36,7 @@ centroids instead of brute force, which makes training several times faster; k-m
 the few wrong assignments (the centroids it returns are then searched exactly).
 
 ``nprobe`` and the refine ``k_factor`` are tuned after the build: the first pair (nprobe first,
-k_factor within ``_k_factors``' byte budget) whose recall@10 against exact search on sampled
+k_factor within ``refine_k_factors``' byte budget) whose recall@10 against exact search on sampled
 queries reaches ``target_recall`` (default 0.95), recorded in the index's json.
 """
 
@@ -113,7 +113,8 @@ def _gpu_resources() -> object | None:
     return None
 
 
-def _ivf(index: faiss.Index) -> faiss.IndexIVF | None:
+def ivf_of(index: faiss.Index) -> faiss.IndexIVF | None:
+    """The IVF part of an index (inside a refine or pre-transform wrapper), or None for a flat one."""
     try:
         return faiss.extract_index_ivf(index)
     except RuntimeError:
@@ -121,7 +122,7 @@ def _ivf(index: faiss.Index) -> faiss.IndexIVF | None:
 
 
 def set_search_params(index: faiss.Index, nprobe: int | None, k_factor: float | None) -> None:
-    ivf = _ivf(index)
+    ivf = ivf_of(index)
     if ivf is not None and nprobe:
         ivf.nprobe = int(nprobe)
     if k_factor and isinstance(index, faiss.IndexRefine):
@@ -184,7 +185,7 @@ def build_index(sample: np.ndarray, batches: Iterable[np.ndarray], n: int, facto
             except RuntimeError:  # not every factory has a GPU version (e.g. fast-scan PQ): build on CPU
                 pass
         if not index.is_trained:
-            ivf = None if use_gpu else _ivf(index)
+            ivf = None if use_gpu else ivf_of(index)
             assigner = None
             if ivf is not None and ivf.nlist >= 4096:  # k-means assignment by HNSW, not brute force
                 assigner = faiss.IndexHNSWFlat(dim, 32)
@@ -194,7 +195,7 @@ def build_index(sample: np.ndarray, batches: Iterable[np.ndarray], n: int, facto
                 ivf.clustering_index = None  # only needed for training; not saved
             del assigner
             trained_on = len(sample)
-    ivf = None if use_gpu else _ivf(index)
+    ivf = None if use_gpu else ivf_of(index)
     with _two_level_assignment(ivf):
         for b in batches:
             index.add(np.ascontiguousarray(b, dtype=np.float32))
@@ -240,7 +241,7 @@ def _two_level_assignment(ivf: faiss.IndexIVF | None) -> Iterator[None]:
 
 def stored_lists(index: faiss.Index) -> np.ndarray:
     """The IVF list each stored id sits in (-1 for none): where ``build_index`` put each vector."""
-    ivf = _ivf(index)
+    ivf = ivf_of(index)
     out = np.full(index.ntotal, -1, np.int64)
     for lst in range(ivf.nlist):
         size = ivf.invlists.list_size(lst)
@@ -249,7 +250,7 @@ def stored_lists(index: faiss.Index) -> np.ndarray:
     return out
 
 
-def _k_factors(index: faiss.Index) -> tuple[float | None, ...]:
+def refine_k_factors(index: faiss.Index) -> tuple[float | None, ...]:
     """The refine shortlist lengths ``tune`` may try: as many refine bytes per result as an RFlat
     refine reads at k_factor 32 (float32 vectors), so SQ8 codes (4x smaller) go up to 128. At 10M
     the PQ shortlist is noisier and k_factor, not nprobe, is what lifts recall past 0.95."""
@@ -265,10 +266,10 @@ def tune(index: faiss.Index, queries: np.ndarray, truth: np.ndarray,
     returns (nprobe, k_factor, recall). Both knobs matter: when the PQ shortlist limits recall,
     more lists do not help but a longer shortlist (k_factor) does."""
     k = truth.shape[1]
-    ivf = _ivf(index)
+    ivf = ivf_of(index)
     if ivf is None:
         return None, None, recall_at(index.search(queries, k)[1], truth)
-    factors = _k_factors(index)
+    factors = refine_k_factors(index)
     best: tuple[int | None, float | None, float] = (ivf.nlist, factors[-1], 0.0)
     for nprobe in [p for p in NPROBES if p < ivf.nlist] + [ivf.nlist]:
         for k_factor in factors:
@@ -290,6 +291,12 @@ def save_index(index: faiss.Index, info: IndexInfo, directory: Path) -> None:
     with atomic_open(directory / f"{info.table}.faiss", "wb") as f:
         f.write(data.tobytes())
     write_json(directory / f"{info.table}.json", asdict(info))
+
+
+def remove_index(directory: Path, table: str) -> None:
+    """Delete a table's saved index (the json first: without it the .faiss is not trusted)."""
+    for ext in ("json", "faiss"):
+        (directory / f"{table}.{ext}").unlink(missing_ok=True)
 
 
 def load_index(directory: Path, table: str, mmap: bool = False) -> tuple[faiss.Index, IndexInfo] | None:
@@ -315,7 +322,7 @@ def search(index: faiss.Index, queries: np.ndarray, k: int, allowed: np.ndarray 
     if allowed is None:
         return index.search(queries, k)
     sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-    ivf = _ivf(index)
+    ivf = ivf_of(index)
     if ivf is not None and nprobe is None and len(allowed):
         nprobe = min(ivf.nlist, math.ceil(ivf.nprobe * index.ntotal / len(allowed)))
     if isinstance(index, faiss.IndexRefine):

@@ -8,7 +8,10 @@ nobody can inject SQL. The CLI's ``--where`` is the one raw-SQL door, and it is 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from egoindex.errors import FilterError
 
 LEVELS = ("clips", "frames", "utterances")
 
@@ -16,8 +19,20 @@ LEVELS = ("clips", "frames", "utterances")
 def quote(s: str) -> str:
     """A SQL string literal (single quotes doubled); control characters are refused."""
     if any(ord(c) < 32 for c in s):
-        raise ValueError("filter values may not contain control characters")
+        raise FilterError("filter values may not contain control characters")
     return "'" + s.replace("'", "''") + "'"
+
+
+def in_list(column: str, values: Iterable[str]) -> str:
+    """``column IN ('a', 'b', ...)`` with quoted literals: the one way egoindex selects rows by a
+    list of names (video uids, a build's unit names). ``column`` is egoindex's own column name,
+    never user input; an empty list is refused (``IN ()`` is not SQL)."""
+    if not column.isidentifier():
+        raise FilterError(f"not a column name: {column!r}")
+    vals = [quote(str(v)) for v in values]
+    if not vals:
+        raise FilterError(f"an empty list of {column} values selects nothing; check for it before asking")
+    return f"{column} IN ({', '.join(vals)})"
 
 
 @dataclass(frozen=True)
@@ -39,13 +54,13 @@ class Filters:
     def sql(self, level: str) -> str | None:
         parts: list[str] = []
         if self.video_uids:
-            parts.append("video_uid IN (" + ", ".join(quote(v) for v in self.video_uids) + ")")
+            parts.append(in_list("video_uid", self.video_uids))
         if self.split:
             parts.append(f"split = {quote(self.split)}")
         lo, hi = ("t", "t") if level == "frames" else ("start", "end")
         for name, value in (("start", self.start), ("end", self.end)):
             if value is not None and not math.isfinite(float(value)):
-                raise ValueError(f"filter {name} must be a finite number")
+                raise FilterError(f"filter {name} must be a finite number")
         if self.start is not None:
             parts.append(f"{hi} >= {float(self.start)!r}")
         if self.end is not None:

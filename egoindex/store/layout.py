@@ -6,8 +6,12 @@ A store is a folder::
                                shards, clip windows), the table versions readers open, skipped samples
     STORE/lance/{frames,clips,utterances,videos}.lance   LanceDB tables (versioned; see schema.py)
     STORE/indexes/{table}.faiss + .json                   FAISS index per vector table (ann.py)
-    STORE/_cache/{table}-v{version}.arrow                 hits' metadata, memory-mapped (written by the build)
-    STORE/_build/                                         resumable build state (owned by egoindex.build)
+    STORE/_cache/{table}-v{version}.arrow                 hits' metadata, memory-mapped (writer.py)
+    STORE/_build/                                         resumable build state (egoindex.build.config)
+
+Who writes and who reads: :mod:`egoindex.store.writer` writes every part of it (tables, caches and,
+last, ``egoindex.json``), :mod:`egoindex.store.index` the indexes, :class:`egoindex.store.store.Store`
+reads; this module only names the paths and owns the ``egoindex.json`` record.
 
 Why a typed record: the file used to be a dict read by key in seven modules, each with its own
 default (``clip_seconds`` fell back to 4.0 in two places); one dataclass gives every reader the same

@@ -14,7 +14,8 @@ import numpy as np
 
 from egoindex.store import ann
 from egoindex.store.filters import Filters
-from egoindex.store.schema import VECTOR_TABLES
+from egoindex.store.index import rebuild_index
+from egoindex.store.schema import VECTOR_TABLES, sample_table_vectors, table_vector_batches
 from egoindex.store.store import Store
 
 
@@ -23,27 +24,25 @@ def _ms(samples: list[float], q: float) -> float:
 
 
 def index_report(store: Store, n_queries: int = 200, k: int = 10, seed: int = 0) -> list[dict[str, Any]]:
-    from egoindex.store.schema import sample_table_vectors, table_vector_batches
-
     rows = []
     for table in VECTOR_TABLES:
         got = store.index(table)
         n = store.count(table)
         if n == 0:
             continue
-        uri = str(store.root / "lance" / f"{table}.lance")
+        uri = store.layout.uri(table)
         queries = ann.sample_queries(sample_table_vectors(uri, 100_000, seed), n_queries, seed + 1)
         truth = ann.exact_topk(table_vector_batches(uri, 0), queries, min(k, n))
         lat, exact_lat = [], []
         found = []
         for q in queries:
             t0 = time.perf_counter()
-            hits = store._search_vector(q, table, k, Filters())
+            hits = store.search_vector(q, table, k, Filters())
             lat.append(time.perf_counter() - t0)
             found.append([h.offset for h in hits])
         for q in queries[: min(len(queries), 50)]:
             t0 = time.perf_counter()
-            store._exact(q, table, k, None)
+            store.exact_search(q, table, k, None)
             exact_lat.append(time.perf_counter() - t0)
         info = got[1] if got else None
         width = max(len(f) for f in found) if found else 0
@@ -57,10 +56,6 @@ def index_report(store: Store, n_queries: int = 200, k: int = 10, seed: int = 0)
 
 
 def rebuild_indexes(store: Store, factory: str | None = None) -> None:
-    from egoindex.build.run import Layout, update_index
-
-    layout = Layout(store.root)
+    """Drop and rebuild every vector table's FAISS index (``egoindex index --rebuild``)."""
     for table in VECTOR_TABLES:
-        for ext in ("json", "faiss"):
-            (layout.indexes / f"{table}.{ext}").unlink(missing_ok=True)
-        update_index(layout, table, factory, 0.95)
+        rebuild_index(store.layout, table, factory, 0.95)

@@ -59,6 +59,11 @@ def schema_for(table: str, dim: int) -> pa.Schema:
         if table != "videos" else videos_schema()
 
 
+def metadata_columns(schema: pa.Schema) -> list[str]:
+    """A table's columns that hits carry: all but the vector (the metadata cache holds these)."""
+    return [c for c in schema.names if c != "vector"]
+
+
 def vectors_array(vecs: np.ndarray) -> pa.FixedSizeListArray:
     vecs = np.ascontiguousarray(vecs, dtype=np.float32)
     return pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1)), vecs.shape[1])

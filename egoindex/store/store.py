@@ -1,12 +1,13 @@
 """``egoindex.Store``: the one Python API over a built store (CLI, benchmarks and server use it).
 
-A store is a folder::
+A store is a folder (its paths and ``egoindex.json``: :mod:`egoindex.store.layout`; everything
+that writes it: :mod:`egoindex.store.writer`; this module only reads)::
 
-    STORE/egoindex.json        what built it: model, checkpoint sha256, dim, preprocessing, shards ...
+    STORE/egoindex.json        StoreMeta: what built it (model, checkpoint sha256, dim, preprocessing, shards ...)
     STORE/lance/{frames,clips,utterances,videos}.lance   LanceDB tables (versioned; see schema.py)
-    STORE/indexes/{table}.faiss + .json                   FAISS index per vector table (ann.py)
+    STORE/indexes/{table}.faiss + .json                   FAISS index per vector table (ann.py, index.py)
     STORE/_build/                                         resumable build state (egoindex/build/)
-    STORE/_cache/{table}-v{version}.arrow                 hits' metadata, memory-mapped (written by the build)
+    STORE/_cache/{table}-v{version}.arrow                 hits' metadata, memory-mapped (writer.py)
 
 Searching: a text, an image, a moment of a video (``like``) or a raw vector becomes a query
 vector with the store's own model; filters become SQL that Lance evaluates *before* ranking, so a
@@ -29,17 +30,15 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
-from egoindex.core.fsutil import atomic_open, read_json
+from egoindex.core.fsutil import sha256_file
+from egoindex.errors import EgoindexError, FilterError, StoreError
 from egoindex.store import ann
 from egoindex.store.filters import LEVELS, Filters
-from egoindex.store.schema import VECTOR_TABLES, vectors_of
-from egoindex.core.fsutil import sha256_file
-from egoindex.errors import StoreError
+from egoindex.store.layout import StoreLayout, StoreMeta
+from egoindex.store.schema import VECTOR_TABLES, metadata_columns, vectors_of
 
-META_FILE = "egoindex.json"
-FORMAT_VERSION = 1
+#: Filters matching at most this many rows are ranked exactly by Lance, not through FAISS.
 EXACT_FILTERED = 50_000
-
 
 
 
@@ -78,44 +77,16 @@ def parse_like(spec: str) -> tuple[str, float]:
         raise StoreError(f"--like wants VIDEO_UID@SECONDS (e.g. 3ec0ab15-...@12.5), got {spec!r}") from None
 
 
-def metadata_cache_path(root: Path, table: str, version: int) -> Path:
-    return Path(root) / "_cache" / f"{table}-v{version}.arrow"
-
-
-def metadata_columns(schema: pa.Schema) -> list[str]:
-    """A table's columns that hits carry: all but the vector."""
-    return [c for c in schema.names if c != "vector"]
-
-
-def write_metadata_cache(root: Path, table: str, dataset: Any) -> Path:
-    """Write the non-vector columns of a Lance dataset version as an Arrow IPC file (atomically)
-    and drop the files of older versions; see :meth:`Store.metadata`."""
-    path = metadata_cache_path(root, table, dataset.version)
-    if not path.is_file():
-        data = dataset.to_table(columns=metadata_columns(dataset.schema))
-        with atomic_open(path, "wb") as f, pa.ipc.new_file(f, data.schema) as writer:
-            writer.write_table(data)
-    for old in path.parent.glob(f"{table}-v*.arrow"):
-        if old != path:
-            old.unlink(missing_ok=True)
-    return path
-
-
 class Store:
     """An opened store. Thread-safe for searches (the server shares one)."""
 
     def __init__(self, root: str | Path, *, device: str = "cpu", mmap: bool = False) -> None:
         self.root = Path(root)
-        meta_path = self.root / META_FILE
-        if not meta_path.is_file():
-            hint = " (a build was started but never committed: rerun `egoindex build`)" if (self.root / "_build").is_dir() else ""
-            raise StoreError(f"{self.root} is not an egoindex store: no {META_FILE}{hint}")
-        self.meta: dict[str, Any] = read_json(meta_path)
-        if self.meta.get("format_version") != FORMAT_VERSION:
-            raise StoreError(f"{self.root}: store format {self.meta.get('format_version')} is not {FORMAT_VERSION}; rebuild it")
-        self.db = lancedb.connect(str(self.root / "lance"))
+        self.layout = StoreLayout(self.root)
+        self.meta: StoreMeta = StoreMeta.read(self.root)  # a missing file or another format: StoreError
+        self.db = lancedb.connect(str(self.layout.lance))
         self.device, self.mmap = device, mmap
-        self.dim = int(self.meta["embed_dim"])
+        self.dim = int(self.meta.embed_dim)
         self._lock = threading.RLock()
         self._indexes: dict[str, tuple[Any, ann.IndexInfo] | None] = {}
         self._tables: dict[str, Any] = {}
@@ -127,11 +98,11 @@ class Store:
 
     @property
     def model_name(self) -> str:
-        return str(self.meta["model"])
+        return str(self.meta.model)
 
     @property
     def checkpoint_sha256(self) -> str:
-        return str(self.meta["checkpoint_sha256"])
+        return str(self.meta.checkpoint_sha256)
 
     def check_checkpoint(self, checkpoint: str | Path | None = None, model: str | None = None) -> None:
         """Refuse a checkpoint or model other than the one the store was built with."""
@@ -140,7 +111,8 @@ class Store:
         if checkpoint is not None:
             sha = sha256_file(Path(checkpoint))
             if sha != self.checkpoint_sha256:
-                raise StoreError(f"store {self.root} was built with checkpoint sha256 {self.checkpoint_sha256[:12]}..., "
+                raise StoreError(f"store {self.root} was built with checkpoint sha256 "
+                                 f"{self.checkpoint_sha256[:12]}..., "
                                  f"but {checkpoint} is {sha[:12]}...; build a new store for this checkpoint")
 
     def table(self, name: str) -> Any:
@@ -148,9 +120,10 @@ class Store:
             if name not in self._tables:
                 # The version the last finished build recorded: a build or --append in progress
                 # (or killed) commits newer versions, and readers must not see them half-done.
-                version = (self.meta.get("table_versions") or {}).get(name)
+                version = self.meta.table_versions.get(name)
                 try:
-                    self._tables[name] = self.db.open_table(name, version=version) if version else self.db.open_table(name)
+                    self._tables[name] = (self.db.open_table(name, version=version) if version
+                                          else self.db.open_table(name))
                 except Exception as e:  # lancedb raises ValueError/FileNotFoundError by version
                     raise StoreError(f"store {self.root} has no {name!r} table ({e})") from e
             return self._tables[name]
@@ -167,10 +140,11 @@ class Store:
             if name in VECTOR_TABLES:
                 got = self.index(name)
                 tables[name]["index"] = None if got is None else {
-                    k: v for k, v in got[1].__dict__.items() if k in ("factory", "ntotal", "nprobe", "k_factor", "recall_at_10", "gpu")}
+                    k: v for k, v in got[1].__dict__.items()
+                    if k in ("factory", "ntotal", "nprobe", "k_factor", "recall_at_10", "gpu")}
         keep = ("model", "checkpoint", "checkpoint_sha256", "embed_dim", "preprocessing", "egoindex_version",
                 "shards_dir", "videos_root", "clip_seconds", "clip_stride", "built_at", "build_seconds", "skipped")
-        return {"store": str(self.root), **{k: self.meta.get(k) for k in keep}, "tables": tables}
+        return {"store": str(self.root), **{k: getattr(self.meta, k) for k in keep}, "tables": tables}
 
     # ---- indexes ----------------------------------------------------------------------------
 
@@ -178,15 +152,17 @@ class Store:
         """The FAISS index of a table, or None when missing or stale (then search is exact)."""
         with self._lock:
             if level not in self._indexes:
-                got = ann.load_index(self.root / "indexes", level, mmap=self.mmap)
+                got = ann.load_index(self.layout.indexes, level, mmap=self.mmap)
                 n = self.table(level).count_rows()
                 if got is not None and (got[1].ntotal != n or got[0].ntotal != n):
                     got = None  # built for other rows (an --append in progress or interrupted): exact search
                 self._indexes[level] = got
             return self._indexes[level]
 
-    def _offsets_for(self, level: str, sql: str) -> np.ndarray:
-        """Table offsets (= FAISS ids) of the rows matching ``sql``."""
+    def offsets_for(self, level: str, sql: str) -> np.ndarray:
+        """Table offsets (= FAISS ids) of the rows matching ``sql``: the ``allowed`` set that
+        restricts a FAISS search to a filter (Lance row ids are fragment << 32 | row, mapped
+        through the fragments' first offsets, cached per table version)."""
         tbl = self.table(level)
         key = (level, tbl.version)
         if key not in self._offsets:
@@ -195,7 +171,8 @@ class Store:
             base = np.concatenate([[0], np.cumsum([c for _, c in frags])[:-1]]).astype(np.int64)
             self._offsets[key] = (ids, base)
         ids, base = self._offsets[key]
-        rowids = tbl.search().where(sql).select([]).with_row_id(True).limit(None).to_arrow()["_rowid"].to_numpy().astype(np.int64)
+        got = tbl.search().where(sql).select([]).with_row_id(True).limit(None).to_arrow()
+        rowids = got["_rowid"].to_numpy().astype(np.int64)
         frag, local = rowids >> 32, rowids & 0xFFFFFFFF
         return base[np.searchsorted(ids, frag)] + local
 
@@ -203,10 +180,12 @@ class Store:
 
     @cached_property
     def embedder(self) -> Any:
+        """The store's own model, loaded on the first query that needs it (text or image)."""
+        # local: these pull in torch and open_clip, which info, vector and `like` searches never need
         from egoindex.model.embed import Embedder
         from egoindex.model.openclip import load_model
 
-        ckpt = Path(self.meta["checkpoint"])
+        ckpt = Path(self.meta.checkpoint)
         if not ckpt.is_file():
             raise StoreError(f"the store's checkpoint {ckpt} is gone; it is needed to embed queries")
         self.check_checkpoint(ckpt)
@@ -228,8 +207,9 @@ class Store:
 
     def moment_vector(self, video_uid: str, t: float) -> np.ndarray:
         """The embedding of a moment: the mean of the frames within half a clip of ``t``."""
-        half = float(self.meta.get("clip_seconds", 4.0)) / 2
-        rows = self.table("frames").search().where(Filters(video_uids=(video_uid,), start=t - half, end=t + half).sql("frames")) \
+        half = float(self.meta.clip_seconds) / 2
+        near = Filters(video_uids=(video_uid,), start=t - half, end=t + half).sql("frames")
+        rows = self.table("frames").search().where(near) \
             .select(["t", "vector"]).limit(None).to_arrow()
         if rows.num_rows == 0:
             raise StoreError(f"no frames of video {video_uid} near {t:.2f} s in this store")
@@ -253,7 +233,7 @@ class Store:
             uid, t = parse_like(like)
             vector = self.moment_vector(uid, t)
             if exclude_self:  # "more like this" means elsewhere: skip the moment's own neighbourhood
-                half = float(self.meta.get("clip_seconds", 4.0))
+                half = float(self.meta.clip_seconds)
                 filters = Filters(filters.video_uids, filters.split, filters.start, filters.end, filters.where,
                                   filters.exclude + ((uid, t - half, t + half),))
         elif text is not None:
@@ -264,9 +244,22 @@ class Store:
         if q.shape[0] != self.dim:
             raise StoreError(f"query vector has dimension {q.shape[0]}, the store {self.dim}")
         q = q / (np.linalg.norm(q) or 1.0)
-        return self._search_vector(q, level, k, filters)
+        return self.search_vector(q, level, k, filters)
 
-    def _search_vector(self, q: np.ndarray, level: str, k: int, filters: Filters) -> list[Hit]:
+    def search_vector(self, q: np.ndarray, level: str, k: int, filters: Filters) -> list[Hit]:
+        """Top-k rows of ``level`` for a unit query vector ``q`` (what :meth:`search` ends in):
+        through FAISS when the table has a current index and the filter matches no rows or more
+        than ``EXACT_FILTERED``, else (or when FAISS finds fewer than k allowed rows) exactly.
+        For callers that hold vectors already (``egoindex index`` reports, benchmarks).
+        A raw ``where`` that Lance rejects (a plain ValueError) becomes a FilterError."""
+        try:
+            return self._ranked(q, level, k, filters)
+        except ValueError as e:
+            if filters.where is None or isinstance(e, EgoindexError):
+                raise
+            raise FilterError(f"the --where filter failed: {e}") from e
+
+    def _ranked(self, q: np.ndarray, level: str, k: int, filters: Filters) -> list[Hit]:
         tbl = self.table(level)
         sql = filters.sql(level)
         got = self.index(level)
@@ -274,15 +267,16 @@ class Store:
         if n == 0:
             return []
         if got is not None and (sql is None or n > EXACT_FILTERED):
-            allowed = None if sql is None else self._offsets_for(level, sql)
+            allowed = None if sql is None else self.offsets_for(level, sql)
             scores, offs = ann.search(got[0], q[None], min(k, n), allowed)
             keep = offs[0] >= 0
             if keep.sum() >= min(k, n):
                 return self._fetch(level, offs[0][keep], scores[0][keep])
-        return self._exact(q, level, k, sql)
+        return self.exact_search(q, level, k, sql)
 
-    def _exact(self, q: np.ndarray, level: str, k: int, sql: str | None) -> list[Hit]:
-        """Brute-force ranking by Lance over the rows matching ``sql`` (prefilter)."""
+    def exact_search(self, q: np.ndarray, level: str, k: int, sql: str | None) -> list[Hit]:
+        """Brute-force ranking by Lance over the rows matching ``sql`` (prefilter): exact top-k,
+        the reference an approximate index is measured against. Hits carry no offset (-1)."""
         qb = self.table(level).search(q.tolist(), vector_column_name="vector").distance_type("dot")
         if sql:
             qb = qb.where(sql, prefilter=True)
@@ -299,7 +293,7 @@ class Store:
         Why: fetching the 10 hits' rows from Lance costs ~18-30 ms (random reads of several
         column pages per row), many times the FAISS search itself; a row from an Arrow table
         costs microseconds. ``egoindex build`` writes ``_cache/{table}-v{version}.arrow``
-        (:func:`write_metadata_cache`), which is memory-mapped here, so only touched pages use
+        (:func:`egoindex.store.writer.write_metadata_cache`), which is memory-mapped here, so only touched pages use
         RAM. Without it (a store built before, or another version) the columns are read into
         memory once. Readers never write into the store."""
         return self._metadata_entry(level)[0]
@@ -311,7 +305,7 @@ class Store:
         key = (level, tbl.version)
         with self._lock:
             if key not in self._metadata:
-                path = metadata_cache_path(self.root, level, tbl.version)
+                path = self.layout.metadata_cache(level, tbl.version)
                 if path.is_file():
                     meta = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
                 else:
@@ -339,7 +333,8 @@ class Store:
     def _hit(self, level: str, row: dict[str, Any], score: float, offset: int) -> Hit:
         start = float(row.get("start", row.get("t", 0.0)))
         end = float(row.get("end", row.get("t", 0.0)))
-        extra = {k: v for k, v in row.items() if k in ("split", "n_frames", "utterance_id", "frame_index", "shard", "key")}
+        extra = {k: v for k, v in row.items()
+                 if k in ("split", "n_frames", "utterance_id", "frame_index", "shard", "key")}
         return Hit(level, row["video_uid"], start, end, score, row.get("text") or "", self.source_of(row["video_uid"]),
                    offset, extra)
 
@@ -358,7 +353,7 @@ class Store:
         v = self.videos.get(video_uid)
         if v is None:
             raise StoreError(f"unknown video {video_uid}")
-        root = self.meta.get("videos_root")
+        root = self.meta.videos_root
         if not root:
             raise StoreError("the store does not know where its videos are (no videos_root)")
         return Path(root) / v["source"]

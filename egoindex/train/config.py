@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("model")
     g.add_argument("--model", default=d.model, help="open_clip model name (RN50, RN101, ViT-B-32, ViT-B-16, ViT-L-14, "
                                                     "ego-tiny-vit, ego-small-vit, ...)")
-    g.add_argument("--init", default=None, metavar="PATH", help="start from a local open_clip checkpoint or weights file")
+    g.add_argument("--init", default=None, metavar="PATH",
+                   help="start from a local open_clip checkpoint or weights file")
     g.add_argument("--pretrained", default=None, metavar="TAG",
                    help="not supported offline: download the weights elsewhere and use --init PATH")
     g.add_argument("--lock-image", action="store_true", help="freeze the image tower, train the text side (LiT)")
@@ -128,8 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "word stays), so the text tower learns what single words mean instead of memorising "
                         "whole sentences; helps when there are few distinct captions (0 = off)")
     g.add_argument("--workers", type=int, default=None,
-                   help="loader processes per device, spawned (default: half this process's share of the cores, 1 to 8)")
-    g.add_argument("--shuffle-buffer", type=int, default=d.shuffle_buffer, help="samples in each reader's shuffle buffer")
+                   help="loader processes per device, spawned "
+                        "(default: half this process's share of the cores, 1 to 8)")
+    g.add_argument("--shuffle-buffer", type=int, default=d.shuffle_buffer,
+                   help="samples in each reader's shuffle buffer")
     g.add_argument("--resampled", action="store_true", help="draw shards with replacement instead of splitting passes")
     g.add_argument("--train-num-samples", type=int, default=None,
                    help="samples per epoch (default: captioned train frames from the ingest records)")
@@ -148,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     g = p.add_argument_group("devices")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads per process (default: cores / processes)")
+    g.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads per process (default: cores / processes)")
     g.add_argument("--dist-timeout-min", type=float, default=d.dist_timeout_min,
                    help="how long ranks wait for each other (e.g. for validation) before failing")
     g = p.add_argument_group("launch (passed to torchrun)")

@@ -40,8 +40,9 @@ import webdataset as wds
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from egoindex.core.fsutil import read_json
+from egoindex.dataset.layout import has_sizes, read_pack_records, read_sizes, read_video_record
 from egoindex.dataset.shards import list_shards, read_shard
+from egoindex.errors import DatasetError
 
 
 @dataclass
@@ -77,17 +78,16 @@ def count_train_samples(shards_dir: Path) -> tuple[int, str]:
     root = Path(shards_dir)
     names = {p.name for p in list_shards(root, "train")}
     if not names:
-        raise FileNotFoundError(f"no train-*.tar shards in {root}")
-    packs = sorted((root / "_ingest" / "packs").glob("train-*.json"))
-    videos = [u for p in packs for s in read_json(p)["shards"] if s["name"] in names for u in s["videos"]]
-    records = [root / "_ingest" / "videos" / f"{u}.json" for u in set(videos)]
-    if packs and videos and all(r.is_file() for r in records):
-        return sum(int(read_json(r).get("captioned_frames", 0)) for r in records), "captioned frames in _ingest records"
-    sizes_path = root / "sizes.json"
-    if sizes_path.is_file():
-        sizes = read_json(sizes_path)
-        return sum(int(n) for name, n in sizes.items() if name in names), "sizes.json (all frames)"
-    raise FileNotFoundError(f"cannot tell how many samples {root} holds: no _ingest records and no sizes.json; pass --train-num-samples")
+        raise DatasetError(f"no train-*.tar shards in {root}")
+    packs = read_pack_records(root, "train")
+    videos = {u for rec in packs for s in rec["shards"] if s["name"] in names for u in s["videos"]}
+    records = [read_video_record(root, u) for u in videos]
+    if packs and videos and all(r is not None for r in records):
+        return sum(int(r.get("captioned_frames", 0)) for r in records if r), "captioned frames in _ingest records"
+    if has_sizes(root):
+        return sum(n for name, n in read_sizes(root).items() if name in names), "sizes.json (all frames)"
+    raise DatasetError(f"cannot tell how many samples {root} holds: no _ingest records and no sizes.json; "
+                       "pass --train-num-samples")
 
 
 def _reader_slot(rank: int, world_size: int) -> tuple[int, int]:
@@ -126,7 +126,8 @@ class ReaderShuffle(wds.utils.PipelineStage):
     """webdataset's buffer shuffle, seeded per reader (a fixed seed would shuffle alike everywhere)."""
 
     def __init__(self, bufsize: int, *, rank: int, world_size: int, seed: int, start_pass: float):
-        self.bufsize, self.rank, self.world_size, self.seed, self.start_pass = bufsize, rank, world_size, seed, start_pass
+        self.bufsize, self.rank, self.world_size = bufsize, rank, world_size
+        self.seed, self.start_pass = seed, start_pass
 
     def run(self, src: Iterator[Any]) -> Iterator[Any]:
         slot, _ = _reader_slot(self.rank, self.world_size)
@@ -244,7 +245,7 @@ def train_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable,
     faults = faults or FaultLog(None, rank)
     urls = [str(p) for p in list_shards(Path(shards_dir), "train")]
     if not urls:
-        raise FileNotFoundError(f"no train-*.tar shards in {shards_dir}")
+        raise DatasetError(f"no train-*.tar shards in {shards_dir}")
     pipeline = wds.DataPipeline(
         ShardStream(urls, rank=rank, world_size=world_size, seed=seed, start_pass=start_pass, resampled=resampled),
         partial(read_samples, faults=faults, split="train"),

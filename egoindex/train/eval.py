@@ -6,10 +6,11 @@ per utterance, however many frames it covers):
 * frame -> text: a frame is correct when its own utterance is retrieved;
 * text -> frame: an utterance is correct at the best rank among its frames.
 
-Ties are scored as the expectation over a random order of the tied items (a frame tied with
-t other texts has expected rank g + 1 + t/2, g = texts scored strictly higher). So a model that
-gives every pair the same score gets exactly chance, never a perfect score, which matters for
-identical captions and for scores rounded by bf16/fp16. Scores within ``TIE_EPS`` count as tied.
+Ranks, R@K and ties follow the one rule of :mod:`egoindex.metrics.retrieval` (the benchmarks
+score there too): a tie is the expectation over a random order of the tied items (a frame tied
+with t other texts has expected rank g + 1 + t/2, g = texts scored strictly higher), so a model
+that gives every pair the same score gets exactly chance, never a perfect score, which matters
+for identical captions and for scores rounded by bf16/fp16. Scores within ``TIE_EPS`` count as tied.
 
 Memory stays bounded: similarities are computed in chunks of rows (about ``chunk_elems``
 scores at a time), never as the full frames x texts matrix. Chance levels are reported
@@ -30,10 +31,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from egoindex.metrics.retrieval import chance_hit
+from egoindex.metrics.retrieval import TIE_EPS, chance_hit, tie_aware_ranks
 from egoindex.train.data import Batch
 
-TIE_EPS = 1e-6
 KS = (1, 5, 10)
 
 
@@ -41,39 +41,14 @@ KS = (1, 5, 10)
 class Ranks:
     """Per-query tie-aware ranks: expected rank and P(rank <= k) for each k."""
 
-    expected: torch.Tensor  # [Q] float64
-    hit: dict[int, torch.Tensor]  # k -> [Q] float64 in [0, 1]
-
-
-def _tie_aware(scores: torch.Tensor, positive: torch.Tensor, ks: Iterable[int], eps: float) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
-    """Ranks of the best positive per row of ``scores`` [R, C] with a boolean ``positive`` mask.
-
-    With m the best positive score, g negatives strictly above m, t negatives and q positives
-    tied at m: the first positive's position among the t + q tied items is random, so
-    E[rank] = g + 1 + t / (q + 1) and P(rank <= k) = 1 - C(t, r) / C(t + q, r), r = k - g.
-    """
-    m = scores.masked_fill(~positive, float("-inf")).max(dim=1, keepdim=True).values
-    neg = ~positive
-    g = ((scores > m + eps) & neg).sum(1).double()
-    tied = (scores - m).abs() <= eps
-    t = (tied & neg).sum(1).double()
-    q = (tied & positive).sum(1).double()
-    expected = g + 1 + t / (q + 1)
-    hits = {}
-    for k in ks:
-        r = k - g
-        rr = r.clamp(min=0)
-        # log C(t, r) - log C(t+q, r), valid where 0 <= r <= t
-        log_ratio = (torch.lgamma(t + 1) - torch.lgamma((t - rr).clamp(min=0) + 1)
-                     - torch.lgamma(t + q + 1) + torch.lgamma((t + q - rr).clamp(min=0) + 1))
-        p = 1 - torch.exp(log_ratio)
-        hits[k] = torch.where(r <= 0, torch.zeros_like(p), torch.where(r > t, torch.ones_like(p), p))
-    return expected, hits
+    expected: np.ndarray  # [Q] float64
+    hit: dict[int, np.ndarray]  # k -> [Q] float64 in [0, 1]
 
 
 def rank_queries(queries: torch.Tensor, items: torch.Tensor, positive_of: Callable[[slice], torch.Tensor],
                  ks: Iterable[int] = KS, chunk_elems: int = 1 << 24, eps: float = TIE_EPS) -> Ranks:
-    """Tie-aware ranks of every query's best positive item, ``chunk_elems`` scores at a time.
+    """Tie-aware ranks (:func:`egoindex.metrics.retrieval.tie_aware_ranks`) of every query's best
+    positive item, ``chunk_elems`` scores at a time.
 
     ``positive_of(rows)`` returns the boolean [len(rows), len(items)] positive mask of a chunk.
     """
@@ -82,12 +57,14 @@ def rank_queries(queries: torch.Tensor, items: torch.Tensor, positive_of: Callab
     expected, hits = [], {k: [] for k in ks}
     for lo in range(0, len(queries), step):
         rows = slice(lo, min(lo + step, len(queries)))
-        e, h = _tie_aware(queries[rows].float() @ items.float().T, positive_of(rows), ks, eps)
+        scores = (queries[rows].float() @ items.float().T).cpu().numpy()
+        e, h = tie_aware_ranks(scores, positive_of(rows).cpu().numpy(), ks, eps)
         expected.append(e)
         for k in ks:
             hits[k].append(h[k])
-    empty = torch.zeros(0, dtype=torch.float64)
-    return Ranks(torch.cat(expected) if expected else empty, {k: torch.cat(v) if v else empty for k, v in hits.items()})
+    empty = np.zeros(0, dtype=np.float64)
+    return Ranks(np.concatenate(expected) if expected else empty,
+                 {k: np.concatenate(v) if v else empty for k, v in hits.items()})
 
 
 def retrieval_metrics(image_features: torch.Tensor, frame_utt: torch.Tensor, text_features: torch.Tensor,
@@ -104,15 +81,17 @@ def retrieval_metrics(image_features: torch.Tensor, frame_utt: torch.Tensor, tex
     if n == 0 or u == 0:
         return {}
     utt_ids = torch.arange(u)
-    f2t = rank_queries(image_features, text_features, lambda rows: frame_utt[rows, None] == utt_ids[None, :], ks, chunk_elems)
-    t2f = rank_queries(text_features, image_features, lambda rows: utt_ids[rows, None] == frame_utt[None, :], ks, chunk_elems)
+    f2t = rank_queries(image_features, text_features, lambda rows: frame_utt[rows, None] == utt_ids[None, :],
+                       ks, chunk_elems)
+    t2f = rank_queries(text_features, image_features, lambda rows: utt_ids[rows, None] == frame_utt[None, :],
+                       ks, chunk_elems)
     frames_per_utt = torch.bincount(frame_utt, minlength=u).double()
     out: dict[str, float] = {"val_frames": float(n), "val_utterances": float(u)}
     for name, r in (("f2t", f2t), ("t2f", t2f)):
         for k in ks:
-            out[f"{name}_R@{k}"] = 100.0 * r.hit[k].mean().item()
-        out[f"{name}_medr"] = float(np.median(r.expected.numpy()))
-        out[f"{name}_meanr"] = r.expected.mean().item()
+            out[f"{name}_R@{k}"] = 100.0 * float(r.hit[k].mean())
+        out[f"{name}_medr"] = float(np.median(r.expected))
+        out[f"{name}_meanr"] = float(r.expected.mean())
     for k in ks:
         out[f"chance_f2t_R@{k}"] = 100.0 * min(k, u) / u
         out[f"chance_t2f_R@{k}"] = 100.0 * float(np.mean([chance_hit(n, int(p), k) for p in frames_per_utt]))
@@ -152,7 +131,8 @@ def encode_val(model: torch.nn.Module, batches: Iterable[Batch], loss_fn: Callab
         for key, tf in zip(batch.utt_keys.tolist(), out["text_features"].float().cpu()):
             texts.setdefault(key, tf)
     dim = feats[0].shape[1] if feats else 0
-    return ValShard(torch.cat(feats) if feats else torch.zeros(0, dim), torch.cat(ukeys) if ukeys else torch.zeros(0, dtype=torch.int64),
+    return ValShard(torch.cat(feats) if feats else torch.zeros(0, dim),
+                    torch.cat(ukeys) if ukeys else torch.zeros(0, dtype=torch.int64),
                     texts, loss_sum, count)
 
 

@@ -80,7 +80,8 @@ class MetricsLog:
         if "tensorboard" in report_to:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=resume_step + 1 if resume_step else None)
+            self.tb = SummaryWriter(log_dir=str(run_dir / "tensorboard"),
+                                    purge_step=resume_step + 1 if resume_step else None)
         if "wandb" in report_to:
             self.wandb = start_wandb(run_dir, config, wandb_project)
 
@@ -111,7 +112,8 @@ def check_reporters(report_to: Iterable[str]) -> None:
                 import wandb  # noqa: F401
             except ImportError as e:
                 raise ReportError("--report-to wandb needs the wandb package (pip install wandb); "
-                                  "with WANDB_MODE=offline it logs without network, sync later with `wandb sync`") from e
+                                  "with WANDB_MODE=offline it logs without network, "
+                                  "sync later with `wandb sync`") from e
 
 
 def start_wandb(run_dir: Path, config: dict[str, Any], project: str) -> Any:

@@ -38,21 +38,19 @@ import torch.distributed as dist
 from rich.console import Console
 from rich.markup import escape
 
-from egoindex.core.resources import available_cpus
 from egoindex.core.fsutil import remove_stale_tmp, write_json
-from egoindex.model.openclip import (ModelError, check_model_name, create, link_or_copy, make_checkpoint,
-                             pretrained_tag_error, read_checkpoint, save_checkpoint, state_dict_of, unwrap,
-                             weight_differences)
+from egoindex.core.progress import progress_bar
+from egoindex.core.resources import available_cpus
+from egoindex.errors import EgoindexError, TrainError
+from egoindex.model.openclip import (check_model_name, create, link_or_copy, make_checkpoint, pretrained_tag_error,
+                                     read_checkpoint, save_checkpoint, state_dict_of, unwrap, weight_differences)
 from egoindex.train.config import TrainConfig, parse, torchrun_command
 from egoindex.train.data import Batch, FaultLog, count_train_samples, train_loader, val_loader
 from egoindex.train.eval import encode_val, gather_to_rank0, merge_and_score
-from egoindex.train.log import JsonlWriter, MetricsLog, ReportError, check_reporters, plot_curves, truncate_jsonl
+from egoindex.train.log import JsonlWriter, MetricsLog, check_reporters, plot_curves, truncate_jsonl
 from egoindex.train.loss import DedupClipLoss, DedupSigLipLoss
-from egoindex.errors import TrainError
 
 MAX_LOGIT_SCALE = math.log(100)  # open_clip's clamp: temperature never below 0.01
-
-
 
 
 def launch(argv: list[str]) -> int:
@@ -203,8 +201,10 @@ class Trainer:
                 with sync:
                     with self.autocast():
                         out = self._forward(b)
-                        img = torch.cat([out["image_features"] if i == j else c["image_features"] for i, c in enumerate(cached)])
-                        txt = torch.cat([out["text_features"] if i == j else c["text_features"] for i, c in enumerate(cached)])
+                        img = torch.cat([out["image_features"] if i == j else c["image_features"]
+                                         for i, c in enumerate(cached)])
+                        txt = torch.cat([out["text_features"] if i == j else c["text_features"]
+                                         for i, c in enumerate(cached)])
                         scale, bias = out["logit_scale"], out.get("logit_bias")
                         if not last:
                             scale, bias = scale.detach(), (bias.detach() if bias is not None else None)
@@ -214,7 +214,8 @@ class Trainer:
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         if self.cfg.grad_clip_norm:
-            torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], self.cfg.grad_clip_norm)
+            trainable = [p for p in self.model.parameters() if p.requires_grad]
+            torch.nn.utils.clip_grad_norm_(trainable, self.cfg.grad_clip_norm)
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -309,26 +310,19 @@ def run(cfg: TrainConfig) -> int:
     try:
         validate_config(cfg)
         d = init_distributed(cfg)
-    except (TrainError, ModelError, ReportError, FileNotFoundError) as e:
+    except (EgoindexError, FileNotFoundError) as e:  # TrainError, ModelError, ReportError, DatasetError ...
         console.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
         return 2
     try:
         train(cfg, d, console)
         return 0
-    except (TrainError, ModelError, FileNotFoundError) as e:
+    except (EgoindexError, FileNotFoundError) as e:
         prefix = f"rank {d.rank}: " if d.world_size > 1 else ""
         console.print(f"[red]error:[/] {prefix}{escape(str(e))}", soft_wrap=True)
         return 1
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-
-
-def _progress(enabled: bool, console: Console):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    return Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not enabled)
 
 
 def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
@@ -342,7 +336,8 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
     start_step = int(ckpt["step"]) if ckpt else 0
     plan = make_plan(cfg, d.world_size)
     if start_step >= plan.total_steps:
-        raise TrainError(f"{run_dir} is finished (step {start_step} of {plan.total_steps}); raise --epochs to train longer")
+        raise TrainError(f"{run_dir} is finished (step {start_step} of {plan.total_steps}); "
+                         "raise --epochs to train longer")
     autocast = autocast_factory(cfg.precision, d.device)
     if cfg.precision == "amp_bf16" and d.device.type == "cpu" and not cpu_has_bf16():
         say("[yellow]note:[/] this CPU has no native bf16 (avx512_bf16/amx): amp_bf16 runs many times slower than fp32")
@@ -448,8 +443,8 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
     step = start_step
     t_last, n_last = time.perf_counter(), 0
     show_bar = cfg.progress and d.is_main and console.is_terminal
-    with _progress(show_bar, console) as bar:
-        task = bar.add_task("train", total=plan.total_steps, completed=start_step, info="")
+    with progress_bar("train", enabled=show_bar, fields="info", console=console) as bar:
+        task = bar.add_task("", total=plan.total_steps, completed=start_step, info="")
         while step < plan.total_steps:
             micro = [next(batches).to(d.device) for _ in range(cfg.accum_freq)]
             lr = cosine_lr(step, cfg.lr, plan.warmup, plan.total_steps)

@@ -19,14 +19,10 @@ from typer.testing import CliRunner
 
 from egoindex.metrics.egomcq import N_CHOICES, load_egomcq, write_egomcq
 from egoindex.metrics.mir import epic_relevance, mir_metrics
-from egoindex.bench.run import (
-    BenchError,
-    clip_id,
-    parse_timestamp,
-    read_class_csv,
-    read_epic_retrieval_csv,
-    retrieval_positives,
-)
+from egoindex.bench.epic_files import parse_timestamp, read_class_csv, read_epic_retrieval_csv
+from egoindex.bench.retrieval import retrieval_positives
+from egoindex.bench.store_rows import clip_id
+from egoindex.errors import BenchError
 from egoindex.cli.main import app
 
 runner = CliRunner()
@@ -137,7 +133,7 @@ def mcq_store(demo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     test can check that train videos are never used. The relabelled videos were seen in training,
     so accuracy on this copy is optimistic; it checks the mechanics, not the model."""
     from egoindex.store import Store
-    from egoindex.store.filters import quote
+    from egoindex.store.filters import in_list
 
     splits = {uid: row["split"] for uid, row in Store(demo_store).videos.items()}
     val = sorted(u for u, s in splits.items() if s == "val")
@@ -151,7 +147,7 @@ def mcq_store(demo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     # edit the latest table versions, then record them: readers open the versions egoindex.json names
     db = lancedb.connect(str(store / "lance"))
     meta = json.loads((store / "egoindex.json").read_text(encoding="utf-8"))
-    where = f"video_uid IN ({', '.join(quote(u) for u in train[:need])})"
+    where = in_list("video_uid", train[:need])
     for name in ("frames", "clips", "utterances", "videos"):
         table = db.open_table(name)
         table.update(where=where, values={"split": "val"})

@@ -2,8 +2,8 @@
 real videos, no mocks).
 
 What the tiny demo model can and cannot do decides what is asserted: it memorises the demo
-corpus' *training* videos but is close to chance on unseen ones (README, "Learning on the demo
-corpus"). So zero-shot accuracy is asserted on scenes of training-split videos (that is recall of
+corpus' *training* videos but is close to chance on unseen ones (docs/benchmarks.md, "Learning on
+the demo corpus"). So zero-shot accuracy is asserted on scenes of training-split videos (that is recall of
 what it learned, stated as such), and the linear probe on freshly rendered clips is checked for
 working end to end and sane numbers, not for beating chance.
 
@@ -119,8 +119,8 @@ def test_classify_matches_the_store_and_reports_clips(store, demo_videos: Path) 
     rows = store.table("clips").search().where(f"video_uid = '{uid}'").limit(None).to_arrow()
     order = np.argsort(rows["start"].to_numpy())
     stored = vectors_of(rows["vector"], store.dim)[order]
-    f = features_of_video(store.embedder, path, fps=2.0, clip_seconds=store.meta["clip_seconds"],
-                          clip_stride=store.meta["clip_stride"])
+    f = features_of_video(store.embedder, path, fps=2.0, clip_seconds=store.meta.clip_seconds,
+                          clip_stride=store.meta.clip_stride)
     assert [w[0] for w in f.windows] == pytest.approx(rows["start"].to_numpy()[order].tolist())
     assert (stored * f.clips).sum(axis=1).min() > 0.999
 

@@ -23,8 +23,10 @@ from typer.testing import CliRunner
 
 from egoindex.cli.main import app
 from egoindex.media.discover import video_uid
-from egoindex.export.ego4d import demo_moments_annotations, load_nlq_annotations
-from egoindex.export.features import FeatureGrid, VideoRef, resolve_videos, split_name_of, store_density
+from egoindex.export.backend import VideoRef, resolve_videos
+from egoindex.export.demo_annotations import demo_moments_annotations
+from egoindex.export.grid import FeatureGrid, store_density
+from egoindex.export.nlq import load_nlq_annotations, split_name_of
 from egoindex.store import Store
 
 RATE = 1.875
@@ -330,7 +332,7 @@ def test_export_errors_are_clear(demo_store: Path, annotations: Path, store: Sto
     empty.mkdir()
     msg = cli_fails("export", "nlq", demo_store, tmp_path / "x", "-a", nlq, "--rate", "3.75", "--videos", empty, "--quiet")
     assert "sparser" in msg and "--videos" in msg
-    msg = cli_fails("export", "nlq", Path(store.meta["checkpoint"]), tmp_path / "x", "-a", nlq)
+    msg = cli_fails("export", "nlq", Path(store.meta.checkpoint), tmp_path / "x", "-a", nlq)
     assert "--videos" in msg
     bad = json.loads(nlq.read_text())
     bad["videos"][0]["video_uid"] = bad["videos"][0]["clips"][0]["clip_uid"] = "not-a-video"

@@ -63,7 +63,7 @@ def uids(store: Store) -> dict[str, str]:
 
 
 def _file(store: Store, uid: str) -> Path:
-    return Path(store.meta["videos_root"]) / store.videos[uid]["source"]
+    return Path(store.meta.videos_root) / store.videos[uid]["source"]
 
 
 def _search(client: TestClient, **params: Any) -> dict[str, Any]:
@@ -212,7 +212,7 @@ def test_more_like_a_moment(client: TestClient, store: Store, uids: dict[str, st
     assert r.status_code == 200, r.text
     hits = r.json()["hits"]
     assert len(hits) == 8
-    half = float(store.meta.get("clip_seconds", 4.0))
+    half = float(store.meta.clip_seconds)
     assert not any(h["video_uid"] == uid and 10 - half <= h["start"] <= 10 + half for h in hits)  # itself excluded
     r = client.get("/api/search/like", params={"moment": f"{uid}@10", "video": uid, "k": 3})
     assert r.status_code == 200 and all(h["video_uid"] == uid for h in r.json()["hits"])

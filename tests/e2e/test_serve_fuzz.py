@@ -99,7 +99,7 @@ def client(app: Any) -> TestClient:
 @pytest.fixture(scope="module")
 def files(store: Store) -> dict[str, bytes]:
     """video uid -> the bytes of its source file (the only files the API may serve)."""
-    root = Path(store.meta["videos_root"])
+    root = Path(store.meta.videos_root)
     return {uid: (root / v["source"]).read_bytes() for uid, v in store.videos.items()}
 
 

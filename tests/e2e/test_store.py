@@ -38,7 +38,8 @@ from egoindex.store import LEVELS, Filters, Store, StoreError
 from egoindex.store import ann
 from egoindex.store import store as store_module
 from egoindex.store.schema import TABLES, VECTOR_TABLES, vectors_of
-from egoindex.build.run import BuildConfig, BuildError, clip_windows, run
+from egoindex.build.run import BuildConfig, BuildError, run
+from egoindex.model.pooling import clip_windows
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = "ego-tiny-vit"
@@ -274,6 +275,7 @@ def test_metadata_cache_follows_the_table_version_and_is_optional(demo_store: Pa
     assert not (store / "_cache").exists()
 
 
+@pytest.mark.slow
 def test_query_cli_json_with_where(demo_store: Path) -> None:
     st = Store(demo_store)
     val_uids = {u for u, v in st.videos.items() if v["split"] == "val"}
@@ -320,7 +322,7 @@ def test_filter_values_are_quoted_not_injected(demo_store: Path) -> None:
 
 
 @pytest.mark.parametrize("failpoint", [
-    "build-shard-done:2",
+    pytest.param("build-shard-done:2", marks=pytest.mark.slow),
     pytest.param("build-frames-committed:1", marks=pytest.mark.slow),
     pytest.param("build-derived-done:1", marks=pytest.mark.slow),
 ])

@@ -23,7 +23,7 @@ import pytest
 import torch
 from PIL import Image
 
-from egoindex.metrics.retrieval import chance_hit
+from egoindex.metrics.retrieval import chance_hit, retrieval_at_k
 from egoindex.model.openclip import ModelError, create, load_model, make_checkpoint, read_checkpoint, save_checkpoint
 from egoindex.dataset.shards import iter_samples, list_shards
 from egoindex.train.loop import cosine_lr, launch
@@ -291,6 +291,26 @@ def test_retrieval_is_chunk_invariant() -> None:
     big = retrieval_metrics(frames, frame_utt, texts)
     small = retrieval_metrics(frames, frame_utt, texts, chunk_elems=97)
     assert big == pytest.approx(small)
+
+
+def test_validation_and_benchmark_score_ties_identically() -> None:
+    # The same tied case through training's validation and metrics.retrieval (what the benchmarks
+    # call): one tie rule, so the same R@K and ranks. u0 and u2 have the same text vector.
+    texts = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    frames = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [1.0, 0.0], [0.7071, 0.7071]])
+    frame_utt = torch.tensor([0, 1, 2, 2, 1])
+    ks = (1, 2, 3)
+    val = retrieval_metrics(frames, frame_utt, texts, ks=ks)
+    sim = (frames @ texts.T).numpy()
+    positive = (frame_utt[:, None] == torch.arange(3)[None, :]).numpy()
+    for name, m in (("f2t", retrieval_at_k(sim, positive, ks)), ("t2f", retrieval_at_k(sim.T, positive.T, ks))):
+        for k in ks:
+            assert val[f"{name}_R@{k}"] == pytest.approx(m[f"R@{k}"])
+        assert val[f"{name}_medr"] == pytest.approx(m["median_rank"])
+        assert val[f"{name}_meanr"] == pytest.approx(m["mean_rank"])
+    # frame 0 (u0) ties with u2: a hit at 1 with probability 1/2, expected rank 1.5
+    assert retrieval_at_k(sim[:1], positive[:1], (1,))["R@1"] == pytest.approx(50.0)
+    assert retrieval_at_k(sim[:1], positive[:1], (1,))["mean_rank"] == pytest.approx(1.5)
 
 
 def test_chance_hit_matches_enumeration() -> None:

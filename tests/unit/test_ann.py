@@ -44,7 +44,7 @@ def test_refine_shortlist_may_grow_as_its_codes_shrink() -> None:
     """tune may read as many refine bytes per result as RFlat at k_factor 32: SQ8 codes are 4x
     smaller, so up to 128; an index without refine has no k_factor to tune."""
     def factors(factory: str) -> tuple[float | None, ...]:
-        return ann._k_factors(faiss.index_factory(64, factory, faiss.METRIC_INNER_PRODUCT))
+        return ann.refine_k_factors(faiss.index_factory(64, factory, faiss.METRIC_INNER_PRODUCT))
     assert factors("IVF64,PQ32x4fs,RFlat") == (8.0, 16.0, 32.0)
     assert factors("IVF64,PQ32x4fs,Refine(SQfp16)") == (8.0, 16.0, 32.0, 64.0)
     assert factors("IVF64,PQ32x4fs,Refine(SQ8)") == (8.0, 16.0, 32.0, 64.0, 128.0)

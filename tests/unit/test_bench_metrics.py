@@ -196,16 +196,16 @@ def test_retrieval_at_k_hand_case() -> None:
         [
             [0.9, 0.1, 0.5, 0.7],  # positive {2}: ranked 0, 3, 2 -> rank 3
             [0.2, 0.8, 0.3, 0.9],  # positives {0, 3}: column 3 is first -> rank 1
-            [0.5, 0.5, 0.5, 0.5],  # positive {1}, all tied: column order -> rank 2
+            [0.5, 0.5, 0.5, 0.5],  # positive {1} tied with 3 negatives: expected rank 2.5, P(@1) 1/4, P(@2) 1/2
             [0.1, 0.2, 0.3, 0.4],  # no positive: skipped
         ]
     )
     positives = [{2}, {0, 3}, {1}, set()]
     m = retrieval_at_k(sim, positives, ks=(1, 2, 5))
-    assert m["R@1"] == pytest.approx(100 / 3)
-    assert m["R@2"] == pytest.approx(200 / 3)
+    assert m["R@1"] == pytest.approx(100 * (0 + 1 + 1 / 4) / 3)
+    assert m["R@2"] == pytest.approx(100 * (0 + 1 + 1 / 2) / 3)
     assert m["R@5"] == pytest.approx(100.0)
-    assert m["median_rank"] == 2.0 and m["mean_rank"] == 2.0
+    assert m["median_rank"] == 2.5 and m["mean_rank"] == pytest.approx((3 + 1 + 2.5) / 3)
     assert m["n_queries"] == 3 and m["queries_skipped"] == 1
     # a random ranking of 4 columns: 1, 2 and 1 positives -> P(hit@1) = 1/4, 2/4, 1/4
     assert m["chance_R@1"] == pytest.approx(100 / 3)
@@ -215,11 +215,12 @@ def test_retrieval_at_k_hand_case() -> None:
     for i, p in enumerate(positives):
         mask[i, list(p)] = True
     assert retrieval_at_k(sim, mask, ks=(1, 2, 5)) == m
-    # Ranks agree with a stable argsort of -sim.
+    # Without ties, ranks agree with a sort of -sim; a tie is the expectation over random orders.
     ranks = best_positive_ranks(sim, positives)
-    for i, p in enumerate(positives[:3]):
+    for i, p in enumerate(positives[:2]):
         order = list(np.argsort(-sim[i], kind="stable"))
         assert ranks[i] == 1 + min(order.index(j) for j in p)
+    assert ranks[2] == 2.5 and np.isnan(ranks[3])
 
 
 # ----------------------------------------------------------------------------- EgoMCQ

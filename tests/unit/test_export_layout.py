@@ -19,17 +19,11 @@ import numpy as np
 import pytest
 import torch
 
-from egoindex.export.ego4d import (
-    CLIP_ANNOTATIONS_FILE,
-    NLQ_TEMPLATE_WHERE_SEEN,
-    build_clip_annotations,
-    demo_nlq_annotations,
-    iter_nlq_queries,
-    load_nlq_annotations,
-    process_question,
-    write_vslnet,
-    write_vsgn,
-)
+from egoindex.export.demo_annotations import demo_nlq_annotations
+from egoindex.export.moments import build_clip_annotations
+from egoindex.export.nlq import NLQ_TEMPLATE_WHERE_SEEN, iter_nlq_queries, load_nlq_annotations
+from egoindex.export.vsgn import CLIP_ANNOTATIONS_FILE, write_vsgn
+from egoindex.export.vslnet import process_question, write_vslnet
 from egoindex.export.windows import (
     FEATURE_RATE,
     feature_windows,

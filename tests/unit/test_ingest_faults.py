@@ -83,10 +83,10 @@ def test_strict_stops_with_an_error_and_keeps_finished_work(bad_corpus: Path, tm
         run(bad_corpus, out, IngestConfig(val_fraction=0.0), RunOptions(progress=False, strict=True))
     recs = [json.loads(p.read_text()) for p in (out / "_ingest" / "videos").glob("*.json")]
     assert any(r["status"] != "ok" for r in recs)
-    # The CLI turns it into exit code 1 with the reason on the console.
+    # The CLI turns it into exit code 2 (its one status for user errors) with the reason on the console.
     r = subprocess.run([sys.executable, "-m", "egoindex.cli.main", "ingest", str(bad_corpus), str(out), "--strict", "-q",
                         "--val-fraction", "0"], capture_output=True, text=True, cwd=REPO)
-    assert r.returncode == 1 and "--strict" in r.stdout
+    assert r.returncode == 2 and "--strict" in r.stdout
     # Without --strict the same folder finishes: finished videos are reused, not redone.
     s = run(bad_corpus, out, IngestConfig(val_fraction=0.0), RunOptions(progress=False))
     assert s.reused >= len(recs) and s.status_counts["ok"] >= 3

@@ -5,6 +5,7 @@ import pytest
 
 from egoindex.media.speech import Thresholds, Transcriber
 from tests.media import AUDIO_RATE, speech_track
+from egoindex.errors import ModelError
 
 
 def to16k(audio: np.ndarray) -> np.ndarray:
@@ -48,5 +49,5 @@ def test_strict_thresholds_drop_and_record_reason():
 
 def test_named_model_offline_fails_with_a_clear_message(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(RuntimeError, match="--whisper-model /path/to"):
+    with pytest.raises(ModelError, match="--whisper-model /path/to"):
         Transcriber(model="small.en", device="cpu")

@@ -1,0 +1,81 @@
+"""What a build is asked (:class:`BuildConfig`), what it did (:class:`BuildSummary`), and where it
+keeps its resumable state (:class:`BuildLayout`, ``STORE/_build/``).
+
+Why the state has its own paths: ``_build/`` is the build's private bookkeeping, not part of the
+store's format. Readers never look at it; a rerun reads it to skip finished work:
+
+    STORE/_build/config.json          model, checkpoint sha256 and clip settings of the runs filling this store
+    STORE/_build/state.json           shards and videos already committed
+    STORE/_build/frames/{shard}.json  a shard's "done" mark: its fragments, samples, videos, skipped members
+    STORE/_build/derived/{bucket}.json  a bucket of videos' clips/utterances/videos fragments
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from egoindex.store.layout import StoreLayout
+
+
+@dataclass
+class BuildConfig:
+    """``egoindex build``'s options; ``identity()`` is the part that must not change between runs."""
+
+    checkpoint: Path
+    shards: Path
+    store: Path
+    model: str | None = None
+    clip_seconds: float = 4.0
+    clip_stride: float = 2.0
+    batch_size: int = 256
+    workers: int | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    decode: str = "auto"  # workers | device | auto (device on CUDA)
+    index: str | None = None  # FAISS factory override
+    target_recall: float = 0.95
+    append: bool = False
+    videos: Path | None = None
+    num_parts: int = 1
+    part_index: int = 0
+    progress: bool = True
+
+    def identity(self) -> dict[str, Any]:
+        """What must not change between the runs that fill one store."""
+        return {"clip_seconds": self.clip_seconds, "clip_stride": self.clip_stride}
+
+
+@dataclass
+class BuildSummary:
+    """What one run did (printed by the CLI; ``committed`` is False for a part that left the commit to another)."""
+
+    shards_embedded: int = 0
+    shards_reused: int = 0
+    frames_added: int = 0
+    videos_added: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+    indexes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: float = 0.0
+    committed: bool = False
+
+
+class BuildLayout(StoreLayout):
+    """STORE's paths plus the build's private state under ``_build/``."""
+
+    def __init__(self, root: str | Path) -> None:
+        super().__init__(root)
+        self.config = self.work / "config.json"
+        self.state = self.work / "state.json"
+        self.frames = self.work / "frames"
+        self.derived = self.work / "derived"
+
+    def shard_mark(self, shard: str) -> Path:
+        """The "done" mark of an embedded shard."""
+        return self.frames / (Path(shard).stem + ".json")
+
+    def bucket_mark(self, bucket: str) -> Path:
+        """The "done" mark of a bucket of videos whose derived rows are written."""
+        return self.derived / f"{bucket}.json"

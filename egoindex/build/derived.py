@@ -1,0 +1,126 @@
+"""Build stage 3: the ``clips``, ``utterances`` and ``videos`` rows of newly committed videos.
+
+Derived from the committed frames (read back from the ``frames`` table) and SHARDS_DIR's manifest
+and transcripts (:mod:`egoindex.dataset.layout`), in buckets of ``VIDEOS_PER_BUCKET`` videos: a
+bucket's fragments are written with a "done" mark (``_build/derived/{bucket}.json``), and the
+buckets are then committed in one commit per table, idempotently, like the frames.
+
+* clips: the sliding windows of :func:`egoindex.model.pooling.pool_clips` (the one clip-window
+  rule), vector = normalised mean of the member frames; ``text`` joins the overlapping utterances;
+* utterances: Whisper's text embedded with the text tower;
+* videos: one row per video from the manifest (duration, geometry, frame and utterance counts).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lancedb
+import numpy as np
+
+from egoindex.build.config import BuildConfig, BuildLayout, BuildSummary
+from egoindex.core import failpoints
+from egoindex.core.fsutil import read_json, write_json
+from egoindex.core.progress import progress_bar
+from egoindex.dataset.layout import read_transcript
+from egoindex.model.embed import Embedder
+from egoindex.model.pooling import pool_clips
+from egoindex.store.filters import Filters
+from egoindex.store.schema import vectors_of
+from egoindex.store.writer import commit_fragments, write_fragments
+
+VIDEOS_PER_BUCKET = 256
+
+
+def bucket_name(bucket: list[str]) -> str:
+    """A bucket's unit name (its first and last video and its size): the ``unit`` of its rows."""
+    return f"{bucket[0]}_{bucket[-1]}_{len(bucket)}"
+
+
+def clip_rows(uid: str, split: str, times: np.ndarray, vecs: np.ndarray, duration: float, utts: list[dict[str, Any]],
+              seconds: float, stride: float) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Clips of one video: rows and their vectors (empty windows are skipped). ``text`` joins the
+    utterances that overlap the window."""
+    pooled = pool_clips(times, vecs, 0.0, duration, seconds, stride)
+    rows = []
+    for (s, e), n in zip(pooled.windows, pooled.n_frames):
+        text = " ".join(u["text"] for u in utts if u["start"] < e and u["end"] > s)
+        rows.append({"video_uid": uid, "start": s, "end": e, "n_frames": n, "split": split, "text": text})
+    return rows, pooled.vectors
+
+
+def utterance_row(uid: str, split: str, u: dict[str, Any], unit: str) -> dict[str, Any]:
+    """An utterances row from one transcript segment."""
+    return {"utterance_id": u["id"], "video_uid": uid, "start": float(u["start"]), "end": float(u["end"]),
+            "split": split, "text": u["text"].strip(), "no_speech_prob": float(u.get("no_speech_prob", 0.0)),
+            "avg_logprob": float(u.get("avg_logprob", 0.0)),
+            "compression_ratio": float(u.get("compression_ratio", 0.0)),
+            "unit": unit}
+
+
+def video_row(uid: str, m: dict[str, str], duration: float, n_frames: int, n_utterances: int,
+              unit: str) -> dict[str, Any]:
+    """A videos row from the manifest's record of the video."""
+    return {"video_uid": uid, "source": m.get("source", ""), "split": m.get("split", ""), "duration": duration,
+            "width": int(m.get("width") or 0), "height": int(m.get("height") or 0),
+            "native_fps": float(m.get("native_fps") or 0.0), "n_frames": n_frames, "n_utterances": n_utterances,
+            "unit": unit}
+
+
+def write_bucket(cfg: BuildConfig, layout: BuildLayout, frames: Any, embedder: Embedder, bucket: list[str],
+                 manifest: dict[str, dict[str, str]]) -> None:
+    """Write one bucket's derived fragments and its "done" mark."""
+    name = bucket_name(bucket)
+    dim = embedder.dim
+    got = frames.search().where(Filters(video_uids=tuple(bucket)).sql("frames")) \
+        .select(["video_uid", "t", "vector"]).limit(None).to_arrow()
+    uids_col = np.asarray(got["video_uid"].to_pylist(), dtype=object)
+    times_all = got["t"].to_numpy()
+    vecs_all = vectors_of(got["vector"], dim)
+    c_rows, c_vecs, u_rows, u_texts, v_rows = [], [], [], [], []
+    for uid in bucket:
+        m = manifest.get(uid, {})
+        split = m.get("split", "")
+        sel = uids_col == uid
+        order = np.argsort(times_all[sel], kind="stable")
+        times, vecs = times_all[sel][order], vecs_all[sel][order]
+        utts = read_transcript(cfg.shards, uid)
+        duration = float(m.get("duration_s") or (times.max() if len(times) else 0.0))
+        rows, cv = clip_rows(uid, split, times, vecs, duration, utts, cfg.clip_seconds, cfg.clip_stride)
+        for r in rows:
+            r["unit"] = name
+        c_rows += rows
+        c_vecs.append(cv)
+        for u in utts:
+            u_rows.append(utterance_row(uid, split, u, name))
+            u_texts.append(u["text"].strip())
+        v_rows.append(video_row(uid, m, duration, int(sel.sum()), len(utts), name))
+    u_vecs = embedder.encode_texts(u_texts) if u_texts else np.zeros((0, dim), np.float32)
+    write_json(layout.bucket_mark(name), {
+        "videos": bucket,
+        "clips": write_fragments(layout, "clips", c_rows, np.concatenate(c_vecs) if c_vecs else None, dim),
+        "utterances": write_fragments(layout, "utterances", u_rows, u_vecs, dim),
+        "videos_rows": write_fragments(layout, "videos", v_rows, None, dim),
+    })
+    failpoints.hit("build-derived-done")
+
+
+def build_derived(cfg: BuildConfig, layout: BuildLayout, embedder: Embedder, new_videos: list[str],
+                  manifest: dict[str, dict[str, str]], summary: BuildSummary) -> None:
+    """Stage 3: clips, utterances and videos rows of ``new_videos``, bucket by bucket, then one
+    commit per table."""
+    if not new_videos:
+        return
+    frames = lancedb.connect(str(layout.lance)).open_table("frames")
+    buckets = [new_videos[i:i + VIDEOS_PER_BUCKET] for i in range(0, len(new_videos), VIDEOS_PER_BUCKET)]
+    with progress_bar(enabled=cfg.progress) as prog:
+        task = prog.add_task("clips and utterances", total=len(new_videos))
+        for bucket in buckets:
+            if not layout.bucket_mark(bucket_name(bucket)).is_file():
+                write_bucket(cfg, layout, frames, embedder, bucket, manifest)
+            prog.advance(task, len(bucket))
+    units = [bucket_name(b) for b in buckets]
+    marks = [read_json(layout.bucket_mark(u)) for u in units]
+    for table, key in (("clips", "clips"), ("utterances", "utterances"), ("videos", "videos_rows")):
+        commit_fragments(layout, table, [d for m in marks for d in m[key]], embedder.dim, "unit", units)
+    summary.videos_added = len(new_videos)

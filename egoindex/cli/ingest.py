@@ -1,0 +1,120 @@
+"""``egoindex ingest``: :func:`egoindex.ingest.run.run` with its two config objects as options.
+
+The defaults are those of :class:`~egoindex.ingest.config.IngestConfig` (what decides the output)
+and :class:`~egoindex.ingest.config.RunOptions` (how to run), so the CLI cannot drift from the
+library: a changed default changes both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+from rich.table import Table
+
+from egoindex.cli.common import console
+from egoindex.dataset.layout import ShardsLayout
+from egoindex.ingest.config import IngestConfig, RunOptions
+
+if TYPE_CHECKING:
+    from egoindex.ingest.run import IngestSummary
+
+_D = IngestConfig()
+_R = RunOptions()
+
+
+def ingest(
+    videos_dir: Path = typer.Argument(..., help="Folder of raw videos (searched recursively)."),
+    shards_dir: Path = typer.Argument(..., help="Output folder for WebDataset shards, manifest and transcripts."),
+    fps: float = typer.Option(_D.fps, "--fps", help="Frames sampled per second of video (1-5 typical)."),
+    short_side: int = typer.Option(
+        _D.short_side, "--short-side", help="Resize frames so the short side is this (never upscales; 0 = keep)."),
+    jpeg_quality: int = typer.Option(_D.jpeg_quality, "--jpeg-quality", help="JPEG quality of stored frames."),
+    whisper_model: str = typer.Option(
+        _D.whisper_model, "--whisper-model",
+        help="'bundled' (offline tiny.en), a faster-whisper name (needs the hub) or a local CTranslate2 model folder."),
+    language: Optional[str] = typer.Option(
+        _D.language, "--language", help="Spoken language for multilingual models (default: detect)."),
+    device: str = typer.Option(_R.device, "--device", help="Whisper device: auto, cpu or cuda."),
+    compute_type: str = typer.Option(
+        _R.compute_type, "--compute-type", help="CTranslate2 compute type (auto: int8 on CPU, float16 on GPU)."),
+    batch_size: int = typer.Option(_R.batch_size, "--batch-size", help="Batched Whisper inference size on GPU."),
+    max_gap: float = typer.Option(
+        _D.max_gap, "--max-gap",
+        help="A frame outside every utterance takes the nearest one within this many seconds."),
+    max_no_speech_prob: float = typer.Option(
+        _D.max_no_speech_prob, "--max-no-speech-prob", help="Drop utterances whose no_speech_prob is above this."),
+    min_avg_logprob: float = typer.Option(
+        _D.min_avg_logprob, "--min-avg-logprob", help="Drop utterances whose avg_logprob is below this."),
+    max_compression_ratio: float = typer.Option(
+        _D.max_compression_ratio, "--max-compression-ratio",
+        help="Drop utterances whose compression ratio is above this (repetition)."),
+    val_fraction: float = typer.Option(
+        _D.val_fraction, "--val-fraction", help="Fraction of videos (by a hash of their uid) in the val split."),
+    split_seed: int = typer.Option(_D.split_seed, "--split-seed", help="Salt of the split hash."),
+    shard_size: int = typer.Option(_D.shard_size, "--shard-size", help="Samples per shard."),
+    workers: int = typer.Option(_R.workers, "--workers", "-j", help="Parallel worker processes on this machine."),
+    num_parts: Optional[int] = typer.Option(
+        _R.num_parts, "--num-parts",
+        help="Split the videos across this many array tasks (default: $SLURM_ARRAY_TASK_COUNT or 1)."),
+    part_index: Optional[int] = typer.Option(
+        _R.part_index, "--part-index", help="This task's part (default: from $SLURM_ARRAY_TASK_ID, else 0)."),
+    allow_no_audio: bool = typer.Option(
+        _D.allow_no_audio, "--allow-no-audio",
+        help="Keep frames of videos without an audio stream (empty captions) instead of skipping them."),
+    keep_truncated: bool = typer.Option(
+        _D.keep_truncated, "--keep-truncated",
+        help="Keep the decodable part of truncated videos instead of skipping them."),
+    strict: bool = typer.Option(_R.strict, "--strict", help="Stop with an error at the first skipped or failed video."),
+    retry_failed: bool = typer.Option(
+        _R.retry_failed, "--retry-failed", help="Process videos recorded as failed again."),
+    keep_staging: bool = typer.Option(
+        _R.keep_staging, "--keep-staging", help="Keep the per-video staging tars after packing."),
+    quiet: bool = typer.Option(not _R.progress, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Decode frames, transcribe speech (faster-whisper) and write WebDataset shards split by video.
+
+    Resumable: kill it at any point and run the same command again; finished videos are not
+    redone and the shards equal those of an uninterrupted run.
+
+    Example: egoindex ingest demo/videos demo/shards --fps 1 --workers 2
+    """
+    from egoindex.ingest.run import run  # imports torch (webdataset) and PyAV
+
+    cfg = IngestConfig(
+        fps=fps, short_side=short_side, jpeg_quality=jpeg_quality, whisper_model=whisper_model,
+        language=language, max_gap=max_gap, max_no_speech_prob=max_no_speech_prob,
+        min_avg_logprob=min_avg_logprob, max_compression_ratio=max_compression_ratio,
+        val_fraction=val_fraction, split_seed=split_seed, shard_size=shard_size,
+        allow_no_audio=allow_no_audio, keep_truncated=keep_truncated,
+    )
+    opts = RunOptions(workers=workers, num_parts=num_parts, part_index=part_index, device=device,
+                      compute_type=compute_type, batch_size=batch_size, strict=strict,
+                      retry_failed=retry_failed, keep_staging=keep_staging, progress=not quiet)
+    _print_summary(run(videos_dir, shards_dir, cfg, opts), shards_dir)
+
+
+def _print_summary(s: IngestSummary, shards_dir: Path) -> None:
+    t = Table(title=f"ingest: {shards_dir}", show_header=False)
+    t.add_row("part", f"{s.part + 1} of {s.num_parts}: {s.videos_in_part} of {s.videos_total} videos")
+    t.add_row("this run", f"{s.processed_now} processed, {s.reused} already done")
+    t.add_row("videos", ", ".join(f"{k} {v}" for k, v in sorted(s.status_counts.items())))
+    samples = ", ".join(f"{k} {v:,} in {s.shards.get(k, 0)} shards" for k, v in sorted(s.samples.items()))
+    t.add_row("samples", samples or "none")
+    t.add_row("audio / speech", f"{s.audio_hours:.2f} h / {s.speech_hours:.2f} h")
+    t.add_row("time", f"{s.elapsed_s:.1f} s")
+    console.print(t)
+    if s.problems:
+        p = Table(title="recorded problems")
+        for col in ("source", "status", "reason"):
+            p.add_column(col)
+        for row in s.problems:
+            p.add_row(row["source"], row["status"], row["reason"])
+        console.print(p)
+    console.print(f"manifest: {ShardsLayout(shards_dir).manifest}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ingest``."""
+    app.command("ingest")(ingest)

@@ -1,0 +1,118 @@
+"""``egoindex info`` / ``index`` / ``query``: reading a built store through :class:`egoindex.Store`.
+
+``egoindex.store`` is imported inside the commands: it pulls lancedb and faiss (~2 s), which
+``egoindex --help`` and the other commands should not pay.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from egoindex.cli.common import console, open_store
+
+
+def info(store: Path = typer.Argument(..., help="Store folder."),
+         as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Print a store's tables, row counts, model and index facts.
+
+    Example: egoindex info demo/store
+    """
+    facts = open_store(store).info()
+    if as_json:
+        print(json.dumps(facts, indent=1, ensure_ascii=False))
+        return
+    t = Table(title=f"egoindex store {store}", show_header=False)
+    for k in ("model", "checkpoint", "checkpoint_sha256", "embed_dim", "clip_seconds", "clip_stride", "built_at",
+              "egoindex_version", "shards_dir", "videos_root"):
+        t.add_row(k, str(facts.get(k)))
+    t.add_row("skipped", str(len(facts.get("skipped") or [])))
+    console.print(t)
+    tt = Table(title="tables")
+    for col in ("table", "rows", "version", "index", "nprobe", "recall@10"):
+        tt.add_column(col)
+    for name, d in facts["tables"].items():
+        ix = d.get("index") or {}
+        tt.add_row(name, f"{d['rows']:,}", str(d["version"]), str(ix.get("factory", "")), str(ix.get("nprobe", "")),
+                   str(ix.get("recall_at_10", "")))
+    console.print(tt)
+
+
+def index(
+    store: Path = typer.Argument(..., help="Store folder."),
+    report: bool = typer.Option(False, "--report", help="Measure recall@10 against exact search and latency."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild the FAISS indexes."),
+    factory: Optional[str] = typer.Option(None, "--index", help="FAISS factory string for --rebuild."),
+    queries: int = typer.Option(200, "--queries", min=1, help="Sampled queries for --report."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Rebuild a store's FAISS indexes, or report their recall@10 and latency against exact search.
+
+    Example: egoindex index demo/store --report
+    """
+    from egoindex.store.report import index_report, rebuild_indexes  # lancedb + faiss
+
+    s = open_store(store)
+    if rebuild:
+        rebuild_indexes(s, factory)
+        s = open_store(store)
+    if report or not rebuild:
+        rows = index_report(s, queries)
+        if as_json:
+            print(json.dumps(rows, indent=1))
+            return
+        t = Table(title=f"indexes of {store} ({queries} sampled queries, k=10)")
+        for col in ("table", "rows", "index", "nprobe", "recall@10", "p50 ms", "p99 ms", "exact p50 ms"):
+            t.add_column(col)
+        for r in rows:
+            t.add_row(r["table"], f"{r['rows']:,}", r["factory"], str(r["nprobe"]), f"{r['recall_at_10']:.3f}",
+                      f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['exact_p50_ms']:.2f}")
+        console.print(t)
+
+
+def query(
+    store: Path = typer.Argument(..., help="Store folder."),
+    text: Optional[str] = typer.Argument(None, help="What to look for, e.g. \"baby grabs spoon\"."),
+    k: int = typer.Option(10, "--k", min=1, max=10000, help="Number of results."),
+    level: str = typer.Option("clips", "--level", help="clips | frames | utterances"),
+    image: Optional[Path] = typer.Option(None, "--image", help="Query by picture instead of text."),
+    like: Optional[str] = typer.Option(None, "--like", help="More like this moment: VIDEO_UID@SECONDS."),
+    video: list[str] = typer.Option([], "--video", help="Only this video (repeatable)."),
+    split: Optional[str] = typer.Option(None, "--split", help="Only this split (train/val)."),
+    start: Optional[float] = typer.Option(None, "--start", help="Only moments ending after this time (s)."),
+    end: Optional[float] = typer.Option(None, "--end", help="Only moments starting before this time (s)."),
+    where: Optional[str] = typer.Option(None, "--where", help="Extra SQL filter on the table's columns."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
+    device: str = typer.Option("cpu", "--device", help="Where to embed the query."),
+) -> None:
+    """Search a store by text, picture or example moment; filters apply before ranking.
+
+    Example: egoindex query demo/store "the baby grabs the red ball" --k 5 --split val
+    """
+    from egoindex.store import Filters  # lancedb + faiss
+
+    s = open_store(store, device=device)
+    hits = s.search(text, image=image, like=like, level=level, k=k, filters=Filters(tuple(video), split, start, end, where))
+    if as_json:
+        print(json.dumps([h.as_dict() for h in hits], indent=1, ensure_ascii=False))
+        return
+    t = Table(title=f"{level} for {text or image or like!r}")
+    for col in ("#", "score", "video", "time", "text"):
+        t.add_column(col)
+    for i, h in enumerate(hits, 1):
+        when = f"{h.start:7.2f}s" if h.start == h.end else f"{h.start:.2f}-{h.end:.2f}s"
+        t.add_row(str(i), f"{h.score:.3f}", h.source or h.video_uid[:8], when, h.text[:80])
+    console.print(t)
+    if not hits:
+        console.print("no results (empty store, or nothing matches the filters)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``info``, ``index`` and ``query``."""
+    app.command("info")(info)
+    app.command("index")(index)
+    app.command("query")(query)

@@ -1,0 +1,100 @@
+"""What decides an ingest's output (:class:`IngestConfig`) and how to run it (:class:`RunOptions`).
+
+Why two objects: resume is safe only if a rerun produces the same shards, so the settings that
+change the bytes are recorded in ``_ingest/config.json`` and checked on every rerun
+(:func:`check_config`), while workers, devices, SLURM parts and progress bars may change freely.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+from egoindex.dataset.layout import ShardsLayout, has_ingest_config, read_ingest_config, write_ingest_config
+from egoindex.errors import IngestError
+from egoindex.ingest.pairing import DEFAULT_MAX_GAP
+from egoindex.media.speech import BUNDLED, Thresholds
+
+#: The splits, in the order they are packed; a whole video goes to one (``assign_split``).
+SPLITS = ("train", "val")
+
+
+@dataclass
+class IngestConfig:
+    """Everything that decides the output; stored in ``_ingest/config.json`` and checked on rerun."""
+
+    fps: float = 1.0
+    short_side: int = 256
+    jpeg_quality: int = 90
+    whisper_model: str = BUNDLED
+    language: str | None = None
+    max_gap: float = DEFAULT_MAX_GAP
+    max_no_speech_prob: float = Thresholds.max_no_speech_prob
+    min_avg_logprob: float = Thresholds.min_avg_logprob
+    max_compression_ratio: float = Thresholds.max_compression_ratio
+    val_fraction: float = 0.1
+    split_seed: int = 0
+    shard_size: int = 2000
+    allow_no_audio: bool = False
+    keep_truncated: bool = False
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.max_no_speech_prob, self.min_avg_logprob, self.max_compression_ratio)
+
+    def validate(self) -> None:
+        if not 0 < self.fps <= 60:
+            raise IngestError(f"--fps must be in (0, 60], got {self.fps}")
+        if not 0 <= self.val_fraction < 1:
+            raise IngestError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if self.shard_size < 1:
+            raise IngestError("--shard-size must be >= 1")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise IngestError("--jpeg-quality must be in [1, 100]")
+
+
+@dataclass
+class RunOptions:
+    """How to run (does not change the output)."""
+
+    workers: int = 1
+    num_parts: int | None = None
+    part_index: int | None = None
+    device: str = "auto"
+    compute_type: str = "auto"
+    batch_size: int = 16
+    strict: bool = False
+    retry_failed: bool = False
+    keep_staging: bool = False
+    progress: bool = True
+
+
+def resolve_parts(num_parts: int | None, part_index: int | None) -> tuple[int, int]:
+    """Explicit values win; otherwise SLURM array variables; otherwise a single part."""
+    env = os.environ
+    if num_parts is None:
+        num_parts = int(env.get("SLURM_ARRAY_TASK_COUNT", "1"))
+    if part_index is None:
+        if "SLURM_ARRAY_TASK_ID" in env:
+            part_index = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+        else:
+            part_index = 0
+    if num_parts < 1 or not 0 <= part_index < num_parts:
+        raise IngestError(f"--part-index must be in [0, {num_parts}), got {part_index}")
+    return num_parts, part_index
+
+
+def check_config(layout: ShardsLayout, cfg: IngestConfig) -> None:
+    """Refuse to mix outputs of different settings in one folder; first run writes the config."""
+    want = asdict(cfg)
+    if has_ingest_config(layout):
+        have = read_ingest_config(layout)
+        diff = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
+        if diff:
+            lines = ", ".join(f"{k}: was {a!r}, now {b!r}" for k, (a, b) in diff.items())
+            raise IngestError(
+                f"{layout.root} was ingested with other settings ({lines}). Rerun with the same "
+                "settings to resume, or choose a new SHARDS_DIR."
+            )
+    else:
+        write_ingest_config(layout, want)

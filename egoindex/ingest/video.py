@@ -1,0 +1,209 @@
+"""Ingest stage 1, one video: transcribe, sample frames, pair them, stage the samples.
+
+:func:`process_video` turns one video into ``_ingest/staging/{uid}.tar`` (its samples, in frame
+order) and ``transcripts/{uid}.json``, and returns the video's record; the caller writes the
+record, whose presence marks the video finished. A video that cannot be used is a record with
+status ``skipped`` (nothing to keep: no audio, no frames, a non-UTF-8 name, truncated) or
+``failed`` (a broken file), with a reason a person can act on, never an exception that stops the
+corpus. Each sample is three members: ``jpg``, ``txt`` (the caption, empty without speech) and
+``json`` (:func:`sample_json`).
+
+:func:`init_worker` / :func:`run_in_worker` run the same in a ``spawn`` process pool, one
+Whisper model per worker, reporting progress through a queue.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from egoindex.core import failpoints
+from egoindex.dataset.layout import ShardsLayout, write_transcript, write_video_record
+from egoindex.dataset.shards import ShardWriter
+from egoindex.errors import VideoError
+from egoindex.ingest.config import IngestConfig
+from egoindex.ingest.pairing import Pair, pair_frames
+from egoindex.media.discover import VideoFile, undecodable_name
+from egoindex.media.frames import DecodeStats, SampledFrame, iter_frames, probe
+from egoindex.media.speech import Transcriber, Utterance, load_audio
+
+#: ``report(kind, amount)``: ``("frames", n)`` frames written, ``("audio", s)`` seconds transcribed.
+Report = Callable[[str, float], None]
+
+
+def fingerprint(path: Path) -> dict[str, int]:
+    """Size and mtime: a video whose fingerprint changed since its record is redone on a rerun."""
+    st = path.stat()
+    return {"size_bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def video_record(v: VideoFile, split: str, part: int, status: str, reason: str = "", **extra: Any) -> dict[str, Any]:
+    """A video's record: who it is, where it goes, its status and reason, its fingerprint, ``extra``."""
+    rec = {"video_uid": v.video_uid, "source": v.source, "split": split, "part": part, "status": status,
+           "reason": reason}
+    rec.update(fingerprint(v.path) if v.path.exists() else {})
+    rec.update(extra)
+    return rec
+
+
+def sample_json(v: VideoFile, split: str, frame: SampledFrame, pair: Pair | None) -> dict[str, Any]:
+    """The ``json`` member of a sample: the frame's times and size, and its utterance (with the
+    pairing's match kind, gap and Whisper scores) or None."""
+    d: dict[str, Any] = {
+        "video_uid": v.video_uid,
+        "source": v.source,
+        "t": frame.t,
+        "frame_index": frame.index,
+        "pts_time": frame.pts_time,
+        "split": split,
+        "width": frame.width,
+        "height": frame.height,
+        "utterance": None,
+    }
+    if pair is not None:
+        u: Utterance = pair.utterance
+        d["utterance"] = {
+            "id": u.id, "start": u.start, "end": u.end, "match": pair.match, "gap": pair.gap,
+            "no_speech_prob": u.no_speech_prob, "avg_logprob": u.avg_logprob,
+            "compression_ratio": u.compression_ratio,
+        }
+    return d
+
+
+class _Skip(Exception):
+    """Inside :func:`process_video`: stop this video and record it as skipped with this reason."""
+
+
+def process_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout: ShardsLayout,
+                  transcriber: Transcriber, report: Report) -> dict[str, Any]:
+    """Stage 1 for one video; always returns a record (ok / skipped / failed), never raises VideoError."""
+    t0 = time.perf_counter()
+    if undecodable_name(v.path):  # its source (shown escaped) would not lead back to the file
+        return video_record(v, split, part, "skipped", "bad-name: the file name is not valid UTF-8 (shown with \\x "
+                            "escapes); rename the file to UTF-8 to ingest it")
+    try:
+        info = probe(v.path)
+    except VideoError as e:
+        status = "skipped" if e.kind in ("empty", "no-video-stream") else "failed"
+        return video_record(v, split, part, status, f"{e.kind}: {e}")
+    except OSError as e:
+        return video_record(v, split, part, "failed", f"io-error: {e}")
+    base = {"duration_s": round(info.duration, 3), "width": info.width, "height": info.height,
+            "rotation": info.rotation, "native_fps": round(info.native_fps, 3) if info.native_fps else None,
+            "codec": info.codec}
+    if not info.has_audio and not cfg.allow_no_audio:
+        return video_record(v, split, part, "skipped",
+                            "no-audio: no audio stream (use --allow-no-audio to keep its frames)", **base)
+
+    utts: list[Utterance] = []
+    meta: dict[str, Any] = {"audio_seconds": 0.0, "voiced_seconds": 0.0}
+    t_audio = time.perf_counter()
+    if info.has_audio:
+        try:
+            audio = load_audio(v.path)
+        except Exception as e:  # PyAV raises many kinds for broken audio; a bad sample is a record
+            return video_record(v, split, part, "failed", f"audio-error: cannot decode audio: {e}", **base)
+        if audio.size:
+            utts, meta = transcriber.transcribe(audio, v.video_uid)
+        report("audio", len(audio) / 16000)
+    t_audio = time.perf_counter() - t_audio
+
+    stats = DecodeStats()
+    writer = ShardWriter(layout.staged(v.video_uid))
+    frames = captioned = 0
+    pending: list[SampledFrame] = []
+
+    def flush() -> None:
+        nonlocal frames, captioned
+        for frame, pair in zip(pending, pair_frames([p.t for p in pending], utts, cfg.max_gap)):
+            writer.write(f"{v.video_uid}_{frame.index:06d}", {
+                "jpg": frame.jpeg,
+                "txt": (pair.utterance.text if pair else "").encode("utf-8"),
+                "json": json.dumps(sample_json(v, split, frame, pair), ensure_ascii=False).encode("utf-8"),
+            })
+            captioned += pair is not None
+        frames += len(pending)
+        report("frames", len(pending))
+        pending.clear()
+
+    t_frames = time.perf_counter()
+    try:
+        for frame in iter_frames(v.path, cfg.fps, cfg.short_side, cfg.jpeg_quality, stats):
+            pending.append(frame)
+            if len(pending) >= 32:
+                flush()
+        flush()
+        if frames == 0:
+            raise _Skip("no-frames: no frame could be sampled")
+        if any(w.startswith("truncated") for w in stats.warnings) and not cfg.keep_truncated:
+            first = sorted(stats.warnings, key=lambda w: not w.startswith("truncated"))  # "truncated: decoded ..."
+            raise _Skip("; ".join(first) + " (use --keep-truncated to keep the decodable part)")
+        writer.close()
+    except _Skip as s:
+        writer.abort()
+        return video_record(v, split, part, "skipped", str(s), **base)
+    except VideoError as e:
+        writer.abort()
+        return video_record(v, split, part, "failed", f"{e.kind}: {e}", **base)
+    except Exception as e:  # a decoder crash mid-file must not stop the corpus
+        writer.abort()
+        return video_record(v, split, part, "failed", f"decode-error: {type(e).__name__}: {e}", **base)
+    t_frames = time.perf_counter() - t_frames
+
+    kept = [u for u in utts if u.kept]
+    write_transcript(layout, v.video_uid, {
+        "video_uid": v.video_uid, "source": v.source, "model": transcriber.name, **meta,
+        "thresholds": asdict(cfg.thresholds), "utterances": [u.to_json() for u in utts],
+    })
+    warnings = list(stats.warnings)
+    if not info.has_audio:
+        warnings.append("no audio stream: frames kept with empty captions")
+    elif not kept:
+        warnings.append("no speech kept (silence or all utterances filtered)")
+    return video_record(
+        v, split, part, "ok", "", **base, frames=frames, utterances=len(kept),
+        utterances_dropped=len(utts) - len(kept),
+        speech_s=round(sum(u.end - u.start for u in kept), 3),
+        audio_s=round(float(meta.get("audio_seconds", 0.0)), 3),
+        captioned_frames=captioned, warnings=warnings,
+        timing_s={"audio": round(t_audio, 3), "frames": round(t_frames, 3),
+                  "total": round(time.perf_counter() - t0, 3)},
+    )
+
+
+def finish_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout: ShardsLayout,
+                 transcriber: Transcriber, report: Report) -> dict[str, Any]:
+    """:func:`process_video`, then write its record (the video is finished from then on)."""
+    rec = process_video(v, split, part, cfg, layout, transcriber, report)
+    write_video_record(layout, rec)
+    failpoints.hit("video-done")
+    return rec
+
+
+# ----------------------------------------------------------------------------------------------
+# Worker processes (spawned: one Transcriber each, kept in this module's state)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def init_worker(cfg: dict[str, Any], layout_root: str, device: str, compute_type: str, batch_size: int,
+                cpu_threads: int, q: Any) -> None:
+    """Process-pool initializer: load this worker's Whisper model once; progress goes to ``q``."""
+    c = IngestConfig(**cfg)
+    _WORKER["cfg"] = c
+    _WORKER["layout"] = ShardsLayout(Path(layout_root))
+    _WORKER["transcriber"] = Transcriber(c.whisper_model, device, compute_type, cpu_threads, batch_size,
+                                         c.language, c.thresholds)
+    _WORKER["queue"] = q
+
+
+def run_in_worker(v: VideoFile, split: str, part: int) -> dict[str, Any]:
+    """Process-pool task: :func:`finish_video` with this worker's model; returns the record."""
+    q = _WORKER["queue"]
+    return finish_video(v, split, part, _WORKER["cfg"], _WORKER["layout"], _WORKER["transcriber"],
+                        lambda kind, n: q.put((kind, n)))

@@ -1,0 +1,89 @@
+"""The one clip-window rule: which windows a video has, which frames each holds, and its vector.
+
+The store's ``clips`` table (``egoindex build``) and the features of a raw video
+(``egoindex.classify.video_features``) must pool frames into clips the same way, or a probe trained
+on one would be evaluated on something else. Both call :func:`pool_clips`.
+
+The rule:
+
+* **windows** (:func:`clip_windows`): ``[k*stride, k*stride + seconds)`` for k = 0, 1, ... until one
+  reaches the end of the span; the last one is cut at the end. A span shorter than ``seconds`` has
+  one window. Bounds are rounded to the microsecond (they are stored as table values).
+* **membership** (:func:`window_mask`): a frame at time ``t`` belongs to ``[s, e)`` when
+  ``s <= t < e``; the span's *last* window is closed, ``s <= t <= e``, so the final frame of a video
+  is always counted. Comparisons carry a tolerance of ``EPS`` = 1 ns: window bounds are rounded to
+  1 µs, so a real frame is never within 1 ns of a bound unless it sits *on* it, and then float noise
+  (``start + k/fps`` versus a rounded bound) must not move it across. (The build used exact
+  comparisons and closed every window ending at the manifest duration; the classifier used 1 ns
+  and closed the window ending at the span. Both now use this rule.)
+* **pooling** (:func:`normalised_mean`): the mean of the member vectors, accumulated in float64 and
+  scaled to unit length (a zero mean stays zero); windows without frames are dropped.
+
+Pure numpy: no model, no store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from egoindex.errors import ConfigError
+
+#: Tolerance of the membership comparisons (seconds); see the module docstring.
+EPS = 1e-9
+
+
+def clip_windows(duration: float, seconds: float, stride: float) -> list[tuple[float, float]]:
+    """Windows ``[k*stride, k*stride + seconds)`` from 0 until one reaches ``duration`` (the last
+    is cut at ``duration``); a video shorter than ``seconds`` gives one window."""
+    if seconds <= 0 or stride <= 0:
+        raise ConfigError("clip seconds and stride must be positive")
+    n = 1 + max(0, int(np.ceil((duration - seconds) / stride - 1e-9)))
+    return [(round(k * stride, 6), round(min(k * stride + seconds, duration), 6)) for k in range(n)]
+
+
+def window_mask(times: np.ndarray, start: float, end: float, last: bool) -> np.ndarray:
+    """Which of ``times`` belong to the window ``[start, end)`` (``[start, end]`` for the last one)."""
+    times = np.asarray(times, np.float64)
+    upper = times <= end + EPS if last else times < end - EPS
+    return (times >= start - EPS) & upper
+
+
+def normalised_mean(vecs: np.ndarray) -> np.ndarray:
+    """Mean of the rows (accumulated in float64), scaled to unit length (a zero mean stays zero)."""
+    v = np.asarray(vecs, np.float64).mean(axis=0)
+    n = float(np.linalg.norm(v))
+    return (v / n if n > 0 else v).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class PooledClips:
+    """The windows that hold at least one frame, how many frames each holds, and their vectors."""
+
+    windows: list[tuple[float, float]]
+    n_frames: list[int]
+    vectors: np.ndarray  # [M, D] float32, L2-normalised
+
+
+def pool_clips(times: np.ndarray, vecs: np.ndarray, start: float, end: float, seconds: float,
+               stride: float) -> PooledClips:
+    """Clips of the span ``[start, end]`` (windows offset to ``start``) pooled from frames at ``times``.
+
+    The span reaches the last frame when a frame lies past ``end`` (a header duration shorter than
+    the decoded stream), so no frame is left out."""
+    times = np.asarray(times, np.float64)
+    dim = vecs.shape[1]
+    span = max(end - start, float(times.max()) - start if len(times) else 0.0)
+    grid = clip_windows(span, seconds, stride)
+    windows: list[tuple[float, float]] = []
+    counts: list[int] = []
+    out: list[np.ndarray] = []
+    for i, (s, e) in enumerate(grid):
+        s, e = round(start + s, 6), round(start + e, 6)
+        m = window_mask(times, s, e, last=i == len(grid) - 1)
+        if m.any():
+            windows.append((s, e))
+            counts.append(int(m.sum()))
+            out.append(normalised_mean(vecs[m]))
+    return PooledClips(windows, counts, np.asarray(out, np.float32).reshape(len(out), dim))

@@ -1,0 +1,139 @@
+"""Everything that writes STORE: Lance fragments, one commit per table, the metadata cache, StoreMeta.
+
+Why one writer: the reader (:class:`egoindex.store.store.Store`) relies on promises that only hold
+if every writer keeps them, so they are kept here once:
+
+* rows are only ever appended, never deleted or reordered: a row's offset in its table is its FAISS
+  id, so an index stays valid when a table grows;
+* new rows become visible in *one* Lance commit per table (:func:`commit_fragments`), after their
+  data files are written (:func:`write_fragments`), and a commit is idempotent: a commit that a
+  killed run already made is recognised by its ``unit`` names and not made twice;
+* readers open the table versions that ``egoindex.json`` records, so a store being appended to
+  stays readable; hence :class:`StoreMeta` is written last (:func:`write_meta`), after the
+  tables, indexes and metadata caches it vouches for (:func:`record_tables`).
+
+``egoindex build`` and the search benchmark's synthetic store both write through here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import lance
+import lancedb
+import numpy as np
+import pyarrow as pa
+from lance.fragment import FragmentMetadata, write_fragments as lance_write_fragments
+
+from egoindex.core.fsutil import atomic_open
+from egoindex.store.filters import in_list
+from egoindex.store.layout import StoreLayout, StoreMeta
+from egoindex.store.schema import TABLES, VECTOR_TABLES, metadata_columns, schema_for, vectors_array
+
+#: Rows per Lance data file (the build's and the benchmark's).
+MAX_ROWS_PER_FILE = 1 << 20
+#: How many unit names the "already committed?" probe asks about (any one of them answers).
+PROBE_UNITS = 64
+
+
+def open_dataset(layout: StoreLayout, table: str, version: int | None = None) -> lance.LanceDataset | None:
+    """The table's Lance dataset (latest version unless given), or None when it was never written."""
+    try:
+        return lance.dataset(layout.uri(table), version=version)
+    except (ValueError, FileNotFoundError, OSError):
+        return None
+
+
+def write_fragments(layout: StoreLayout, table: str, rows: list[dict[str, Any]], vecs: np.ndarray | None,
+                    dim: int) -> list[str]:
+    """Write ``rows`` (and their vectors) as Lance data files of ``table``, not yet visible to
+    readers; returns the fragments' metadata as JSON documents for :func:`commit_fragments`
+    (a build keeps them in its resumable state until the commit)."""
+    schema = schema_for(table, dim)
+    cols: dict[str, Any] = {n: [r[n] for r in rows] for n in schema.names if n != "vector"}
+    if vecs is not None:
+        cols["vector"] = vectors_array(vecs) if len(rows) else pa.array([], schema.field("vector").type)
+    tbl = pa.table(cols, schema=schema)
+    if tbl.num_rows == 0:
+        return []
+    frags = lance_write_fragments(tbl, layout.uri(table), schema=schema, max_rows_per_file=MAX_ROWS_PER_FILE)
+    return [json.dumps(f.to_json()) for f in frags]
+
+
+def commit_fragments(layout: StoreLayout, table: str, docs: list[str], dim: int, unit_col: str,
+                     units: list[str]) -> bool:
+    """Make written fragments visible in one commit, unless a previous (killed) run already did:
+    rows of any of ``units`` in ``unit_col`` mean the commit happened. Returns whether it committed."""
+    frags = [FragmentMetadata.from_json(d) for d in docs]
+    if not frags:
+        return False
+    uri = layout.uri(table)
+    ds = open_dataset(layout, table)
+    if ds is not None:
+        if ds.count_rows(filter=in_list(unit_col, units[:PROBE_UNITS])) > 0:
+            return False  # committed before the kill
+        lance.LanceDataset.commit(uri, lance.LanceOperation.Append(frags), read_version=ds.version)
+    else:
+        lance.LanceDataset.commit(uri, lance.LanceOperation.Overwrite(schema_for(table, dim), frags))
+    return True
+
+
+def write_table(layout: StoreLayout, table: str, data: pa.Table | Iterable[pa.RecordBatch], dim: int, *,
+                max_rows_per_file: int = MAX_ROWS_PER_FILE) -> None:
+    """Write a whole table in one go (replacing it), streaming record batches of ``schema_for(table)``:
+    for stores made outside a build (the search benchmark's synthetic millions of rows)."""
+    schema = schema_for(table, dim)
+    if not isinstance(data, pa.Table):
+        data = pa.RecordBatchReader.from_batches(schema, iter(data))
+    layout.lance.mkdir(parents=True, exist_ok=True)
+    lance.write_dataset(data, layout.uri(table), schema=schema, mode="overwrite", max_rows_per_file=max_rows_per_file)
+
+
+def index_column(layout: StoreLayout, table: str, column: str) -> None:
+    """A scalar index on ``column`` (per-video reads of frames); optional, so a failure is ignored."""
+    tbl = lancedb.connect(str(layout.lance)).open_table(table)
+    with contextlib.suppress(Exception):  # lancedb raises several types by version; the index only speeds reads
+        with warnings.catch_warnings():  # lancedb 0.40 deprecates the name, not the call
+            warnings.simplefilter("ignore", DeprecationWarning)
+            tbl.create_scalar_index(column, replace=True)
+
+
+def write_metadata_cache(layout: StoreLayout, table: str, dataset: lance.LanceDataset) -> Path:
+    """Write the non-vector columns of a Lance dataset version as an Arrow IPC file (atomically)
+    and drop the files of older versions; see :meth:`egoindex.store.store.Store.metadata`."""
+    path = layout.metadata_cache(table, dataset.version)
+    if not path.is_file():
+        data = dataset.to_table(columns=metadata_columns(dataset.schema))
+        with atomic_open(path, "wb") as f, pa.ipc.new_file(f, data.schema) as writer:
+            writer.write_table(data)
+    for old in path.parent.glob(f"{table}-v*.arrow"):
+        if old != path:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def record_tables(layout: StoreLayout) -> tuple[dict[str, int], dict[str, int]]:
+    """Rows and the current version of every table (0 rows for a table not written), writing the
+    vector tables' metadata caches for those versions: what :class:`StoreMeta` then records."""
+    rows: dict[str, int] = {}
+    versions: dict[str, int] = {}
+    for table in TABLES:
+        rows[table] = 0
+        ds = open_dataset(layout, table)
+        if ds is None:
+            continue
+        rows[table], versions[table] = ds.count_rows(), ds.version
+        if table in VECTOR_TABLES:  # hits' metadata, memory-mapped by readers (Store.metadata)
+            write_metadata_cache(layout, table, ds)
+    return rows, versions
+
+
+def write_meta(layout: StoreLayout, meta: StoreMeta) -> None:
+    """Write ``egoindex.json`` (atomically), the last step of every write: a store is usable once
+    it exists, and it names the table versions readers open."""
+    meta.write(layout.root)
