@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install Debian's Chromium for the headless browser tests of `egoindex serve` (tests/test_serve_browser.py).
+# Install Debian's Chromium for the headless browser tests of `egoindex serve` (tests/e2e/test_serve_browser.py).
 # Playwright drives it through executable_path; its own browser download is never used (it needs
 # a CDN that CI cannot reach). Skipped when chromium is already there; needs root (CI runs as root).
 set -euo pipefail

@@ -1,12 +1,17 @@
 """Shared fixtures: one small demo corpus and its shards per test session (real PyAV, real Whisper).
 
 Session-scoped because generating and transcribing video is the slow part; tests must treat
-these folders as read-only (copy them to tmp_path to modify).
+these folders as read-only (copy them to tmp_path to modify). Under pytest-xdist every worker is
+its own session; ``build_once`` lets the first worker that asks build each of these folders and the
+others wait for it and share it, so ``-n 2`` does not build the chain twice on two cores.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,14 +26,37 @@ DEMO_SECONDS = 30.0
 DEMO_FPS = 2.0
 
 
+def build_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Path]) -> Path:
+    """``build(folder)`` once per test run, whatever the number of xdist workers, and its result.
+
+    Without xdist this is ``build(tmp_path_factory.mktemp(name))``. Under xdist the folder lies in the
+    run's base temp folder, which all workers share; an exclusive lock makes the first worker build it
+    and the others wait and then read the returned path from ``NAME.done``. A build that failed leaves
+    no ``.done``: the next worker tries again (and fails the same way, with its own traceback).
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return build(tmp_path_factory.mktemp(name))
+    root = tmp_path_factory.getbasetemp().parent
+    folder, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            done.write_text(str(build(folder)), encoding="utf-8")
+        return Path(done.read_text(encoding="utf-8"))
+
+
 @pytest.fixture(scope="session")
 def demo_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 6-video x 30 s demo corpus with ground_truth.json."""
     from egoindex.demo.corpus import write_demo_corpus
 
-    out = tmp_path_factory.mktemp("demo_videos")
-    write_demo_corpus(out, n_videos=DEMO_VIDEOS, seconds=DEMO_SECONDS, seed=0, progress=False)
-    return out
+    def build(out: Path) -> Path:
+        write_demo_corpus(out, n_videos=DEMO_VIDEOS, seconds=DEMO_SECONDS, seed=0, progress=False)
+        return out
+
+    return build_once(tmp_path_factory, "demo_videos", build)
 
 
 @pytest.fixture(scope="session")
@@ -36,9 +64,12 @@ def demo_shards(demo_videos: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     """``demo_videos`` ingested at 2 fps with a val split and small shards."""
     from egoindex.ingest.run import IngestConfig, RunOptions, run
 
-    out = tmp_path_factory.mktemp("demo_shards")
-    run(demo_videos, out, IngestConfig(fps=DEMO_FPS, val_fraction=0.3, shard_size=40), RunOptions(workers=2, progress=False))
-    return out
+    def build(out: Path) -> Path:
+        config = IngestConfig(fps=DEMO_FPS, val_fraction=0.3, shard_size=40)
+        run(demo_videos, out, config, RunOptions(workers=2, progress=False))
+        return out
+
+    return build_once(tmp_path_factory, "demo_shards", build)
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +93,14 @@ def demo_checkpoint(demo_shards: Path, tmp_path_factory: pytest.TempPathFactory)
     """
     from egoindex.train.loop import launch
 
-    run_dir = tmp_path_factory.mktemp("demo_run") / "run"
-    with torch_threads(1):
-        code = launch([str(demo_shards), str(run_dir), *DEMO_TRAIN_ARGS])
-    assert code == 0, f"training the demo checkpoint failed with exit code {code}"
-    return run_dir / "latest.pt"
+    def build(out: Path) -> Path:
+        run_dir = out / "run"
+        with torch_threads(1):
+            code = launch([str(demo_shards), str(run_dir), *DEMO_TRAIN_ARGS])
+        assert code == 0, f"training the demo checkpoint failed with exit code {code}"
+        return run_dir / "latest.pt"
+
+    return build_once(tmp_path_factory, "demo_run", build)
 
 
 @pytest.fixture(scope="session")
@@ -75,8 +109,13 @@ def demo_store(demo_checkpoint: Path, demo_shards: Path, tmp_path_factory: pytes
     Read-only for tests: copy it to tmp_path to modify."""
     from egoindex.build.run import BuildConfig, run
 
-    store = tmp_path_factory.mktemp("demo_store") / "store"
-    with torch_threads(1):
-        summary = run(BuildConfig(checkpoint=demo_checkpoint, shards=demo_shards, store=store, workers=0, progress=False))
-    assert summary.committed and summary.rows["frames"] > 0
-    return store
+    def build(out: Path) -> Path:
+        store = out / "store"
+        with torch_threads(1):
+            config = BuildConfig(checkpoint=demo_checkpoint, shards=demo_shards, store=store, workers=0,
+                                 progress=False)
+            summary = run(config)
+        assert summary.committed and summary.rows["frames"] > 0
+        return store
+
+    return build_once(tmp_path_factory, "demo_store", build)

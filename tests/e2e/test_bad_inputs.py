@@ -34,7 +34,7 @@ from egoindex.dataset.layout import read_manifest
 from egoindex.ingest.run import IngestConfig, RunOptions, run as ingest_run
 from egoindex.train.loop import launch
 from tests.badmedia import FPS, Case, record_faults, write_bad_corpus
-from tests.test_store import assert_indexes_match_tables, build, read_table
+from tests.e2e.test_store import assert_indexes_match_tables, build, read_table
 
 TINY = "ego-tiny-vit"
 QUERY = "the baby grabs the red ball"

@@ -41,7 +41,7 @@ from egoindex.store.schema import TABLES, VECTOR_TABLES
 from egoindex.train.log import read_jsonl
 from tests.badmedia import record_faults
 from tests.conftest import DEMO_FPS, DEMO_TRAIN_ARGS
-from tests.test_store import assert_indexes_match_tables, assert_same_tables, build, copy_shards, read_table
+from tests.e2e.test_store import assert_indexes_match_tables, assert_same_tables, build, copy_shards, read_table
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("EGOINDEX_FAULT_SEED", "8"))
