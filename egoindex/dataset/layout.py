@@ -99,11 +99,7 @@ def write_manifest(where: Where, rows: Iterable[Mapping[str, Any]]) -> None:
 
 def read_manifest(root: Where) -> list[dict[str, str]]:
     """The rows of ``manifest.csv`` (every video ingest saw, landed or not)."""
-    path = as_layout(root).manifest
-    if not path.is_file():
-        raise DatasetError(f"{root} has no manifest.csv: run `egoindex ingest` first (or let it finish)")
-    with open(path, encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
+    return _read_csv(root, as_layout(root).manifest)
 
 
 def manifest_by_uid(root: Where) -> dict[str, dict[str, str]]:
@@ -122,9 +118,12 @@ def write_shards_csv(where: Where, shard_rows: Iterable[Mapping[str, Any]]) -> N
 
 def read_shards_csv(root: Where) -> list[dict[str, str]]:
     """The rows of ``shards.csv`` (columns :data:`SHARDS_CSV_COLUMNS`)."""
-    path = as_layout(root).shards_csv
+    return _read_csv(root, as_layout(root).shards_csv)
+
+
+def _read_csv(root: Where, path: Path) -> list[dict[str, str]]:
     if not path.is_file():
-        raise DatasetError(f"{root} has no shards.csv: run `egoindex ingest` first (or let it finish)")
+        raise DatasetError(f"{root} has no {path.name}: run `egoindex ingest` first (or let it finish)")
     with open(path, encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
 
