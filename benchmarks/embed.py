@@ -57,6 +57,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from egoindex.dataset.layout import ShardsLayout, has_sizes, read_sizes
 from egoindex.build.config import BuildConfig, BuildLayout, BuildSummary
 from egoindex.build.frames import embed_shards
 from egoindex.core.resources import available_cpus
@@ -80,7 +81,7 @@ def demo_shards(videos: int, seconds: float, fps: float, shard_size: int) -> Pat
     """Shards of a demo corpus, made once with the CLI (``egoindex demo-data`` + ``egoindex ingest``)."""
     root = CACHE / f"bench-embed-v{videos}-s{seconds:g}-f{fps:g}-sh{shard_size}"
     shards = root / "shards"
-    if (shards / "sizes.json").is_file():
+    if has_sizes(shards):
         return shards
     ego = _egoindex_cmd()
     print(f"making shards in {root} (once) ...", flush=True)
@@ -93,10 +94,10 @@ def demo_shards(videos: int, seconds: float, fps: float, shard_size: int) -> Pat
 
 def pick_shards(shards_dir: Path, max_frames: int | None) -> tuple[list[Path], dict[str, int]]:
     """The shards to embed: all of them, or whole shards in name order up to ``max_frames``."""
-    sizes: dict[str, int] = json.loads((shards_dir / "sizes.json").read_text())
+    sizes = read_sizes(shards_dir)
     shards = [p for p in list_shards(shards_dir) if p.name in sizes]
     if not shards:
-        raise SystemExit(f"no shards listed in {shards_dir / 'sizes.json'}")
+        raise SystemExit(f"no shards listed in {ShardsLayout(shards_dir).sizes}")
     if max_frames:
         keep, total = [], 0
         for p in shards:
