@@ -99,7 +99,11 @@ def write_manifest(where: Where, rows: Iterable[Mapping[str, Any]]) -> None:
 
 def read_manifest(root: Where) -> list[dict[str, str]]:
     """The rows of ``manifest.csv`` (every video ingest saw, landed or not)."""
-    return _read_csv(root, as_layout(root).manifest)
+    path = as_layout(root).manifest
+    if not path.is_file():
+        raise DatasetError(f"{root} has no manifest.csv: run `egoindex ingest` first (or let it finish)")
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def manifest_by_uid(root: Where) -> dict[str, dict[str, str]]:
@@ -114,18 +118,6 @@ def write_shards_csv(where: Where, shard_rows: Iterable[Mapping[str, Any]]) -> N
         w.writerow(SHARDS_CSV_COLUMNS)
         for s in shard_rows:
             w.writerow([s["name"], s["split"], s["count"], s["bytes"], len(s["videos"])])
-
-
-def read_shards_csv(root: Where) -> list[dict[str, str]]:
-    """The rows of ``shards.csv`` (columns :data:`SHARDS_CSV_COLUMNS`)."""
-    return _read_csv(root, as_layout(root).shards_csv)
-
-
-def _read_csv(root: Where, path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise DatasetError(f"{root} has no {path.name}: run `egoindex ingest` first (or let it finish)")
-    with open(path, encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def write_sizes(where: Where, sizes: Mapping[str, int]) -> None:

@@ -56,6 +56,14 @@ def _chosen_videos(ground_truth: Mapping[str, Any],
             yield vw, video, check_uid(video_uids[path], f"video uid for {path!r}"), number(video, "duration", vw)
 
 
+def _annotation_file(kind: str, split: str, out_videos: list[dict[str, Any]]) -> dict[str, Any]:
+    """The Ego4D annotation-file envelope around ``out_videos`` (no dates: the same inputs give the same file)."""
+    if not out_videos:
+        raise ExportError("none of the ground-truth videos has a uid in video_uids")
+    return {"version": "1", "date": "", "description": f"egoindex demo corpus {kind} annotations ({split})",
+            "manifest": "", "videos": out_videos}
+
+
 def demo_nlq_annotations(ground_truth: Mapping[str, Any], video_uids: Mapping[str, str],
                          split: str = "train") -> dict[str, Any]:
     """An Ego4D-format NLQ annotation file for the demo corpus (one clip per video, one query per scene).
@@ -133,15 +141,7 @@ def demo_nlq_annotations(ground_truth: Mapping[str, Any], video_uids: Mapping[st
                 ],
             }
         )
-    if not out_videos:
-        raise ExportError("none of the ground-truth videos has a uid in video_uids")
-    return {
-        "version": "1",
-        "date": "",
-        "description": f"egoindex demo corpus NLQ annotations ({split})",
-        "manifest": "",
-        "videos": out_videos,
-    }
+    return _annotation_file("NLQ", split, out_videos)
 
 
 def demo_moments_annotations(
@@ -221,15 +221,7 @@ def demo_moments_annotations(
                 }
             )
         out_videos.append({"video_uid": uid, "split": split, "clips": clips})
-    if not out_videos:
-        raise ExportError("none of the ground-truth videos has a uid in video_uids")
-    return {
-        "version": "1",
-        "date": "",
-        "description": f"egoindex demo corpus moments annotations ({split})",
-        "manifest": "",
-        "videos": out_videos,
-    }
+    return _annotation_file("moments", split, out_videos)
 
 
 def write_demo_annotations(demo_dir: str | Path, out_dir: str | Path, store: Any = None,

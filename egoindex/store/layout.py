@@ -99,7 +99,3 @@ class StoreMeta:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """Dict-style read for code that names a field by string (``info`` listings)."""
-        return getattr(self, key, default)
