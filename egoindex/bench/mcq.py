@@ -11,6 +11,7 @@ videos, accuracy per type in a report.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,44 @@ from egoindex.bench.videos import embed_clips_from_videos, store_video_resolver
 from egoindex.core.fsutil import sha256_file
 from egoindex.core.report import write_report
 from egoindex.errors import BenchError
+from egoindex.media.discover import video_uid
 from egoindex.metrics import egomcq
 from egoindex.store.filters import in_list
 
-__all__ = ["CHANCE_MCQ", "generate_store_mcq", "run_mcq", "store_clip_vectors"]
+__all__ = ["CHANCE_MCQ", "GROUND_TRUTH_FILE", "generate_store_mcq", "run_mcq", "store_clip_vectors", "store_tagger"]
 
 CHANCE_MCQ = 100.0 / egomcq.N_CHOICES
+
+#: The demo corpus' ground truth (docs/formats.md, "Demo corpus"), looked for in the store's videos root.
+GROUND_TRUTH_FILE = "ground_truth.json"
+
+
+def store_tagger(store: Any) -> tuple[egomcq.Tagger, str]:
+    """The verbs/nouns of a generated EgoMCQ row, and a description for the report.
+
+    Where the store's ``videos_root`` holds the demo corpus' ``ground_truth.json``, a row of a
+    video it describes is tagged with the ground truth: the ``action`` (verb) and ``object``
+    (noun) of every scene overlapping the row's span, in time order (the scene containing it for
+    a zero-length span). Every other row, and every store without that file, uses the text rule
+    :func:`egomcq.text_tags`. A ground-truth file that cannot be read raises BenchError."""
+    root = store.meta.videos_root
+    path = Path(root) / GROUND_TRUTH_FILE if root else None
+    if path is None or not path.is_file():
+        return egomcq.default_tagger, "text rule (egomcq.text_tags)"
+    try:
+        gt = json.loads(path.read_text(encoding="utf-8"))
+        scenes = {video_uid(v["path"]): [(float(s["start"]), float(s["end"]), str(s["action"]), str(s["object"]))
+                                         for s in v["scenes"]] for v in gt["videos"]}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise BenchError(f"{path}: not a readable demo ground truth ({type(e).__name__}: {e})") from None
+
+    def tag(vid: str, start: float, end: float, text: str) -> tuple[list[str], list[str]]:
+        hit = [s for s in scenes.get(vid, ()) if max(s[0], start) < min(s[1], end) or (start == end and s[0] <= start < s[1])]
+        if not hit:
+            return egomcq.text_tags(text)
+        return [s[2] for s in hit], [s[3] for s in hit]
+
+    return tag, f"demo ground truth ({path}: scene action / object), else the text rule (egomcq.text_tags)"
 
 
 def store_utterances(store: Any) -> list[dict[str, Any]]:
@@ -37,10 +70,12 @@ def store_utterances(store: Any) -> list[dict[str, Any]]:
     return [{**r, "text": r["text"] or "", "split": r["split"] or ""} for r in rows]
 
 
-def generate_store_mcq(store: Any, n: int, seed: int, min_gap_s: float = egomcq.DEFAULT_MIN_GAP_S) -> dict[str, egomcq.EgoMCQItem]:
+def generate_store_mcq(store: Any, n: int, seed: int, min_gap_s: float = egomcq.DEFAULT_MIN_GAP_S,
+                       tagger: egomcq.Tagger | None = None) -> dict[str, egomcq.EgoMCQItem]:
     """An EgoMCQ-format set from the store's val videos (see :func:`egomcq.generate_egomcq`);
-    choices are windows of the store's clips table. Raises BenchError when nothing can be made,
-    saying why."""
+    choices are windows of the store's clips table, ``video_dur`` the videos table's duration,
+    tags from ``tagger`` (default :func:`store_tagger`). Raises BenchError when nothing can be
+    made, saying why."""
     utts = store_utterances(store)
     val_videos = sorted({u["video_uid"] for u in utts if u["split"] == "val" and u["text"].strip()})
     where = None
@@ -51,7 +86,9 @@ def generate_store_mcq(store: Any, n: int, seed: int, min_gap_s: float = egomcq.
         for r in read_rows(store, "clips", ["video_uid", "start", "end"], where):
             clips.setdefault(r["video_uid"], []).append((float(r["start"]), float(r["end"])))
     try:
-        items = egomcq.generate_egomcq(utts, clips, n, seed, min_gap_s=min_gap_s)
+        durations = {uid: float(r["duration"]) for uid, r in store.videos.items() if r.get("duration") is not None}
+        items = egomcq.generate_egomcq(utts, clips, n, seed, min_gap_s=min_gap_s, durations=durations,
+                                       tagger=tagger or store_tagger(store)[0])
     except ValueError as e:
         raise BenchError(str(e)) from e
     if n > 0 and not items:
@@ -123,11 +160,12 @@ def run_mcq(
         path = Path(out_file) if out_file else out_dir / f"{name}_questions.json"
         if path.resolve() == (out_dir / f"{name}.json").resolve():
             raise BenchError(f"--out {path} is where the report goes; choose another file or --name")
-        items = generate_store_mcq(store, generate, seed, min_gap_s)
+        tagger, tags = store_tagger(store)
+        items = generate_store_mcq(store, generate, seed, min_gap_s, tagger)
         egomcq.write_egomcq(items, path)
         if len(items) < generate:
             notes.append(f"asked for {generate} questions, the store's val videos gave {len(items)}")
-        settings.update(generated={"n": generate, "seed": seed, "min_gap_s": min_gap_s, "split": "val"})
+        settings.update(generated={"n": generate, "seed": seed, "min_gap_s": min_gap_s, "split": "val", "tags": tags})
         egomcq_file = path
     egomcq_file = Path(egomcq_file)  # type: ignore[arg-type]
     try:

@@ -49,11 +49,24 @@ def load_sim(path: Path) -> np.ndarray:
 
 def mir_report(out_dir: Path, name: str, sim: np.ndarray, rel: np.ndarray, meta: dict[str, Any],
                tables: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Score ``sim`` against ``rel`` and write the report; returns (metrics, files written)."""
+    """Score ``sim`` against ``rel`` and write the report; returns (metrics, files written).
+
+    The headline keys are means over the defined rows; the report also carries the official code's
+    means over all rows (``*_official``, null when a row is undefined) side by side in the
+    ``means`` table, and ``meta["mean_rule"]`` (added to ``meta`` in place) says which is which."""
     try:
         metrics = mir.mir_metrics(sim, rel)
     except ValueError as e:
         raise BenchError(str(e)) from e
+    meta.update(mean_rule=mir.MEAN_RULE, ranking="official mAP.py / nDCG.py order, ties included")  # in place: callers return it
+    def skipped(key: str) -> int:  # an "avg" row counts the skipped rows of both directions
+        name, direction = key.rsplit("_", 1)
+        dirs = ("v2t", "t2v") if direction == "avg" else (direction,)
+        return int(sum(metrics[f"rows_skipped_{name}_{d}"] for d in dirs))
+
+    means = [{"metric": k, "headline (defined rows)": metrics[k], "official (all rows)": metrics[f"{k}_official"],
+              "rows_skipped": skipped(k)} for k in HEADLINE]
+    tables = {"means": means, **(tables or {})}
     written = write_report(out_dir, name, metrics, meta, tables=tables,
                            plots={"metrics": {"kind": "bars", "labels": [k.replace("_", " ") for k in HEADLINE],
                                               "values": [metrics[k] for k in HEADLINE],

@@ -23,7 +23,7 @@ from egoindex.store.layout import StoreLayout
 class BuildConfig:
     """``egoindex build``'s options; ``identity()`` is the part that must not change between runs."""
 
-    checkpoint: Path
+    checkpoint: Path | str  # any form egoindex.model.openclip.load_model takes (a file, a hub folder, hf-hub:ID)
     shards: Path
     store: Path
     model: str | None = None

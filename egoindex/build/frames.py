@@ -1,5 +1,8 @@
 """Build stage 1: embed the frames of this rank's shards and write them as uncommitted fragments.
 
+The shards are both series of SHARDS_DIR (:func:`egoindex.dataset.shards.list_shards`): the pair
+shards and ``uncaptioned/``, so the store holds every frame, captioned or not.
+
 Loader workers (``spawn``: LanceDB and CUDA do not survive ``fork``) read a shard
 (:func:`egoindex.dataset.shards.read_shard`) and decode its JPEGs to the model's input crop
 (:func:`egoindex.model.embed.crop_jpeg`); on a GPU they only read bytes and the GPU decodes. Each
@@ -26,6 +29,7 @@ from egoindex.core import failpoints
 from egoindex.core.fsutil import write_json
 from egoindex.core.progress import progress_bar
 from egoindex.core.resources import available_cpus
+from egoindex.dataset.layout import ShardsLayout
 from egoindex.dataset.shards import read_shard
 from egoindex.model.embed import Embedder, Preprocessing, crop_jpeg
 from egoindex.store.writer import write_fragments
@@ -105,7 +109,7 @@ def embed_shards(cfg: BuildConfig, layout: BuildLayout, shards: list[Path], embe
             acc["skipped"].extend(c["skipped"])
             acc["error"] = acc["error"] or c["error"]
             if c["last"]:
-                finish_shard(layout, cfg.shards / c["shard"], acc, embedder.dim, summary)
+                finish_shard(layout, ShardsLayout(cfg.shards).shard(c["shard"]), acc, embedder.dim, summary)
                 del pending[c["shard"]]
 
 

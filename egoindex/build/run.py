@@ -48,12 +48,14 @@ from egoindex.build.config import BuildConfig, BuildLayout, BuildSummary
 from egoindex.build.derived import build_derived
 from egoindex.build.frames import embed_shards
 from egoindex.core import failpoints
-from egoindex.core.fsutil import read_json, remove_stale_tmp, sha256_file, write_json
-from egoindex.dataset.layout import manifest_by_uid, read_sizes, videos_dir
+from egoindex.core.fsutil import read_json, remove_stale_tmp, write_json
+from egoindex.dataset.layout import ShardsLayout, manifest_by_uid, read_sizes, videos_dir
 from egoindex.dataset.shards import list_shards
 from egoindex.errors import BuildError, DatasetError, StoreError
 from egoindex.model.embed import Embedder, resolve_device
 from egoindex.model.openclip import load_model
+from egoindex.model.sources import checkpoint_sha256
+from egoindex.store.encoders import export_text_encoder_quietly
 from egoindex.store.index import update_index
 from egoindex.store.layout import StoreMeta
 from egoindex.store.schema import VECTOR_TABLES
@@ -120,8 +122,10 @@ def run(cfg: BuildConfig) -> BuildSummary:
     device = resolve_device(cfg.device if world == 1 or cfg.device != "auto" else "auto")
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    loaded = load_model(Path(cfg.checkpoint), cfg.model, device=device)
-    sha = sha256_file(Path(cfg.checkpoint))
+    # any checkpoint form (egoindex, open_clip_train, bare weights, hub folder or cached hf-hub: id)
+    loaded = load_model(cfg.checkpoint, cfg.model, device=device)
+    checkpoint = loaded.path or Path(cfg.checkpoint).resolve()  # what the store re-loads for queries
+    sha = checkpoint_sha256(checkpoint)
     meta = check_store(layout, cfg, loaded.name, sha)
     state = read_json(layout.state) if layout.state.is_file() else {"frames_units": [], "videos": []}
     committed = list(state["frames_units"])
@@ -131,7 +135,7 @@ def run(cfg: BuildConfig) -> BuildSummary:
                          "hold; pass --append to add them")
     for name in committed:  # an embedded shard must not change under the store
         mark = read_json(layout.shard_mark(name))
-        p = cfg.shards / name
+        p = ShardsLayout(cfg.shards).shard(name)  # uncaptioned shards live in uncaptioned/
         if p.is_file() and p.stat().st_size != mark["size"]:
             raise BuildError(f"shard {name} changed after it was embedded (size {mark['size']} -> {p.stat().st_size}); "
                              "build a new store from this ingest folder")
@@ -182,8 +186,10 @@ def run(cfg: BuildConfig) -> BuildSummary:
     source_dir = cfg.videos or videos_dir(cfg.shards)
     write_meta(layout, StoreMeta(
         model=loaded.name,
-        checkpoint=str(Path(cfg.checkpoint).resolve()),
+        checkpoint=str(checkpoint),
         checkpoint_sha256=sha,
+        checkpoint_form=loaded.form,
+        checkpoint_run_name=loaded.run_name,
         embed_dim=dim,
         preprocessing=embedder.pp.as_dict(),
         egoindex_version=__version__,
@@ -199,6 +205,7 @@ def run(cfg: BuildConfig) -> BuildSummary:
         skipped=summary.skipped,
         build_seconds=round(time.perf_counter() - t0, 2),
     ))
+    export_text_encoder_quietly(layout.root, loaded, sha)  # after the store is usable: an optional accelerator
     summary.committed = True
     summary.seconds = time.perf_counter() - t0
     return summary

@@ -26,11 +26,13 @@ _D = BuildConfig(checkpoint=Path(), shards=Path(), store=Path())  # the paths ar
 
 def build(
     checkpoint: Path = typer.Argument(
-        ..., help="Trained checkpoint (egoindex train's latest.pt, or an open_clip file)."),
+        ..., help="Model: egoindex train's latest.pt, open_clip_train's epoch_N.pt, a state dict (.pt/.bin/"
+                  ".safetensors, with --model), a Hugging Face open_clip folder, or a cached hf-hub:ORG/REPO."),
     shards_dir: Path = typer.Argument(..., help="Folder written by `egoindex ingest`."),
     store: Path = typer.Argument(..., help="Store folder to create or extend."),
     model: Optional[str] = typer.Option(
-        _D.model, "--model", help="open_clip model name (default: the one in the checkpoint)."),
+        _D.model, "--model", help="open_clip model name (default: the checkpoint's; needed for a bare state dict; wins over "
+                                   "an open_clip_train run name)."),
     clip_seconds: float = typer.Option(_D.clip_seconds, "--clip-seconds", min=0.1, help="Clip window length (s)."),
     clip_stride: float = typer.Option(_D.clip_stride, "--clip-stride", min=0.1, help="Step between clip windows (s)."),
     batch_size: int = typer.Option(_D.batch_size, "--batch-size", min=1, help="Frames per forward pass."),

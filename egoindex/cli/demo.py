@@ -9,8 +9,6 @@ from typing import Optional
 import typer
 
 from egoindex.cli.common import console
-from egoindex.demo.classes import write_demo_classes
-from egoindex.demo.corpus import write_demo_corpus
 
 
 def demo_data(
@@ -18,6 +16,8 @@ def demo_data(
     videos: int = typer.Option(12, "--videos", min=1, help="Number of videos."),
     seconds: float = typer.Option(60.0, "--seconds", min=5.0, help="Length of each video in seconds."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same corpus)."),
+    fps: int = typer.Option(15, "--fps", min=1, help="Frame rate of the rendered videos (rendering time scales "
+                                                    "with it; ingest at a divisor of it samples exact frames)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Write a synthetic head-camera corpus with real spoken narration (espeak-ng), offline.
@@ -28,7 +28,9 @@ def demo_data(
 
     Example: egoindex demo-data demo/videos --videos 12 --seconds 60
     """
-    gt = write_demo_corpus(out_dir, n_videos=videos, seconds=seconds, seed=seed, progress=not quiet)
+    from egoindex.demo.corpus import write_demo_corpus  # its scene tables cost every command ~0.2 s at import
+
+    gt = write_demo_corpus(out_dir, n_videos=videos, seconds=seconds, seed=seed, fps=fps, progress=not quiet)
     console.print(f"demo corpus ready: {gt.parent} (ground truth: {gt.name})")
 
 
@@ -48,6 +50,8 @@ def demo_classes(
 
     Example: egoindex demo-classes demo/classes --by object --per-class 8
     """
+    from egoindex.demo.classes import write_demo_classes  # as demo_data: not on every command's start-up
+
     m = write_demo_classes(out, by=by, per_class=per_class, seconds=seconds, seed=seed,
                            classes=[c.strip() for c in classes.split(",")] if classes else None, progress=not quiet)
     n = len(json.loads(m.read_text(encoding="utf-8"))["videos"])

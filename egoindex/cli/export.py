@@ -19,8 +19,8 @@ from egoindex.export.demo_annotations import write_demo_annotations
 from egoindex.export.grid import DEFAULT_FRAMES_PER_WINDOW, FeatureGrid
 from egoindex.export.windows import FEATURE_RATE
 
-_MODEL_SOURCE_HELP = ("A store folder (its model, checkpoint and frames), or a checkpoint file "
-                      "(then --videos is required).")
+_MODEL_SOURCE_HELP = ("A store folder (its model, checkpoint and frames), or a checkpoint (any form `egoindex build` "
+                      "takes; then --videos is required).")
 _RATE_HELP = ("Features per second. 1.875 is the official Ego4D grid (32-frame windows, 16-frame stride at 30 fps); "
               "other rates scale that grid in time.")
 _FPW_HELP = ("At most this many evenly spaced frame embeddings are pooled per feature window; decoding defaults to "
@@ -75,7 +75,7 @@ def nlq(
     decode_fps: Optional[float] = typer.Option(None, "--decode-fps", help="Decoding rate for --source videos/auto "
                                                "(default: frames-per-window per window, at least the rate)."),
     model: Optional[str] = typer.Option(
-        None, "--model", help="open_clip model name (checkpoint files that do not record it)."),
+        None, "--model", help="open_clip model name (a state dict, or an open_clip_train run name without one)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (embedding decoded frames and queries)."),
     strict: bool = typer.Option(True, "--strict/--no-strict", help="Refuse annotated clips whose video is missing."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -84,7 +84,8 @@ def nlq(
 
     With --annotations, one float32 file per annotated clip (the rows of its video's grid that
     VSLNet's preparation keeps), dataset/{split}.json as VSLNet's prepare_ego4d_dataset.py
-    writes it (fps = rate, num_frames = the clip's rows) and text/sentence.{npy,pt} (query text
+    writes it (fps = rate, the official num_frames; train/val/test always, {} for a split without
+    a file) and text/sentence.{npy,pt} (query text
     -> [1, D]). Without, one {video_uid}.pt per video. Each row pools the frame embeddings of one
     window of the official grid (the tail is covered by a back-padded window; no zero rows).
     export_summary.json records, per video, whether its rows came from the store or the videos.
@@ -111,7 +112,7 @@ def mq(
     source: str = typer.Option("auto", "--source", help=_SOURCE_HELP),
     decode_fps: Optional[float] = typer.Option(None, "--decode-fps", help="Decoding rate for --source videos/auto."),
     model: Optional[str] = typer.Option(
-        None, "--model", help="open_clip model name (checkpoint files that do not record it)."),
+        None, "--model", help="open_clip model name (a state dict, or an open_clip_train run name without one)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     strict: bool = typer.Option(True, "--strict/--no-strict", help="Refuse annotated videos that are missing."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -153,10 +154,62 @@ def demo_annotations(
         console.print(f"{split}: {', '.join(paths)}")
 
 
+def embeddings(
+    store: Path = typer.Argument(..., help="A store folder (written by `egoindex build`)."),
+    out_dir: Path = typer.Argument(..., help="Output folder: img_emb/, text_emb/, metadata/, projector/, "
+                                             "embeddings_summary.json."),
+    level: str = typer.Option("frames", "--level", help="frames | clips | utterances (text only)."),
+    formats: Optional[list[str]] = typer.Option(
+        None, "--format", "-f", help="clip-retrieval | projector; repeatable (default: both)."),
+    text: str = typer.Option("auto", "--text", help="Paired text vectors: auto (stored utterance vector, else the "
+                                                    "store's model) | store (stored only, else zeros) | none."),
+    rows_per_file: int = typer.Option(1_000_000, "--rows-per-file", min=1, help="Rows per clip-retrieval part."),
+    max_points: int = typer.Option(5000, "--max-points", min=1, help="Projector: a seeded sample of this many rows."),
+    thumb_size: int = typer.Option(64, "--thumb-size", min=1, help="Projector: sprite thumbnail side (pixels)."),
+    sprite: bool = typer.Option(True, "--sprite/--no-sprite", help="Projector: thumbnails from the shards."),
+    seed: int = typer.Option(0, "--seed", help="Projector sample seed."),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto (embedding captions with --text auto)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """A store's vectors as clip-retrieval's embeddings folder and a TensorBoard projector folder.
+
+    OUT/img_emb/img_emb_{i}.npy, OUT/text_emb/text_emb_{i}.npy (float16) and OUT/metadata/metadata_{i}.parquet
+    (rows aligned) as clip-retrieval's clip_inference writes them, for `autofaiss build_index` and
+    `clip_retrieval index`; OUT/projector/ for `tensorboard --logdir OUT/projector`.
+
+    Example: egoindex export embeddings demo/store demo/embeddings --level clips
+    """
+    from egoindex.export.embeddings import FORMATS, export_embeddings  # lancedb
+
+    s = export_embeddings(open_store(store, device=device), out_dir, level=level, formats=tuple(formats or FORMATS),
+                          text=text, rows_per_file=rows_per_file, max_points=max_points, thumb=thumb_size, seed=seed,
+                          sprite=sprite, progress=not quiet)
+    t = Table(title=f"embeddings export ({s['level']}): {s['out_dir']}")
+    t.add_column("what")
+    t.add_column("value")
+    if s["clip_retrieval"]:
+        cr = s["clip_retrieval"]
+        t.add_row("clip-retrieval", f"{cr['rows']} rows in {len(cr['parts'])} part(s), float16, D = {s['dim']}; "
+                                    f"{'img_emb + ' if cr['image'] else ''}{'text_emb + ' if cr['text'] else ''}"
+                                    "metadata")
+        if cr["text_sources"]:
+            t.add_row("text vectors", ", ".join(f"{k}: {v}" for k, v in cr["text_sources"].items()))
+    if s["projector"]:
+        p = s["projector"]
+        t.add_row("projector", f"{p['out_dir']}: {p['points']} of {p['sampled_from']} points, "
+                               f"sprite {p['files']['sprite'] or 'none'}")
+        if p["sprite_note"]:
+            t.add_row("sprite", p["sprite_note"])
+    t.add_row("summary", s["summary_file"])
+    console.print(t)
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``export`` group and its three commands."""
-    export = typer.Typer(help="Export features for Ego4D's NLQ (VSLNet) and MQ (VSGN) baselines.", no_args_is_help=True)
+    """Add the ``export`` group and its commands."""
+    export = typer.Typer(help="Export features for Ego4D's NLQ (VSLNet) and MQ (VSGN) baselines, and embeddings "
+                              "(clip-retrieval, TensorBoard projector).", no_args_is_help=True)
     export.command("nlq")(nlq)
     export.command("mq")(mq)
     export.command("demo-annotations")(demo_annotations)
+    export.command("embeddings")(embeddings)
     app.add_typer(export, name="export")

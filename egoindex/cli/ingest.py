@@ -7,6 +7,7 @@ library: a changed default changes both.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -75,6 +76,10 @@ def ingest(
 ) -> None:
     """Decode frames, transcribe speech (faster-whisper) and write WebDataset shards split by video.
 
+    Captioned frames go to SHARDS_DIR/{train,val}-*.tar (what CLIP trainers read; sizes.json
+    counts pairs), frames without speech to SHARDS_DIR/uncaptioned/ (the build reads both). The
+    end of the output is the --train-data pattern for open_clip_train.
+
     Resumable: kill it at any point and run the same command again; finished videos are not
     redone and the shards equal those of an uninterrupted run.
 
@@ -101,7 +106,10 @@ def _print_summary(s: IngestSummary, shards_dir: Path) -> None:
     t.add_row("this run", f"{s.processed_now} processed, {s.reused} already done")
     t.add_row("videos", ", ".join(f"{k} {v}" for k, v in sorted(s.status_counts.items())))
     samples = ", ".join(f"{k} {v:,} in {s.shards.get(k, 0)} shards" for k, v in sorted(s.samples.items()))
-    t.add_row("samples", samples or "none")
+    t.add_row("captioned pairs", samples or "none")
+    frames = ", ".join(f"{k} {v:,} in {s.uncaptioned_shards.get(k, 0)} shards"
+                       for k, v in sorted(s.uncaptioned.items()))
+    t.add_row("uncaptioned frames", (frames or "none") + " (in uncaptioned/, for the build)")
     t.add_row("audio / speech", f"{s.audio_hours:.2f} h / {s.speech_hours:.2f} h")
     t.add_row("time", f"{s.elapsed_s:.1f} s")
     console.print(t)
@@ -113,6 +121,23 @@ def _print_summary(s: IngestSummary, shards_dir: Path) -> None:
             p.add_row(row["source"], row["status"], row["reason"])
         console.print(p)
     console.print(f"manifest: {ShardsLayout(shards_dir).manifest}")
+    if s.train_data:
+        # soft_wrap: the command line is printed whole, never cut at the terminal's width
+        console.print("open_clip_train (python -m open_clip_train.main ...):" +
+                      ("" if s.complete else " (other parts are unfinished: these are the shards so far)"),
+                      soft_wrap=True)
+        console.print(open_clip_args(s), soft_wrap=True, markup=False, highlight=False)
+
+
+def open_clip_args(s: IngestSummary) -> str:
+    """The data options of open_clip_train for these shards: the pair shards as brace patterns
+    and their number of pairs (what ``sizes.json`` says, so passing it changes nothing but is
+    explicit), ``--dataset-type webdataset``."""
+    args = ["--train-data", shlex.quote(s.train_data), "--train-num-samples", str(s.samples.get("train", 0)),
+            "--dataset-type", "webdataset"]
+    if s.val_data:
+        args += ["--val-data", shlex.quote(s.val_data), "--val-num-samples", str(s.samples.get("val", 0))]
+    return " ".join(args)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,14 +2,24 @@
 
 ::
 
-    SHARDS_DIR/{train,val}-PPPP-NNNNN.tar     WebDataset shards (shards.py), split by video
-    SHARDS_DIR/sizes.json                     samples per shard (the build and training read it)
+    SHARDS_DIR/{train,val}-PPPP-NNNNN.tar     captioned (image, caption) pairs: what CLIP trainers read
+    SHARDS_DIR/sizes.json                     pairs per pair shard (open_clip, training and the build read it)
+    SHARDS_DIR/uncaptioned/uncaptioned-{train,val}-PPPP-NNNNN.tar   frames without a caption (the build only)
+    SHARDS_DIR/uncaptioned/sizes.json         frames per uncaptioned shard
     SHARDS_DIR/manifest.csv                   one row per video: split, status, reason, counts
     SHARDS_DIR/shards.csv                     one row per shard
     SHARDS_DIR/transcripts/{uid}.json         every utterance with its scores and whether it was kept
     SHARDS_DIR/_ingest/config.json            the IngestConfig that decides the output (resume checks it)
     SHARDS_DIR/_ingest/source.json            where the videos are (players, exports, benchmarks)
     SHARDS_DIR/_ingest/{videos,staging,packs}/ resumable per-video and per-pack state
+
+Why two shard series: open_clip_train (and a plain ``wds.WebDataset(urls)`` loop) trains on every
+sample that has a ``txt`` member and counts ``sizes.json`` as its epoch, so frames without speech
+must not be in the shards a trainer is pointed at; the store still holds every frame, so the
+build reads both series. Each ``sizes.json`` counts the shards beside it (the WebDataset
+convention open_clip follows: it reads ``sizes.json`` from the folder of the first shard).
+SHARDS_DIRs of egoindex 0.2 (:data:`SHARD_LAYOUT` 1) hold every frame in ``{split}-*.tar``, the
+uncaptioned ones with an empty ``txt``; the build and egoindex's trainer still read them.
 
 Why one owner: ingest writes these files and the build, training, export and benchmarks read them;
 each reader used to spell the paths by hand. Each format's writer sits next to its reader here, so
@@ -34,9 +44,17 @@ from egoindex.core.fsutil import atomic_open, read_json, write_json
 from egoindex.errors import DatasetError
 
 MANIFEST_COLUMNS = ["video_uid", "source", "split", "status", "reason", "duration_s", "frames",
-                    "utterances", "utterances_dropped", "speech_s", "audio_s", "width", "height",
+                    "captioned_frames", "utterances", "utterances_dropped", "speech_s", "audio_s", "width", "height",
                     "native_fps", "warnings", "shards"]
-SHARDS_CSV_COLUMNS = ["shard", "split", "samples", "bytes", "videos"]
+SHARDS_CSV_COLUMNS = ["shard", "split", "captioned", "samples", "bytes", "videos", "path"]
+
+#: Folder (under SHARDS_DIR) and file-name prefix of the uncaptioned-frame shards.
+UNCAPTIONED = "uncaptioned"
+#: The shard layout this egoindex writes: 2 = captioned pairs in ``{split}-*.tar``, uncaptioned
+#: frames in ``uncaptioned/``; 1 = egoindex 0.2 (every frame in ``{split}-*.tar``).
+SHARD_LAYOUT = 2
+#: The key of ``_ingest/config.json`` that records the shard layout (beside the IngestConfig fields).
+SHARD_LAYOUT_KEY = "shard_layout"
 
 
 class ShardsLayout:
@@ -54,9 +72,11 @@ class ShardsLayout:
         self.sizes = self.root / "sizes.json"
         self.manifest = self.root / "manifest.csv"
         self.shards_csv = self.root / "shards.csv"
+        self.uncaptioned = self.root / UNCAPTIONED
+        self.uncaptioned_sizes = self.uncaptioned / "sizes.json"
 
     def make(self) -> None:
-        for d in (self.videos, self.staging, self.packs, self.transcripts):
+        for d in (self.videos, self.staging, self.packs, self.transcripts, self.uncaptioned):
             d.mkdir(parents=True, exist_ok=True)
 
     def record(self, uid: str) -> Path:
@@ -68,8 +88,15 @@ class ShardsLayout:
     def transcript(self, uid: str) -> Path:
         return self.transcripts / f"{uid}.json"
 
-    def pack(self, split: str, part: int, first: int) -> Path:
-        return self.packs / f"{split}-{part:04d}-{first:05d}.json"
+    def pack(self, split: str, part: int, number: int) -> Path:
+        return self.packs / f"{split}-{part:04d}-{number:05d}.json"
+
+    def shard_dir(self, name: str) -> Path:
+        """The folder of the shard called ``name`` (uncaptioned shards live in ``uncaptioned/``)."""
+        return self.uncaptioned if is_uncaptioned_name(name) else self.root
+
+    def shard(self, name: str) -> Path:
+        return self.shard_dir(name) / name
 
 
 Where = str | Path | ShardsLayout
@@ -78,6 +105,30 @@ Where = str | Path | ShardsLayout
 def as_layout(where: Where) -> ShardsLayout:
     """The layout of a SHARDS_DIR given as a path or already as a layout."""
     return where if isinstance(where, ShardsLayout) else ShardsLayout(where)
+
+
+def is_uncaptioned_name(name: str) -> bool:
+    """Whether a shard name is one of the uncaptioned series (``uncaptioned-{split}-...``)."""
+    return name.startswith(UNCAPTIONED + "-")
+
+
+def is_captioned(txt: bytes | None) -> bool:
+    """The one rule for "this frame has a caption" (it goes to a pair shard, trainers read it):
+    a ``txt`` member that is not empty or blank."""
+    return bool(txt and txt.strip())
+
+
+def shard_layout(root: Where) -> int:
+    """Which shard layout a SHARDS_DIR has (:data:`SHARD_LAYOUT`): the one recorded in
+    ``_ingest/config.json``; without it (copied without ``_ingest/``), 2 when
+    ``uncaptioned/sizes.json`` is there (ingest always writes it), else 1 (egoindex 0.2)."""
+    lay = as_layout(root)
+    recorded = read_ingest_config(lay).get(SHARD_LAYOUT_KEY)
+    if recorded is not None:
+        return int(recorded)
+    if has_ingest_config(lay):  # an _ingest/config.json without the key: written by 0.2
+        return 1
+    return SHARD_LAYOUT if lay.uncaptioned_sizes.is_file() or not lay.sizes.is_file() else 1
 
 
 # ----------------------------------------------------------------------------------------------
@@ -111,30 +162,51 @@ def manifest_by_uid(root: Where) -> dict[str, dict[str, str]]:
 
 
 def write_shards_csv(where: Where, shard_rows: Iterable[Mapping[str, Any]]) -> None:
-    """``shards.csv``: one row per shard (name, split, samples, bytes, number of videos) from the
-    shard rows of the pack records (``name``, ``split``, ``count``, ``bytes``, ``videos``)."""
-    with atomic_open(as_layout(where).shards_csv, "w") as f:
+    """``shards.csv``: one row per shard (name, split, captioned 1/0, samples, bytes, number of
+    videos, path under SHARDS_DIR) from the shard rows of the pack records (``name``, ``split``,
+    ``count``, ``bytes``, ``videos``)."""
+    lay = as_layout(where)
+    with atomic_open(lay.shards_csv, "w") as f:
         w = csv.writer(f)
         w.writerow(SHARDS_CSV_COLUMNS)
         for s in shard_rows:
-            w.writerow([s["name"], s["split"], s["count"], s["bytes"], len(s["videos"])])
+            name = s["name"]
+            w.writerow([name, s["split"], int(not is_uncaptioned_name(name)), s["count"], s["bytes"],
+                        len(s["videos"]), lay.shard(name).relative_to(lay.root).as_posix()])
 
 
 def write_sizes(where: Where, sizes: Mapping[str, int]) -> None:
-    """``sizes.json``: samples per shard name (the file open_clip and the build read)."""
-    write_json(as_layout(where).sizes, {str(k): int(v) for k, v in sizes.items()})
+    """Both ``sizes.json`` files from samples per shard name: the pair shards' counts (pairs) in
+    ``SHARDS_DIR/sizes.json``, the uncaptioned shards' in ``uncaptioned/sizes.json``. The
+    uncaptioned file is written first: the root file is what marks a finished ingest."""
+    lay = as_layout(where)
+    counts = {str(k): int(v) for k, v in sizes.items()}
+    lay.uncaptioned.mkdir(parents=True, exist_ok=True)
+    write_json(lay.uncaptioned_sizes, {k: v for k, v in counts.items() if is_uncaptioned_name(k)})
+    write_json(lay.sizes, {k: v for k, v in counts.items() if not is_uncaptioned_name(k)})
 
 
 def has_sizes(root: Where) -> bool:
     return as_layout(root).sizes.is_file()
 
 
-def read_sizes(root: Where) -> dict[str, int]:
-    """Samples per shard name, from ``sizes.json``."""
+def read_pair_sizes(root: Where) -> dict[str, int]:
+    """Samples per pair shard, from ``SHARDS_DIR/sizes.json`` (what open_clip reads). In a 0.2
+    SHARDS_DIR (:func:`shard_layout` 1) these shards also hold the uncaptioned frames."""
     path = as_layout(root).sizes
     if not path.is_file():
         raise DatasetError(f"{root} has no sizes.json: run `egoindex ingest` first (or let it finish)")
     return {str(k): int(v) for k, v in read_json(path).items()}
+
+
+def read_sizes(root: Where) -> dict[str, int]:
+    """Samples per shard name over every shard the build reads: the pair shards and the
+    uncaptioned ones (names are unique across the two series)."""
+    sizes = read_pair_sizes(root)
+    path = as_layout(root).uncaptioned_sizes
+    if path.is_file():
+        sizes.update({str(k): int(v) for k, v in read_json(path).items()})
+    return sizes
 
 
 # ----------------------------------------------------------------------------------------------
@@ -183,13 +255,13 @@ def read_video_record(root: Where, uid: str) -> dict[str, Any] | None:
     return dict(read_json(path)) if path.is_file() else None
 
 
-def write_pack_record(where: Where, split: str, part: int, first: int, videos: Iterable[str],
+def write_pack_record(where: Where, split: str, part: int, number: int, videos: Iterable[str],
                       shard_rows: list[dict[str, Any]]) -> None:
-    """Which ``videos`` one pack put into which shards (``shard_rows``: ``name``, ``index``,
-    ``split``, ``count``, ``bytes``, ``videos``); written after the shards, so it names only
-    complete ones."""
-    write_json(as_layout(where).pack(split, part, first),
-               {"split": split, "part": part, "first": first, "videos": sorted(videos), "shards": shard_rows})
+    """Which ``videos`` the ``number``-th pack of a split and part put into which shards
+    (``shard_rows``: ``name``, ``index``, ``split``, ``count``, ``bytes``, ``videos``, pair and
+    uncaptioned shards); written after the shards, so it names only complete ones."""
+    write_json(as_layout(where).pack(split, part, number),
+               {"split": split, "part": part, "number": number, "videos": sorted(videos), "shards": shard_rows})
 
 
 def read_pack_records(root: Where, split: str | None = None) -> list[dict[str, Any]]:

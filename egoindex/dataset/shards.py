@@ -1,4 +1,9 @@
-"""Writing and reading WebDataset tar shards.
+"""Writing and reading WebDataset tar shards, and their names.
+
+Two series (the layout is :mod:`egoindex.dataset.layout`'s): pair shards
+``{split}-{part:04d}-{n:05d}.tar`` in SHARDS_DIR (every sample has a caption: what a CLIP trainer
+is pointed at, :func:`list_pair_shards`) and ``uncaptioned/uncaptioned-{split}-...`` (frames
+without one, which only the build reads). :func:`list_shards` lists both: every frame.
 
 Shards are byte-for-byte reproducible (fixed mtime, owner and mode in every tar header), so a
 resumed ingest can be checked against an uninterrupted one by hashing files, and re-writing a
@@ -19,12 +24,18 @@ from pathlib import Path
 import webdataset as wds
 
 from egoindex.core.fsutil import tmp_name
+from egoindex.dataset.layout import UNCAPTIONED, Where, as_layout
+from egoindex.errors import DatasetError
 
-SHARD_RE = re.compile(r"^(?P<split>train|val)-(?P<part>\d{4})-(?P<index>\d{5})\.tar$")
+#: A shard name of either series; ``uncaptioned`` is set for the uncaptioned one.
+SHARD_RE = re.compile(rf"^(?P<uncaptioned>{UNCAPTIONED}-)?(?P<split>train|val)-(?P<part>\d{{4}})-(?P<index>\d{{5}})\.tar$")
 
 
-def shard_name(split: str, part: int, index: int) -> str:
-    return f"{split}-{part:04d}-{index:05d}.tar"
+def shard_name(split: str, part: int, index: int, *, captioned: bool = True) -> str:
+    """The name of a rank's/part's ``index``-th shard of a split: ``train-0003-00012.tar`` (pairs)
+    or ``uncaptioned-train-0003-00012.tar``. Parts number their shards independently, so array
+    tasks never write the same name."""
+    return f"{'' if captioned else UNCAPTIONED + '-'}{split}-{part:04d}-{index:05d}.tar"
 
 
 class ShardWriter:
@@ -104,14 +115,47 @@ class TarReaders:
         self._open.clear()
 
 
-def list_shards(directory: Path, split: str | None = None) -> list[Path]:
-    """Published shards (hidden temporaries are never listed), sorted by name."""
+def _published(directory: Path, split: str | None, uncaptioned: bool) -> list[Path]:
     out = []
     for p in sorted(Path(directory).glob("*.tar")):
         m = SHARD_RE.match(p.name)
-        if m and (split is None or m["split"] == split):
+        if m and bool(m["uncaptioned"]) == uncaptioned and (split is None or m["split"] == split):
             out.append(p)
     return out
+
+
+def list_pair_shards(root: Where, split: str | None = None) -> list[Path]:
+    """The published pair shards ``{split}-*.tar`` of SHARDS_DIR, sorted by name: what a CLIP
+    trainer reads (in a 0.2 SHARDS_DIR they also hold frames with an empty caption)."""
+    return _published(as_layout(root).root, split, False)
+
+
+def list_shards(root: Where, split: str | None = None) -> list[Path]:
+    """Every published shard of SHARDS_DIR, so every frame: the pair shards, then the
+    uncaptioned ones (``uncaptioned/``), each series sorted by name. Hidden temporaries are
+    never listed. This order is the build's commit order."""
+    lay = as_layout(root)
+    return _published(lay.root, split, False) + _published(lay.uncaptioned, split, True)
+
+
+def train_data_pattern(paths: list[Path]) -> str:
+    """The ``--train-data`` value for open_clip_train naming exactly ``paths`` (pair shards):
+    one brace range per folder and part, ``::``-joined (open_clip and webdataset expand both),
+    e.g. ``S/train-0000-{00000..00004}.tar::S/train-0001-{00000..00003}.tar``. The indexes of a
+    part are consecutive (ingest numbers them so); a gap starts a new range."""
+    groups: list[tuple[str, list[int]]] = []  # (prefix, consecutive indexes)
+    for p in sorted(paths, key=lambda q: (str(q.parent), q.name)):
+        m = SHARD_RE.match(p.name)
+        if m is None:
+            raise DatasetError(f"not a shard name: {p.name}")
+        prefix = str(p.parent / p.name[: m.start("index")])
+        idx = int(m["index"])
+        if groups and groups[-1][0] == prefix and groups[-1][1][-1] == idx - 1:
+            groups[-1][1].append(idx)
+        else:
+            groups.append((prefix, [idx]))
+    return "::".join(f"{pre}{ix[0]:05d}.tar" if len(ix) == 1 else f"{pre}{{{ix[0]:05d}..{ix[-1]:05d}}}.tar"
+                     for pre, ix in groups)
 
 
 def read_shard(path: Path) -> Iterator[tuple[str, dict[str, bytes]] | tuple[None, str]]:

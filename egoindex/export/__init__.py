@@ -20,4 +20,7 @@ The modules, in the order the data flows through them:
   (:mod:`~egoindex.export.feature_files`: the ``.pt`` files both read);
 * :mod:`~egoindex.export.run` -- the two exports (``egoindex export nlq|mq``) joining the above;
 * :mod:`~egoindex.export.demo_annotations` -- Ego4D-format annotation files for the demo corpus.
+* :mod:`~egoindex.export.embeddings` -- a store's vectors as clip-retrieval's embeddings folder
+  (:mod:`~egoindex.export.clip_retrieval`) and a TensorBoard projector folder
+  (:mod:`~egoindex.export.projector`): ``egoindex export embeddings``.
 """

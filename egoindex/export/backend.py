@@ -14,12 +14,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from egoindex.core.fsutil import sha256_file
 from egoindex.dataset.layout import read_ingest_config
 from egoindex.errors import ExportError, ModelError, StoreError
 from egoindex.media.discover import find_videos
 from egoindex.model.embed import Embedder
 from egoindex.model.openclip import load_model
+from egoindex.model.sources import CONFIG_FILE, HF_HUB_PREFIX, checkpoint_sha256
 from egoindex.store.layout import META_FILE
 from egoindex.store.store import Store
 
@@ -67,7 +67,8 @@ class Backend:
         self.store: Store | None = None
         self.checkpoint: Path | None = None
         self.model = model
-        if src.is_dir():
+        hub = str(model_source).startswith(HF_HUB_PREFIX) or (src / CONFIG_FILE).is_file()  # a model folder
+        if src.is_dir() and not hub:
             if not (src / META_FILE).is_file():
                 raise ExportError(f"{src} is neither an egoindex store (no {META_FILE}) nor a checkpoint file")
             try:
@@ -75,7 +76,7 @@ class Backend:
                 self.store.check_checkpoint(model=model)
             except StoreError as e:
                 raise ExportError(str(e)) from e
-        elif src.is_file():
+        elif src.is_file() or hub:
             if self.videos_dir is None:
                 raise ExportError("exporting from a checkpoint needs the raw videos: pass --videos DIR")
             self.checkpoint = src
@@ -116,7 +117,7 @@ class Backend:
                     "checkpoint": self.store.meta.checkpoint or None, "checkpoint_sha256": self.store.checkpoint_sha256,
                     "videos_dir": str(self.videos_dir or self.store.meta.videos_root or "")}
         return {"store": None, "model": self.embedder.loaded.name, "checkpoint": str(self.checkpoint),
-                "checkpoint_sha256": sha256_file(self.checkpoint), "videos_dir": str(self.videos_dir)}  # type: ignore[arg-type]
+                "checkpoint_sha256": checkpoint_sha256(self.checkpoint), "videos_dir": str(self.videos_dir)}  # type: ignore[arg-type]
 
 
 def resolve_videos(wanted: Iterable[str], catalog: Mapping[str, VideoRef]) -> tuple[dict[str, VideoRef], list[str]]:

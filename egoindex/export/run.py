@@ -77,7 +77,8 @@ def export_nlq(
     With annotation files (``nlq_train.json`` ...; the split is read from the file name), every
     annotated clip gets ``{clip_uid}.pt``: the rows of its video's grid that VSLNet's preparation
     keeps (:func:`~egoindex.export.windows.vslnet_clip_slice`, cut to the video), the split JSONs
-    carry ``fps = rate`` and ``num_frames`` = the clip's rows, and every non-empty query text is
+    carry ``fps = rate`` and the official ``num_frames`` (train/val/test always; ``{}`` for a split
+    without a file; :mod:`~egoindex.export.vslnet`), and every non-empty query text is
     embedded with the model's text tower (``text/sentence.{npy,pt}``, keyed by the query text as
     written in the annotations).  Without annotations every video gets ``{video_uid}.pt``.
     Writes ``export_summary.json`` (settings, per-video source and reason) and returns it.

@@ -21,10 +21,18 @@ VSLNet (``NLQ/VSLNet``)
   ``get_nearest_frame(t, f) = f(int(t * fps))`` (truncation first, so the ceil is a no-op --
   reproduced), ``query_idx`` the position in the annotation's ``language_queries`` (queries with
   an empty ``query`` are skipped but still count), and ``annotation_uids`` the owning
-  annotation.  We write ``fps`` = our feature rate and ``num_frames`` = the clip's feature rows,
-  because ``data_gen.py`` computes ``duration = num_frames / fps`` and feeds it with the
-  ``feature_shapes.json`` row count to ``time_to_index``: with both set from the features the
-  seconds -> row mapping is exact whatever rate was used.
+  annotation.  We write ``fps`` = our feature rate and ``num_frames`` exactly as the original:
+  ``get_nearest_frame(video_end_sec - video_start_sec, ceil)`` = ``int(clip_duration * fps)``,
+  *not* the clip's feature rows.  The two differ (a 34.6 s clip from 10.2 s: 64 vs the 66 rows
+  ``feature[19 : 84 + 1]`` keeps), and ``data_gen.py`` computes ``duration = num_frames / fps``
+  and feeds it with the ``feature_shapes.json`` row count to ``time_to_index``, so VSLNet's
+  seconds -> row map is slightly stretched on official features too; we reproduce it so that
+  VSLNet trained or evaluated on an egoindex export sees the same arithmetic as on Ego4D's.
+* ``utils/data_gen.py`` ``EpisodicNLQProcessor.convert`` opens ``train.json``, ``val.json`` and
+  ``test.json`` unconditionally, so :func:`write_vslnet` always writes all three when
+  annotations are given, a split without an annotation file as ``{}`` (VSLNet reads an empty
+  split as no queries; an empty val split leaves ``val_set = None``, and ``main.py --mode train``
+  evaluates on val, so training needs a val file; an empty test split only matters to ``--mode test``).
 * EgoVLP (``showlab/EgoVLP``, ``run/test_nlq.py``) saves query-sentence features as
   ``np.save("sentence.npy", {raw_text: [1, D] tensor})``.  We write the same dict with float32
   numpy values (a pickled object array -- ``np.save(..., allow_pickle=True)``; it is our own
@@ -37,7 +45,7 @@ Layout written by :func:`write_vslnet` (copy/link the folders to VSLNet's
 
     out_dir/features/{clip_uid}.pt          float32 [N, D]
     out_dir/features/feature_shapes.json    {clip_uid: N}
-    out_dir/dataset/{split}.json            per-split dataset JSON (when annotations are given)
+    out_dir/dataset/{split}.json            per-split dataset JSON; train/val/test always (when annotations are given)
     out_dir/text/sentence.npy, sentence.pt  query text -> [1, D] (when query features are given)
 """
 
@@ -69,9 +77,11 @@ __all__ = [
     "DATASET_DIR",
     "TEXT_DIR",
     "SHAPES_FILE",
+    "VSLNET_SPLITS",
     "QUERY_NPY",
     "QUERY_PT",
     "process_question",
+    "vslnet_num_frames",
     "vslnet_dataset_split",
     "write_vslnet",
 ]
@@ -81,6 +91,8 @@ TEXT_DIR = "text"
 SHAPES_FILE = "feature_shapes.json"
 QUERY_NPY = "sentence.npy"
 QUERY_PT = "sentence.pt"
+#: The dataset files VSLNet's ``EpisodicNLQProcessor.convert`` opens, every one of them, every run.
+VSLNET_SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
 def process_question(question: str) -> str:
@@ -88,28 +100,36 @@ def process_question(question: str) -> str:
     return question.strip(" ").strip("?").lower() + "?"
 
 
-def vslnet_dataset_split(
-    nlq: Mapping[str, Any], rate: float, num_features: Mapping[str, int], test_split: bool = False
-) -> dict[str, dict[str, Any]]:
+def _nearest(t: float, rate: float, round_fn: Any) -> int:
+    """``get_nearest_frame`` of ``prepare_ego4d_dataset.py`` at ``rate``: truncation first, as the original."""
+    return int(round_fn(int(t * rate)))
+
+
+def vslnet_num_frames(video_start_sec: float, video_end_sec: float, rate: float = FEATURE_RATE) -> int:
+    """``num_frames`` as ``prepare_ego4d_dataset.py`` writes it: ``get_nearest_frame(clip_duration,
+    ceil)`` = ``int((video_end_sec - video_start_sec) * rate)``; not the clip's feature rows (see
+    the module docstring for why both are kept as the original has them)."""
+    return _nearest(float(video_end_sec) - float(video_start_sec), rate, math.ceil)
+
+
+def vslnet_dataset_split(nlq: Mapping[str, Any], rate: float, test_split: bool = False) -> dict[str, dict[str, Any]]:
     """One split's VSLNet dataset JSON (``reformat_data`` of ``prepare_ego4d_dataset.py``).
 
     Same keys, order and arithmetic as the original, with ``fps = rate`` and ``num_frames`` =
-    the clip's feature rows from ``num_features`` (clips missing there fall back to the
-    original's ``int(clip_duration * rate)``).  ``test_split`` writes ``[0.0, 0.0]`` times as the
-    original does for the unannotated test file.
+    :func:`vslnet_num_frames`.  ``test_split`` writes ``[0.0, 0.0]`` times as the original does
+    for the unannotated test file.
     """
 
     def nearest(t: float, round_fn: Any) -> int:
-        return int(round_fn(int(t * rate)))  # get_nearest_frame, truncation first as in the original
+        return _nearest(t, rate, round_fn)
 
     out: dict[str, dict[str, Any]] = {}
     for video in nlq["videos"]:
         for clip in video["clips"]:
             uid = clip["clip_uid"]
-            duration = float(clip["video_end_sec"]) - float(clip["video_start_sec"])
             entry = {
                 "fps": rate,
-                "num_frames": int(num_features[uid]) if uid in num_features else nearest(duration, math.ceil),
+                "num_frames": vslnet_num_frames(clip["video_start_sec"], clip["video_end_sec"], rate),
                 "timestamps": [],
                 "exact_times": [],
                 "sentences": [],
@@ -163,7 +183,9 @@ def write_vslnet(
     ``{clip_uid}.pt`` each, with ``feature_shapes.json``.  ``rate``: features per second of
     those rows (1.875 on the official grid).  ``annotations``: loaded NLQ files, one per split,
     named by ``split_names`` (default ``train, val, test`` in order); a split named ``test`` gets
-    the original's placeholder times.  ``query_features``: query text -> [D] or [1, D].
+    the original's placeholder times.  With annotations, each of :data:`VSLNET_SPLITS` without a
+    file is written as an empty split ``{}`` (VSLNet opens all three) and listed in the summary's
+    ``empty_splits``.  ``query_features``: query text -> [D] or [1, D].
 
     With ``strict`` an annotated clip without features is an error (VSLNet would silently drop
     its queries); otherwise it is listed in the summary.  Every file is written atomically
@@ -180,6 +202,7 @@ def write_vslnet(
 
     split_jsons: dict[str, dict[str, Any]] = {}
     missing: dict[str, list[str]] = {}
+    empty: list[str] = []
     if annotations is not None:
         names = list(split_names) if split_names is not None else list(NLQ_SPLITS[: len(annotations)])
         if len(names) != len(annotations):
@@ -191,7 +214,7 @@ def write_vslnet(
                 raise ExportError(f"split name {name!r} must be a plain file stem")
             test = name == "test"
             validate_nlq_annotations(nlq, require_times=not test, source=f"annotations[{name}]")
-            data = vslnet_dataset_split(nlq, rate, shapes, test_split=test)
+            data = vslnet_dataset_split(nlq, rate, test_split=test)
             lacking = sorted(uid for uid in data if uid not in shapes)
             if lacking:
                 if strict:
@@ -201,6 +224,9 @@ def write_vslnet(
                     )
                 missing[name] = lacking
             split_jsons[name] = data
+        empty = [n for n in VSLNET_SPLITS if n not in split_jsons]
+        for name in empty:
+            split_jsons[name] = {}  # VSLNet's convert() opens all three files
 
     text: dict[str, np.ndarray] | None = None
     if query_features is not None:
@@ -226,6 +252,7 @@ def write_vslnet(
         "dataset": {},
         "text": None,
         "missing_features": missing,
+        "empty_splits": empty,
         "extra_pt_files": extra_pt_files(feat_dir, list(shapes)),
     }
     for name, data in split_jsons.items():

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
-from egoindex.dataset.layout import ShardsLayout, has_ingest_config, read_ingest_config, write_ingest_config
+from egoindex.dataset.layout import (SHARD_LAYOUT, SHARD_LAYOUT_KEY, ShardsLayout, has_ingest_config,
+                                     read_ingest_config, write_ingest_config)
 from egoindex.errors import IngestError
 from egoindex.ingest.pairing import DEFAULT_MAX_GAP
 from egoindex.media.speech import BUNDLED, Thresholds
@@ -85,10 +86,19 @@ def resolve_parts(num_parts: int | None, part_index: int | None) -> tuple[int, i
 
 
 def check_config(layout: ShardsLayout, cfg: IngestConfig) -> None:
-    """Refuse to mix outputs of different settings in one folder; first run writes the config."""
+    """Refuse to mix outputs of different settings, or of another shard layout (a SHARDS_DIR of
+    egoindex 0.2 keeps uncaptioned frames in its pair shards), in one folder; the first run
+    writes the config with the shard layout beside it."""
     want = asdict(cfg)
     if has_ingest_config(layout):
         have = read_ingest_config(layout)
+        if have.get(SHARD_LAYOUT_KEY) != SHARD_LAYOUT:
+            raise IngestError(
+                f"{layout.root} was written by egoindex 0.2 (shard layout {have.get(SHARD_LAYOUT_KEY, 1)}: frames "
+                "without a caption inside the train/val shards, which open_clip_train would train on). egoindex "
+                "build and train still read it as it is; to add videos or to get shards for open_clip_train, "
+                "ingest into a new SHARDS_DIR."
+            )
         diff = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
         if diff:
             lines = ", ".join(f"{k}: was {a!r}, now {b!r}" for k, (a, b) in diff.items())
@@ -97,4 +107,4 @@ def check_config(layout: ShardsLayout, cfg: IngestConfig) -> None:
                 "settings to resume, or choose a new SHARDS_DIR."
             )
     else:
-        write_ingest_config(layout, want)
+        write_ingest_config(layout, {**want, SHARD_LAYOUT_KEY: SHARD_LAYOUT})

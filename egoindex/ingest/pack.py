@@ -1,11 +1,12 @@
-"""Ingest stage 2: staged per-video tars -> ``{split}-{part}-{n}.tar`` shards, then the summaries.
+"""Ingest stage 2: staged per-video tars -> pair shards ``{split}-{part}-{n}.tar`` (captioned
+frames) and ``uncaptioned/uncaptioned-{split}-{part}-{n}.tar`` (the rest), then the summaries.
 
 :func:`pack_split` interleaves the videos of one split and part (consecutive frames of one video
 share a caption, and would be false negatives for each other in a contrastive batch). The layout
 is a pure function of the set of finished videos, so a pack that was killed half-way is simply
 redone identically; its pack record (``_ingest/packs/*.json``) is written last and names only
-complete shards. :func:`finalize` publishes ``sizes.json``, ``shards.csv`` and ``manifest.csv``
-from the records, whichever part finishes last.
+complete shards. :func:`finalize` publishes both ``sizes.json`` files, ``shards.csv`` and
+``manifest.csv`` from the records, whichever part finishes last.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import numpy as np
 
 from egoindex.core import failpoints
 from egoindex.core.fsutil import remove_stale_tmp
-from egoindex.dataset.layout import (ShardsLayout, read_pack_records, read_video_record, write_manifest,
-                                     write_pack_record, write_shards_csv, write_sizes)
-from egoindex.dataset.shards import SHARD_RE, ShardWriter, TarReaders, index_tar, shard_name
+from egoindex.dataset.layout import (ShardsLayout, is_captioned, is_uncaptioned_name, read_pack_records,
+                                     read_video_record, write_manifest, write_pack_record, write_shards_csv,
+                                     write_sizes)
+from egoindex.dataset.shards import SHARD_RE, MemberRef, ShardWriter, TarReaders, index_tar, shard_name
 from egoindex.media.discover import VideoFile
 
 
@@ -39,18 +41,26 @@ def pack_split(layout: ShardsLayout, split: str, part: int, uids: list[str], sha
     Videos are cut into pieces of ``shard_size // 4`` samples, pieces are ordered round-robin over
     videos, gathered into blocks of at least ``4 * shard_size`` samples and shuffled within each
     block (seeded by split, part and position), so every shard mixes many videos while reads stay
-    local. Deterministic: the same ``uids`` always give the same bytes.
+    local. That order is then dealt into two series (:func:`is_captioned`): captioned samples to
+    the pair shards ``{split}-{part}-{n}.tar`` (what CLIP trainers read), the others, without
+    their empty ``txt`` member, to ``uncaptioned/uncaptioned-{split}-{part}-{n}.tar`` (only the
+    build reads them); each series numbers its shards on from this part's earlier packs.
+    Deterministic: the same ``uids`` always give the same bytes.
     """
     if not uids:
         return []
     prior = [r for r in read_pack_records(layout, split) if r["split"] == split and r["part"] == part]
-    first = max((s["index"] for r in prior for s in r["shards"]), default=-1) + 1
+    number = max((int(r.get("number", -1)) for r in prior), default=-1) + 1
+    first = {cap: max((s["index"] for r in prior for s in r["shards"] if is_uncaptioned_name(s["name"]) != cap),
+                      default=-1) + 1 for cap in (True, False)}
     # Shards of this part at or beyond `first` were left by a killed pack: not referenced, remove.
-    for p in layout.root.glob(f"{split}-{part:04d}-*.tar"):
-        m = SHARD_RE.match(p.name)
-        if m and int(m["index"]) >= first:
-            p.unlink()
-    remove_stale_tmp(layout.root, f"{split}-{part:04d}-")
+    for cap in (True, False):
+        folder, stem = layout.shard_dir(shard_name(split, part, 0, captioned=cap)), _stem(split, part, cap)
+        for p in folder.glob(f"{stem}*.tar"):
+            m = SHARD_RE.match(p.name)
+            if m and int(m["index"]) >= first[cap]:
+                p.unlink()
+        remove_stale_tmp(folder, stem)
 
     piece = max(1, shard_size // 4)
     indexes = {u: index_tar(layout.staged(u)) for u in sorted(uids)}
@@ -64,21 +74,48 @@ def pack_split(layout: ShardsLayout, split: str, part: int, uids: list[str], sha
     for bno, (_, u, lo, hi) in enumerate(pieces):
         block.extend((u, j) for j in range(lo, hi))
         if len(block) >= 4 * shard_size or bno == len(pieces) - 1:
-            perm = np.random.default_rng(_seed(split, part, first, len(order))).permutation(len(block))
+            perm = np.random.default_rng(_seed(split, part, number, len(order))).permutation(len(block))
             order.extend(block[i] for i in perm)
             block = []
 
-    rows: list[dict[str, Any]] = []
     readers = TarReaders()
+    try:
+        series: dict[bool, list[tuple[str, int]]] = {True: [], False: []}
+        for u, j in order:
+            txt = indexes[u][j][1].get("txt")
+            series[is_captioned(readers.read(layout.staged(u), txt) if txt else None)].append((u, j))
+        rows: list[dict[str, Any]] = []
+        for cap in (True, False):
+            rows += _write_series(layout, split, part, first[cap], cap, series[cap], indexes, readers, shard_size)
+    finally:
+        readers.close()
+    write_pack_record(layout, split, part, number, uids, rows)
+    return rows
+
+
+def _stem(split: str, part: int, captioned: bool) -> str:
+    """The name of a part's shards of one series up to their index: ``train-0000-``."""
+    name = shard_name(split, part, 0, captioned=captioned)
+    return name[: SHARD_RE.match(name).start("index")]  # type: ignore[union-attr]
+
+
+def _write_series(layout: ShardsLayout, split: str, part: int, first: int, captioned: bool,
+                  order: list[tuple[str, int]], indexes: dict[str, list[tuple[str, dict[str, MemberRef]]]],
+                  readers: TarReaders, shard_size: int) -> list[dict[str, Any]]:
+    """Write ``order`` (samples as (uid, position in its staged tar)) into shards of one series,
+    ``shard_size`` each, numbered from ``first``; each is published whole (``shard-done``)."""
+    rows: list[dict[str, Any]] = []
     writer: ShardWriter | None = None
     vids: set[str] = set()
     try:
         for pos, (u, j) in enumerate(order):
             if writer is None:
-                writer = ShardWriter(layout.root / shard_name(split, part, first + len(rows)))
+                layout.uncaptioned.mkdir(parents=True, exist_ok=True)
+                writer = ShardWriter(layout.shard(shard_name(split, part, first + len(rows), captioned=captioned)))
                 vids = set()
             key, refs = indexes[u][j]
-            writer.write(key, {ext: readers.read(layout.staged(u), ref) for ext, ref in refs.items()})
+            writer.write(key, {ext: readers.read(layout.staged(u), ref) for ext, ref in refs.items()
+                               if captioned or ext != "txt"})
             vids.add(u)
             if writer.count == shard_size or pos == len(order) - 1:
                 count = writer.count
@@ -91,9 +128,6 @@ def pack_split(layout: ShardsLayout, split: str, part: int, uids: list[str], sha
         if writer is not None:
             writer.abort()
         raise
-    finally:
-        readers.close()
-    write_pack_record(layout, split, part, first, uids, rows)
     return rows
 
 

@@ -8,13 +8,16 @@ exactly the shards of an uninterrupted run:
    utterance, and write the video's samples to ``_ingest/staging/{uid}.tar`` and its record to
    ``_ingest/videos/{uid}.json`` (both atomic). A video with a record is finished and is not
    redone on a rerun, unless its file changed (size or mtime) or ``--retry-failed`` asks.
-2. Per part, once its videos are finished (:mod:`egoindex.ingest.pack`): pack the staged samples
-   into ``{split}-{part}-{n}.tar`` shards, interleaving videos; ``_ingest/packs/*.json`` records
-   which videos went into which shards.
+2. Per part, once its videos are finished (:mod:`egoindex.ingest.pack`): pack the staged samples,
+   interleaving videos, into pair shards ``{split}-{part}-{n}.tar`` (captioned frames only: what
+   open_clip_train is pointed at) and ``uncaptioned/uncaptioned-{split}-{part}-{n}.tar`` (the
+   frames without a caption, which only the build reads); ``_ingest/packs/*.json`` records which
+   videos went into which shards.
 
-Finally ``sizes.json`` (what open_clip reads), ``manifest.csv`` (one row per video) and
-``shards.csv`` are regenerated from the records, by whichever part finishes last. The files and
-their formats are owned by :mod:`egoindex.dataset.layout`; what decides the output is
+Finally both ``sizes.json`` files (the root one counts pairs: what open_clip reads),
+``manifest.csv`` (one row per video) and ``shards.csv`` are regenerated from the records, by
+whichever part finishes last; the summary carries the ``--train-data`` pattern for
+open_clip_train. The files and their formats are owned by :mod:`egoindex.dataset.layout`; what decides the output is
 :class:`IngestConfig` (checked on rerun), how to run it is :class:`RunOptions`.
 """
 
@@ -32,7 +35,7 @@ from egoindex.core.fsutil import remove_stale_tmp
 from egoindex.core.progress import progress_bar
 from egoindex.core.resources import available_cpus
 from egoindex.dataset.layout import ShardsLayout, read_sizes, read_video_record, write_source
-from egoindex.dataset.shards import SHARD_RE
+from egoindex.dataset.shards import SHARD_RE, list_pair_shards, train_data_pattern
 from egoindex.errors import IngestError
 from egoindex.ingest.config import SPLITS, IngestConfig, RunOptions, check_config, resolve_parts
 from egoindex.ingest.pack import finalize, pack_split, packed_uids
@@ -54,8 +57,15 @@ class IngestSummary:
     processed_now: int
     reused: int
     status_counts: dict[str, int] = field(default_factory=dict)
-    samples: dict[str, int] = field(default_factory=dict)
-    shards: dict[str, int] = field(default_factory=dict)
+    samples: dict[str, int] = field(default_factory=dict)  # captioned pairs per split
+    shards: dict[str, int] = field(default_factory=dict)  # pair shards per split
+    uncaptioned: dict[str, int] = field(default_factory=dict)  # frames without a caption per split
+    uncaptioned_shards: dict[str, int] = field(default_factory=dict)
+    #: open_clip_train's ``--train-data`` / ``--val-data`` for the published pair shards ("" if none)
+    train_data: str = ""
+    val_data: str = ""
+    #: False while videos of other parts are unfinished: the patterns cover the shards so far
+    complete: bool = True
     speech_hours: float = 0.0
     audio_hours: float = 0.0
     elapsed_s: float = 0.0
@@ -174,10 +184,23 @@ def run(videos_dir: Path, out_dir: Path, cfg: IngestConfig = IngestConfig(),
         summary.status_counts[r["status"]] = summary.status_counts.get(r["status"], 0) + 1
         summary.speech_hours += (r.get("speech_s") or 0) / 3600
         summary.audio_hours += (r.get("audio_s") or 0) / 3600
-    for name, n in read_sizes(layout).items():
-        s = SHARD_RE.match(name)["split"]  # type: ignore[index]
-        summary.samples[s] = summary.samples.get(s, 0) + n
-        summary.shards[s] = summary.shards.get(s, 0) + 1
+    sizes = read_sizes(layout)
+    for name, n in sizes.items():
+        m = SHARD_RE.match(name)
+        if m is None:
+            continue
+        samples, shards = (summary.uncaptioned, summary.uncaptioned_shards) if m["uncaptioned"] else \
+            (summary.samples, summary.shards)
+        samples[m["split"]] = samples.get(m["split"], 0) + n
+        shards[m["split"]] = shards.get(m["split"], 0) + 1
+    patterns = {}
+    for split in SPLITS:
+        paths = [p.resolve() for p in list_pair_shards(layout, split) if p.name in sizes]
+        patterns[split] = train_data_pattern(paths) if paths else ""
+    summary.train_data, summary.val_data = patterns["train"], patterns["val"]
+    packed = packed_uids(layout)
+    summary.complete = all(r is not None and (r["status"] != "ok" or v.video_uid in packed)
+                           for v in videos for r in [read_video_record(layout, v.video_uid)])
     summary.elapsed_s = round(time.perf_counter() - t0, 2)
     return summary
 

@@ -5,8 +5,9 @@ order) and ``transcripts/{uid}.json``, and returns the video's record; the calle
 record, whose presence marks the video finished. A video that cannot be used is a record with
 status ``skipped`` (nothing to keep: no audio, no frames, a non-UTF-8 name, truncated) or
 ``failed`` (a broken file), with a reason a person can act on, never an exception that stops the
-corpus. Each sample is three members: ``jpg``, ``txt`` (the caption, empty without speech) and
-``json`` (:func:`sample_json`).
+corpus. Each staged sample is three members: ``jpg``, ``txt`` (the caption, empty without speech)
+and ``json`` (:func:`sample_json`); packing sends captioned samples to the pair shards and the
+others, without ``txt``, to the uncaptioned shards (:mod:`egoindex.ingest.pack`).
 
 :func:`init_worker` / :func:`run_in_worker` run the same in a ``spawn`` process pool, one
 Whisper model per worker, reporting progress through a queue.
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from egoindex.core import failpoints
-from egoindex.dataset.layout import ShardsLayout, write_transcript, write_video_record
+from egoindex.dataset.layout import ShardsLayout, is_captioned, write_transcript, write_video_record
 from egoindex.dataset.shards import ShardWriter
 from egoindex.errors import VideoError
 from egoindex.ingest.config import IngestConfig
@@ -120,12 +121,13 @@ def process_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout
     def flush() -> None:
         nonlocal frames, captioned
         for frame, pair in zip(pending, pair_frames([p.t for p in pending], utts, cfg.max_gap)):
+            txt = (pair.utterance.text if pair else "").encode("utf-8")
             writer.write(f"{v.video_uid}_{frame.index:06d}", {
                 "jpg": frame.jpeg,
-                "txt": (pair.utterance.text if pair else "").encode("utf-8"),
+                "txt": txt,
                 "json": json.dumps(sample_json(v, split, frame, pair), ensure_ascii=False).encode("utf-8"),
             })
-            captioned += pair is not None
+            captioned += is_captioned(txt)  # the rule that sends it to a pair shard
         frames += len(pending)
         report("frames", len(pending))
         pending.clear()

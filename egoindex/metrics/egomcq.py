@@ -10,6 +10,13 @@ row: ``video_uid``, ``clip_start``, ``clip_end``, ``clip_text``, extra keys allo
 (object keyed "0".."4", five clip rows), ``answer`` (int index into choices) and ``types``
 (1 = inter-video, 2 = intra-video). Extra keys are preserved on load and written back unchanged.
 
+EgoVLP compatibility: EgoVLP's loader (``data_loader/EgoClip_EgoMCQ_dataset.py``) reads, for the
+query and every choice, ``clip_text`` and the EgoClip tag strings ``tag_verb`` / ``tag_noun``
+(``eval``-ed to index lists and turned into multi-hot vectors of :data:`EGOCLIP_VERB_DIM` /
+:data:`EGOCLIP_NOUN_DIM`), and for every choice ``video_uid``, ``clip_start``, ``clip_end``. A
+generated file therefore carries every EgoClip row field (:data:`EGOCLIP_FIELDS`), with tags as
+EgoClip writes them: a string such as ``"[93]"`` or ``"[192, 115, 12]"``.
+
 Scoring: the query text's vector against the five candidate clips' vectors; the prediction is the
 argmax cosine and an item is correct when it equals ``answer``. Accuracy is reported in percent
 for inter and intra separately (they differ a lot: ~90 vs ~60 for published models).
@@ -19,7 +26,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+import unicodedata
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -27,16 +36,27 @@ import numpy as np
 
 from egoindex.core.fsutil import atomic_open
 from egoindex.errors import AnnotationError
+from egoindex.metrics.mir import content_word_list
 
 __all__ = [
     "DEFAULT_MIN_GAP_S",
+    "EGOCLIP_FIELDS",
+    "EGOCLIP_NOUN_DIM",
+    "EGOCLIP_VERB_DIM",
+    "NARRATION_SOURCE",
     "N_CHOICES",
     "TYPE_LABELS",
     "ClipRow",
+    "EgoClipRow",
     "EgoMCQItem",
     "Utterance",
+    "Tagger",
     "clip_frame_times",
+    "default_tagger",
     "generate_egomcq",
+    "tag_index",
+    "tag_string",
+    "text_tags",
     "load_egomcq",
     "score_egomcq",
     "validate_egomcq",
@@ -58,6 +78,24 @@ N_CHOICES = 5
 # Ego4D narration intervals and still leaves plenty of windows in a minutes-long video.
 DEFAULT_MIN_GAP_S = 10.0
 
+#: EgoVLP's taxonomy sizes (``EgoClip_EgoMCQ_dataset.py``: ``verb_dim = 118``, ``noun_dim = 582``):
+#: its loader sets ``vec[i] = 1`` for every tag index, so each index must be below these.
+EGOCLIP_VERB_DIM = 118
+EGOCLIP_NOUN_DIM = 582
+
+#: Every field of an EgoClip row (EgoVLP's README), in EgoClip's column order; a generated row has all.
+EGOCLIP_FIELDS: tuple[str, ...] = (
+    "clip_idx", "video_uid", "video_dur", "narration_source", "narration_ind", "narration_time",
+    "clip_start", "clip_end", "clip_text", "tag_verb", "tag_noun",
+)
+
+#: ``narration_source`` of generated rows (EgoClip has ``narration_pass_1`` / ``_2``): the text is
+#: the store's transcribed speech, not an Ego4D narration pass.
+NARRATION_SOURCE = "egoindex_speech"
+
+#: ``(video_uid, start, end, text) -> (verbs, nouns)``: the words a generated row is tagged with.
+Tagger = Callable[[str, float, float, str], tuple[Sequence[str], Sequence[str]]]
+
 
 class ClipRow(TypedDict):
     """One clip: a video and a time span, with the text said or narrated in it.
@@ -69,6 +107,18 @@ class ClipRow(TypedDict):
     clip_start: float
     clip_end: float
     clip_text: str
+
+
+class EgoClipRow(ClipRow):
+    """A generated clip row: :class:`ClipRow` plus the other EgoClip fields EgoVLP's loader may read."""
+
+    clip_idx: int
+    video_dur: float
+    narration_source: str
+    narration_ind: int
+    narration_time: float
+    tag_verb: str
+    tag_noun: str
 
 
 class EgoMCQItem(TypedDict):
@@ -251,6 +301,48 @@ def score_egomcq(
     return out
 
 
+# --------------------------------------------------------------------------- EgoClip tags
+
+
+def tag_index(word: str, dim: int) -> int:
+    """A tag index in [0, dim) for a word: CRC-32 of its NFC, lowercased UTF-8 bytes, modulo ``dim``.
+
+    Why a hash: egoindex has no Ego4D taxonomy for a user's speech, and the index must be
+    stable across files and runs without a vocabulary stored anywhere (an EgoMCQ file has no room
+    for one: EgoVLP counts its top-level keys as questions). These are *not* Ego4D taxonomy ids;
+    two words may share an index. EgoVLP's EgoMCQ evaluation builds the multi-hot vectors and
+    discards them, so they never change an EgoMCQ score."""
+    if dim < 1:
+        raise ValueError(f"dim must be >= 1, got {dim}")
+    key = unicodedata.normalize("NFC", word.strip().lower()).encode("utf-8")
+    return zlib.crc32(key) % dim
+
+
+def tag_string(words: Iterable[str], dim: int) -> str:
+    """EgoClip's tag cell for ``words``: the distinct :func:`tag_index` values in first-seen order,
+    written as a list literal (``"[93]"``, ``"[192, 115, 12]"``, ``"[]"``), which EgoVLP ``eval``-s."""
+    out: list[int] = []
+    for w in words:
+        i = tag_index(w, dim)
+        if i not in out:
+            out.append(i)
+    return json.dumps(out)
+
+
+def text_tags(text: str) -> tuple[list[str], list[str]]:
+    """(verbs, nouns) read from a caption when nothing better is known: the content words
+    (:func:`egoindex.metrics.mir.content_word_list`; the Ego4D markers ``#C``/``#O`` are
+    stopwords), the first one as the verb and the rest as the nouns. That is exact for Ego4D's
+    narration form ``#C C <verb> <object> ...`` and only a rough stand-in for free speech."""
+    words = content_word_list(text)
+    return words[:1], words[1:]
+
+
+def default_tagger(video_uid: str, start: float, end: float, text: str) -> tuple[list[str], list[str]]:
+    """The :data:`Tagger` used when no ground truth is given: :func:`text_tags` of the row's text."""
+    return text_tags(text)
+
+
 # --------------------------------------------------------------------------- generation
 
 
@@ -267,13 +359,19 @@ def _containing_window(windows: Sequence[tuple[float, float]], t: float) -> tupl
     return best
 
 
-def _window_text(utts: Sequence[Mapping[str, Any]], s: float, e: float) -> str:
-    """Texts of the utterances overlapping [s, e], in time order, joined by spaces ("" if none)."""
-    texts = []
-    for u in utts:
+def _overlapping(utts: Sequence[Mapping[str, Any]], s: float, e: float) -> list[int]:
+    """Indices (into ``utts``, in time order) of the utterances overlapping [s, e]."""
+    out = []
+    for i, u in enumerate(utts):
         us, ue = float(u["start"]), float(u["end"])
         if max(us, s) < min(ue, e) or (us == ue and s <= us < e):
-            texts.append(str(u["text"]).strip())
+            out.append(i)
+    return out
+
+
+def _window_text(utts: Sequence[Mapping[str, Any]], s: float, e: float) -> str:
+    """Texts of the utterances overlapping [s, e], in time order, joined by spaces ("" if none)."""
+    texts = [str(utts[i]["text"]).strip() for i in _overlapping(utts, s, e)]
     return " ".join(t for t in texts if t)
 
 
@@ -283,11 +381,16 @@ def generate_egomcq(
     n: int,
     seed: int,
     min_gap_s: float = DEFAULT_MIN_GAP_S,
+    *,
+    durations: Mapping[str, float] | None = None,
+    tagger: Tagger | None = None,
 ) -> dict[str, EgoMCQItem]:
     """Build an EgoMCQ-format benchmark from a store's utterances and fixed-length clip windows.
 
     ``utterances``: records with ``video_uid, start, end, text, split``. ``clips_by_video``: for
-    each video, its clip windows as (start, end) seconds.
+    each video, its clip windows as (start, end) seconds. ``durations``: video lengths in seconds
+    for ``video_dur`` (default: the end of the video's last window). ``tagger``: the verbs and
+    nouns of a row (default :func:`default_tagger`, the text rule :func:`text_tags`).
 
     Rules:
 
@@ -306,6 +409,12 @@ def generate_egomcq(
       ``n`` is odd); the answer's position is uniform over 0..4.
     * A choice's ``clip_text`` is the text of the val utterances overlapping its window, in time
       order ("" if none).
+    * Every row has all of :data:`EGOCLIP_FIELDS`, so EgoVLP's loader reads the file unchanged:
+      ``clip_idx`` = the row's position in the file (item * 6; + 1 + choice index for a choice),
+      ``video_dur``, ``narration_source`` = :data:`NARRATION_SOURCE`, ``narration_ind`` = the
+      index of the query's utterance (a choice: of its first overlapping utterance, -1 if none)
+      among the video's val utterances in time order, ``narration_time`` = the midpoint of the
+      row's span, ``tag_verb`` / ``tag_noun`` = :func:`tag_string` of the tagger's words.
     * Deterministic for a given ``seed`` (``numpy.random.default_rng``) and input content: the
       candidates are sorted before being shuffled, so input order does not matter.
 
@@ -339,9 +448,21 @@ def generate_egomcq(
         if ws:
             windows[vid] = ws
     videos = sorted(windows)
+    tag = tagger or default_tagger
 
-    def row(vid: str, w: tuple[float, float]) -> ClipRow:
-        return {"video_uid": vid, "clip_start": w[0], "clip_end": w[1], "clip_text": _window_text(utts_by_video[vid], *w)}
+    def egoclip_row(vid: str, start: float, end: float, text: str, ind: int) -> EgoClipRow:
+        verbs, nouns = tag(vid, start, end, text)
+        dur = durations.get(vid) if durations else None
+        return {"clip_idx": -1, "video_uid": vid,  # clip_idx is set once the item's order is known
+                "video_dur": float(dur) if dur is not None else windows[vid][-1][1],
+                "narration_source": NARRATION_SOURCE, "narration_ind": ind, "narration_time": (start + end) / 2,
+                "clip_start": start, "clip_end": end, "clip_text": text,
+                "tag_verb": tag_string(verbs, EGOCLIP_VERB_DIM), "tag_noun": tag_string(nouns, EGOCLIP_NOUN_DIM)}
+
+    def row(vid: str, w: tuple[float, float]) -> EgoClipRow:
+        utts = utts_by_video[vid]
+        over = _overlapping(utts, *w)
+        return egoclip_row(vid, w[0], w[1], _window_text(utts, *w), over[0] if over else -1)
 
     rng = np.random.default_rng(seed)
     items: dict[str, EgoMCQItem] = {}
@@ -370,8 +491,12 @@ def generate_egomcq(
             distractors = [row(vid, far[int(i)]) for i in rng.choice(len(far), size=N_CHOICES - 1, replace=False)]
         answer = int(rng.integers(N_CHOICES))
         choices = distractors[:answer] + [row(vid, answer_w)] + distractors[answer:]
+        query = egoclip_row(vid, start, end, text, utts_by_video[vid].index(u))
+        base = (N_CHOICES + 1) * len(items)
+        query["clip_idx"] = base
+        choices = [{**c, "clip_idx": base + 1 + i} for i, c in enumerate(choices)]
         items[str(len(items))] = {
-            "query": {"video_uid": vid, "clip_start": start, "clip_end": end, "clip_text": text},
+            "query": query,
             "choices": {str(i): c for i, c in enumerate(choices)},
             "answer": answer,
             "types": kind,

@@ -8,19 +8,31 @@ follow the official definitions exactly, and those definitions have two easily-m
 * nDCG truncates both DCG and the ideal DCG at K = #{j : rel_j > 0}, the number of items with any
   relevance at all.
 
-Conventions chosen here (all documented in the functions below):
+Conventions (all documented in the functions below):
 
-* Ranking: each row is sorted by descending similarity with a *stable* sort
-  (``np.argsort(-sim, kind="stable")``), so ties are broken by column order (lower column index
-  first), like the reference's argsort on the negated matrix. Rankings are therefore deterministic.
+* Ranking, ties included, is the official code's (JPoSE's ``mAP.py`` / ``nDCG.py``, which EgoVLP
+  ships unchanged as ``utils/mAP.py`` / ``utils/nDCG.py``), because the point of MIR is
+  comparability: mAP ranks a row with ``np.argsort(-sim)`` and nDCG with
+  ``np.argsort(sim)[:, ::-1]``, both numpy's default (unstable) sort on the similarity's own
+  dtype. The two rankings agree except inside groups of tied scores: a constant row is ranked in
+  column order for mAP and in reverse column order for nDCG. In general the order of tied items
+  is whatever numpy's default sort gives (introsort, or the SIMD sort numpy uses on AVX-512 /
+  AVX2 CPUs), so with ties even the official numbers can differ between numpy builds; egoindex
+  makes the same calls on the same dtype, so on one machine it gives the official code's numbers
+  exactly. (R@K in :mod:`egoindex.metrics.retrieval` has its own, order-free tie rule.)
+* Arithmetic follows the official code too: mAP's running sums are taken in the relevance's
+  dtype (float32 for float32 relevance, as ``np.cumsum`` there does) and nDCG divides by
+  ``log2(rank + 1)``, so the results agree to the last bit, not just to rounding.
 * Undefined rows: a row with no exactly-relevant item (mAP) or with no item of positive relevance
-  (nDCG) is undefined (0/0; NaN in the reference). Per-row functions return NaN for such rows; the
-  means skip them (``np.nanmean``) and :func:`mir_metrics` reports how many rows were skipped, so a
-  skipped row is visible instead of silently turning the whole mean into NaN.
+  (nDCG) is undefined (0/0). The official code averages all rows with ``np.mean``, so one such
+  row makes its mean NaN. Per-row functions return NaN for such rows; :func:`mir_metrics`
+  reports both means: the headline ``mAP_v2t`` etc. over the defined rows (``np.nanmean``, with
+  the number of skipped rows) and ``mAP_v2t_official`` etc. over all rows, as the official code
+  computes it (NaN when any row is undefined, else equal to the headline).
 * Direction: ``sim`` and ``rel`` are [videos x sentences]; video-to-text is f(sim, rel) and
   text-to-video is f(sim.T, rel.T); "avg" is the arithmetic mean of the two.
 * Memory: rows are processed in chunks so that a 10k x 10k matrix needs only a few tens of MB of
-  temporary space beyond the inputs.
+  temporary space beyond the inputs (each row is sorted on its own, so chunking changes nothing).
 
 Relevance: :func:`epic_relevance` builds the official soft relevance from verb and noun classes;
 :func:`proxy_relevance` builds a documented stand-in from utterance text for stores that have no
@@ -41,12 +53,16 @@ from egoindex.errors import AnnotationError
 __all__ = [
     "STOPWORDS",
     "average_precision_rows",
+    "content_word_list",
     "content_words",
     "epic_relevance",
+    "MEAN_RULE",
     "load_relevance",
+    "map_ranking",
     "mean_average_precision",
     "mir_metrics",
     "ndcg",
+    "ndcg_ranking",
     "ndcg_rows",
     "proxy_relevance",
 ]
@@ -88,44 +104,63 @@ def _as_pair(sim: np.ndarray, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sim, rel
 
 
-def _rows_metrics(sim: np.ndarray, rel: np.ndarray, want_ap: bool, want_ndcg: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row AP and nDCG (NaN where undefined) from one stable sort per row chunk.
+def map_ranking(sim: np.ndarray) -> np.ndarray:
+    """Column order per row as the official ``mAP.py`` ranks: ``(-sim).argsort()`` (numpy's default
+    sort on ``sim``'s own dtype; a constant row comes out in column order)."""
+    return np.argsort(-sim, axis=1)
 
-    Sorting dominates the cost (about 2 s per 1000 x 10000 here), so both metrics share it.
+
+def ndcg_ranking(sim: np.ndarray) -> np.ndarray:
+    """Column order per row as the official ``nDCG.py`` ranks: ``np.argsort(sim)[:, ::-1]`` (tied
+    items in the reverse of numpy's ascending order; a constant row in reverse column order)."""
+    return np.argsort(sim, axis=1)[:, ::-1]
+
+
+def _rows_metrics(sim: np.ndarray, rel: np.ndarray, want_ap: bool, want_ndcg: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row AP and nDCG (NaN where undefined), each with the official code's ranking and arithmetic.
+
+    Every step mirrors the official expression (same sort calls on the same dtypes, cumsum in the
+    relevance's dtype, integer divisors for mAP, division by ``log2(rank + 1)`` for nDCG) so that
+    results agree bit for bit with it; only the chunking over rows is ours, and it does not change
+    any row's numbers. Sorting dominates the cost; nDCG needs its own sort because the official
+    nDCG orders ties differently from the official mAP.
     """
     sim, rel = _as_pair(sim, rel)
+    if not np.issubdtype(rel.dtype, np.floating):
+        rel = rel.astype(np.float64)
     n_rows, n_cols = sim.shape
     ap = np.full(n_rows, np.nan)
     nd = np.full(n_rows, np.nan)
-    ks = np.arange(1, n_cols + 1, dtype=np.float64)
-    discount = 1.0 / np.log2(ks + 1.0)
+    divisor = np.arange(n_cols) + 1  # mAP.py: integer k
+    logs = np.log2(np.arange(n_cols) + 2)  # nDCG.py: log2(rank + 1), rank 1-based
     for start in range(0, n_rows, _ROW_CHUNK):
         rows = slice(start, min(start + _ROW_CHUNK, n_rows))
-        s = np.ascontiguousarray(sim[rows], dtype=np.float64)
-        r = np.ascontiguousarray(rel[rows], dtype=np.float64)
-        # Stable sort of the negated scores: descending similarity, ties by column order.
-        ranked = np.take_along_axis(r, np.argsort(-s, axis=1, kind="stable"), axis=1)
+        # C order (not a dtype change) so every row sum runs over contiguous memory, as the
+        # official code's gathered arrays do: numpy's pairwise sums then round identically.
+        s = np.ascontiguousarray(sim[rows])
+        r = np.ascontiguousarray(rel[rows])
         with np.errstate(invalid="ignore", divide="ignore"):
             if want_ap:
-                exact = ranked == 1.0
-                n_exact = exact.sum(axis=1)
-                total = np.where(exact, np.cumsum(ranked, axis=1) / ks, 0.0).sum(axis=1)
-                ap[rows] = np.where(n_exact > 0, total / n_exact, np.nan)
+                ranked = np.take_along_axis(r, map_ranking(s), axis=1)
+                cumulative = np.cumsum(ranked, axis=1)
+                cumulative[ranked != 1] = 0
+                n_exact = np.sum(ranked == 1, axis=1)
+                ap[rows] = np.sum(cumulative / divisor, axis=1) / n_exact  # 0/0 -> NaN
             if want_ndcg:
-                k = (r > 0).sum(axis=1)
-                top_k = ks[None, :] <= k[:, None]
-                dcg = np.where(top_k, ranked * discount, 0.0).sum(axis=1)
-                ideal = -np.sort(-r, axis=1)  # entries past K are 0, so no mask is needed
-                idcg = (ideal * discount).sum(axis=1)
-                nd[rows] = np.where(k > 0, dcg / idcg, np.nan)
+                ranked = np.take_along_axis(r, ndcg_ranking(s), axis=1)
+                ideal = np.sort(r, axis=1)[:, ::-1]
+                k_counts = (ideal > 0).astype(int)  # the first K = #{rel > 0} ranks count
+                dcg = np.sum(ranked * k_counts / logs, axis=1)
+                idcg = np.sum(ideal * k_counts / logs, axis=1)
+                nd[rows] = dcg / idcg  # K == 0 -> 0/0 -> NaN
     return ap, nd
 
 
 def average_precision_rows(sim: np.ndarray, rel: np.ndarray) -> np.ndarray:
     """Per-row average precision with EPIC's soft running sum; NaN where a row has no rel == 1 item.
 
-    For a row ranked by descending ``sim`` (stable: ties keep column order) giving relevances
-    r_1..r_n, ``AP = sum_{k : r_k == 1} ((r_1 + ... + r_k) / k) / #{k : r_k == 1}``.
+    For a row ranked by :func:`map_ranking` (descending ``sim``, ties as the official code orders
+    them) giving relevances r_1..r_n, ``AP = sum_{k : r_k == 1} ((r_1 + ... + r_k) / k) / #{k : r_k == 1}``.
     """
     return _rows_metrics(sim, rel, want_ap=True, want_ndcg=False)[0]
 
@@ -133,8 +168,9 @@ def average_precision_rows(sim: np.ndarray, rel: np.ndarray) -> np.ndarray:
 def ndcg_rows(sim: np.ndarray, rel: np.ndarray) -> np.ndarray:
     """Per-row nDCG truncated at K = #{j : rel_j > 0}; NaN where K == 0.
 
-    ``DCG = sum_{r=1..K} rel(ranked r) / log2(r + 1)``, ranked by descending ``sim`` (stable);
-    IDCG is the same sum over the row's relevances sorted in descending order.
+    ``DCG = sum_{r=1..K} rel(ranked r) / log2(r + 1)``, ranked by :func:`ndcg_ranking` (descending
+    ``sim``, ties as the official nDCG orders them); IDCG is the same sum over the row's
+    relevances sorted in descending order.
     """
     return _rows_metrics(sim, rel, want_ap=False, want_ndcg=True)[1]
 
@@ -158,14 +194,22 @@ def ndcg(sim: np.ndarray, rel: np.ndarray) -> float:
     return _nanmean(ndcg_rows(sim, rel))[0]
 
 
+#: What the headline means are, for reports (the ``*_official`` keys are the official code's).
+MEAN_RULE = ("headline mAP/nDCG = mean over the defined rows (rows_skipped_* counts the others); "
+             "*_official = np.mean over all rows as the official code computes it "
+             "(NaN/null when any row is undefined, else equal to the headline)")
+
+
 def mir_metrics(sim: np.ndarray, rel: np.ndarray) -> dict[str, float | int]:
     """EPIC-style MIR metrics in percent for ``sim``/``rel`` of shape [videos x sentences].
 
-    Keys: ``mAP_v2t, mAP_t2v, mAP_avg, nDCG_v2t, nDCG_t2v, nDCG_avg`` (percent) and
-    ``rows_skipped_mAP_v2t, rows_skipped_mAP_t2v, rows_skipped_nDCG_v2t, rows_skipped_nDCG_t2v``
-    (rows left out of each mean because the metric is undefined for them), plus ``n_videos`` and
-    ``n_sentences``. v2t = f(sim, rel); t2v = f(sim.T, rel.T); avg = mean of the two (NaN if either
-    direction has no defined row).
+    Keys: ``mAP_v2t, mAP_t2v, mAP_avg, nDCG_v2t, nDCG_t2v, nDCG_avg`` (percent, the headline: means
+    over the rows where the metric is defined), the same names with ``_official`` appended (the
+    official code's ``np.mean`` over all rows: NaN as soon as one row is undefined, otherwise equal
+    to the headline), ``rows_skipped_mAP_v2t, rows_skipped_mAP_t2v, rows_skipped_nDCG_v2t,
+    rows_skipped_nDCG_t2v`` (rows left out of the headline means), plus ``n_videos`` and
+    ``n_sentences``. v2t = f(sim, rel); t2v = f(sim.T, rel.T); avg = mean of the two (NaN if
+    either is NaN). See :data:`MEAN_RULE`.
     """
     sim, rel = _as_pair(sim, rel)
     out: dict[str, float | int] = {}
@@ -175,8 +219,14 @@ def mir_metrics(sim: np.ndarray, rel: np.ndarray) -> dict[str, float | int]:
         out[f"{name}_v2t"] = 100.0 * means["v2t"][0]
         out[f"{name}_t2v"] = 100.0 * means["t2v"][0]
         out[f"{name}_avg"] = 100.0 * (means["v2t"][0] + means["t2v"][0]) / 2.0
-        out[f"rows_skipped_{name}_v2t"] = means["v2t"][1]
-        out[f"rows_skipped_{name}_t2v"] = means["t2v"][1]
+    for i, name in enumerate(("mAP", "nDCG")):
+        official = {d: float(np.mean(rows[i])) for d, rows in per_dir.items()}
+        out[f"{name}_v2t_official"] = 100.0 * official["v2t"]
+        out[f"{name}_t2v_official"] = 100.0 * official["t2v"]
+        out[f"{name}_avg_official"] = 100.0 * (official["v2t"] + official["t2v"]) / 2.0
+    for i, name in enumerate(("mAP", "nDCG")):
+        for d, rows in per_dir.items():
+            out[f"rows_skipped_{name}_{d}"] = int(np.isnan(rows[i]).sum())
     out["n_videos"], out["n_sentences"] = int(sim.shape[0]), int(sim.shape[1])
     return out
 
@@ -233,11 +283,17 @@ def epic_relevance(
     return out
 
 
-def content_words(text: str) -> frozenset[str]:
-    """Lowercased word tokens of ``text`` minus :data:`STOPWORDS`; apostrophes are dropped
-    ("don't" -> "dont") and every other punctuation character separates words. No stemming."""
+def content_word_list(text: str) -> list[str]:
+    """Lowercased word tokens of ``text`` minus :data:`STOPWORDS`, in text order (repeats kept);
+    apostrophes are dropped ("don't" -> "dont") and every other punctuation character separates
+    words. No stemming. The one tokenizer of :func:`content_words` and EgoMCQ's text tags."""
     text = text.lower().replace("'", "").replace("\u2019", "")
-    return frozenset(w for w in _TOKEN.findall(text) if w not in STOPWORDS)
+    return [w for w in _TOKEN.findall(text) if w not in STOPWORDS]
+
+
+def content_words(text: str) -> frozenset[str]:
+    """The set of :func:`content_word_list` of ``text``."""
+    return frozenset(content_word_list(text))
 
 
 def proxy_relevance(texts_a: Sequence[str], texts_b: Sequence[str]) -> np.ndarray:

@@ -16,26 +16,48 @@ open_clip config is small enough to learn anything on a CPU in minutes:
 * ``ego-small-vit``: 128 px images, 16 px patches, width 384, 6 layers; same text shape at
   width 384, 6 layers; 256-d embeddings. A step up for small real corpora on one GPU.
 
-Checkpoints are open_clip-compatible: ``open_clip.create_model_and_transforms(name,
+Checkpoints egoindex writes are open_clip-compatible: ``open_clip.create_model_and_transforms(name,
 pretrained=PATH)`` loads them (after ``import egoindex.model.openclip`` for the ego-* names). The file is a
 dict of plain types only, so ``torch.load(PATH, weights_only=True)`` works::
 
     {"epoch": completed epochs, "step": optimizer steps, "name": open_clip model name,
      "state_dict": model weights (no "module." prefix), "optimizer": AdamW state,
      "scaler": GradScaler state (fp16 AMP only), "config": the run's config (JSON types),
+     "preprocess_cfg": {"mean", "std", "interpolation", "resize_mode"} the model was trained with
+                       (from its --init; absent before egoindex 0.2.0: the model's defaults),
      "egoindex_version": str}
 
 Runs with the SigLIP loss add a ``logit_bias`` weight; open_clip loads those with
 ``create_model_and_transforms(name, pretrained=PATH, init_logit_bias=-10)`` and
 :func:`load_model` does it by itself.
+
+Checkpoint forms (:data:`FORMS`; docs/formats.md "Checkpoints"). Every command that takes a model
+goes through :func:`resolve_checkpoint` (``load_model`` for inference, ``create(init=...)`` for
+``train --init``), the one copy of these rules:
+
+* ``egoindex``: the dict above. Its ``name`` is the model; a different ``--model`` is refused.
+* ``open_clip_train``: ``python -m open_clip_train.main``'s ``epoch_N.pt``/``epoch_latest.pt``:
+  ``{"epoch", "name", "state_dict" ("module." prefixed under DDP), "optimizer"[, "scaler"]}``
+  where ``name`` is the RUN name (``2026_12_01-20_23_22-model_ViT-B-32-lr_0.0005-b_64-j_4-p_amp``).
+  A ``name`` that is no open_clip model is a run name, never a model: ``--model`` wins; without
+  it the model is read from the run name's ``model_<NAME>-`` part when that is an open_clip
+  model, else the load fails naming the run name and asking for ``--model``.
+* ``state_dict``: bare weights (``.pt``/``.bin`` via torch, ``.safetensors`` via safetensors); needs ``--model``.
+* ``hf_folder``: a Hugging Face folder as open_clip saves it (:mod:`egoindex.model.sources`), or
+  a cached ``hf-hub:ORG/REPO``. Its ``open_clip_config.json`` gives the architecture
+  (``model_cfg``) AND the preprocessing (``preprocess_cfg``); both are used, never open_clip's
+  defaults. The model name is the registered open_clip config equal to ``model_cfg``, else
+  ``local-dir:FOLDER`` (open_clip's own spelling for a folder's architecture).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import pickle
+import re
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -48,6 +70,7 @@ import torch
 from egoindex.version import __version__
 from egoindex.core.fsutil import atomic_open, tmp_name
 from egoindex.errors import ModelError
+from egoindex.model.sources import CONFIG_FILE, Source, locate
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 PROJECT_MODELS = tuple(sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
@@ -56,9 +79,18 @@ RECOMMENDED_MODELS = ("RN50", "RN101", "ViT-B-32", "ViT-B-16", "ViT-L-14", *PROJ
 #: SigLIP's initial logit scale and bias (Zhai et al. 2023): log(10) and -10.
 SIGLIP_INIT = {"init_logit_scale": 2.302585092994046, "init_logit_bias": -10.0}
 
+#: The checkpoint forms (module docstring), as recorded in a store's ``checkpoint_form``.
+FORMS = ("egoindex", "open_clip_train", "state_dict", "hf_folder")
+#: The inference preprocessing :mod:`egoindex.model.embed` reproduces (its crops resize the short
+#: side and centre-crop, with bicubic or bilinear resampling); anything else is refused, not approximated.
+EMBEDDER_INTERPOLATIONS = ("bicubic", "bilinear")
+EMBEDDER_RESIZE_MODES = ("shortest",)
+#: The preprocessing keys a checkpoint or hub folder can set (open_clip's PreprocessCfg, less the size,
+#: which is the model's).
+PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")
+LOCAL_DIR_PREFIX = "local-dir:"
+
 _registered = False
-
-
 
 
 def register_configs() -> None:
@@ -128,24 +160,35 @@ def _weights_follow() -> Any:
 def create(
     name: str,
     *,
-    init: Path | None = None,
+    init: Path | str | None = None,
     siglip: bool = False,
     device: str | torch.device = "cpu",
     aug_cfg: dict[str, Any] | None = None,
 ) -> Created:
     """A trainable open_clip model (fp32 weights; mixed precision is done by autocast).
 
-    ``init`` loads a local open_clip checkpoint or weights file; a file for another architecture
-    fails with the differing shapes instead of torch's long key dump.
+    ``init`` (``train --init``) is any checkpoint form (:data:`FORMS`). ``name`` is the model
+    (``--model`` wins over what a file records: the shapes decide whether the weights fit, so a
+    file for another architecture fails with the differing shapes instead of torch's long key
+    dump). A hub folder's config must describe ``name``, and its preprocessing (and that recorded
+    in an egoindex checkpoint) becomes the model's, so training and the checkpoint it writes use it.
     """
     check_model_name(name)
     kwargs: dict[str, Any] = dict(SIGLIP_INIT) if siglip else {}
+    contents = None
+    if init is not None:
+        contents = read_contents(locate(init))
+        if contents.model_cfg is not None and name not in registered_names(contents.model_cfg):
+            raise ModelError(f"{init}: {contents.source.config} describes {describe_architecture(contents.model_cfg)}, "
+                             f"not {name}; pass the model it describes with --model")
+    pp = contents.preprocess_cfg if contents is not None else {}
     with _weights_follow() if init is not None else contextlib.nullcontext():
         model, pre_train, pre_val = open_clip.create_model_and_transforms(
-            name, pretrained=None, device=device, output_dict=True, aug_cfg=aug_cfg, **kwargs
+            name, pretrained=None, device=device, output_dict=True, aug_cfg=aug_cfg, **preprocess_kwargs(pp), **kwargs
         )
-    if init is not None:
-        load_weights(model, Path(init), name)
+    check_embeddable(model, str(init or name))
+    if contents is not None:
+        fit(model, contents, name)
     return Created(model, pre_train, pre_val, open_clip.get_tokenizer(name), name)
 
 
@@ -155,10 +198,19 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint or weights file on the CPU with ``weights_only=True`` (no code runs)."""
+    """Load a checkpoint or weights file on the CPU: ``.safetensors`` with safetensors, anything
+    else with ``torch.load(weights_only=True)`` (no code runs)."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return dict(load_file(str(path), device="cpu"))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ModelError(f"cannot read {path} as a safetensors file: {e}") from e
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for corrupt or foreign files
@@ -196,16 +248,28 @@ def weight_differences(model: torch.nn.Module, state_dict: Mapping[str, torch.Te
 
 
 def load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
-    """Load ``path`` into ``model`` through open_clip (which converts OpenAI/timm layouts)."""
+    """Load the weights file ``path`` into ``model`` through open_clip (which converts OpenAI/timm
+    layouts); weights that do not fit fail with the differing shapes."""
     try:
         open_clip.load_checkpoint(model, str(path), strict=True)
     except (RuntimeError, KeyError, ValueError, AssertionError, pickle.UnpicklingError) as e:
         # open_clip asserts some shapes; an unreadable file fails in read_checkpoint just below, clearly
         ckpt = read_checkpoint(path)
         diffs = weight_differences(model, state_dict_of(ckpt))
-        trained = f" (it was trained as {ckpt['name']})" if isinstance(ckpt.get("name"), str) else ""
+        stored = ckpt.get("name") if isinstance(ckpt.get("name"), str) else None
+        trained = ("" if stored is None else f" (it was trained as {stored})" if stored in open_clip.list_models()
+                   else f" (its run name is {stored})")
         detail = "\n  ".join(diffs) if diffs else str(e)
         raise ModelError(f"{path} does not fit model {name}{trained}:\n  {detail}") from e
+
+
+def fit(model: torch.nn.Module, contents: Contents, name: str) -> None:
+    """Put ``contents``' weights into ``model``: directly when they fit, else through open_clip's
+    converting loader (:func:`load_weights`), which also gives the clear error."""
+    if weight_differences(model, contents.state_dict):
+        load_weights(model, contents.source.weights, name)
+    else:
+        model.load_state_dict(contents.state_dict)
 
 
 def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
@@ -226,6 +290,12 @@ def link_or_copy(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+def preprocess_of(model: torch.nn.Module) -> dict[str, Any]:
+    """The model's inference preprocessing (:data:`PREPROCESS_KEYS`) as JSON types."""
+    cfg = getattr(getattr(unwrap(model), "visual", None), "preprocess_cfg", None) or {}
+    return {k: (list(v) if isinstance(v, (tuple, list)) else v) for k, v in cfg.items() if k in PREPROCESS_KEYS}
+
+
 def make_checkpoint(model: torch.nn.Module, name: str, *, epoch: int, step: int, config: dict[str, Any],
                     optimizer: torch.optim.Optimizer | None = None,
                     scaler: torch.amp.GradScaler | None = None) -> dict[str, Any]:
@@ -236,6 +306,7 @@ def make_checkpoint(model: torch.nn.Module, name: str, *, epoch: int, step: int,
         "name": name,
         "state_dict": {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()},
         "config": config,
+        "preprocess_cfg": preprocess_of(model),
         "egoindex_version": __version__,
     }
     if optimizer is not None:
@@ -243,6 +314,148 @@ def make_checkpoint(model: torch.nn.Module, name: str, *, epoch: int, step: int,
     if scaler is not None:
         ckpt["scaler"] = scaler.state_dict()
     return ckpt
+
+
+# ---- checkpoint forms: the one resolver ---------------------------------------------------------
+
+
+def preprocess_kwargs(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``create_model_and_transforms`` arguments that force a preprocessing config (empty: the model's)."""
+    names = {"mean": "image_mean", "std": "image_std", "interpolation": "image_interpolation",
+             "resize_mode": "image_resize_mode"}
+    return {names[k]: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items() if k in names and v is not None}
+
+
+def check_embeddable(model: torch.nn.Module, what: str) -> None:
+    """Refuse a preprocessing that :mod:`egoindex.model.embed` would not reproduce (it would
+    embed every frame with the wrong geometry, silently)."""
+    pp = preprocess_of(model)
+    interp, mode = pp.get("interpolation", "bicubic"), pp.get("resize_mode", "shortest")
+    if interp not in EMBEDDER_INTERPOLATIONS or mode not in EMBEDDER_RESIZE_MODES:
+        raise ModelError(f"{what} asks for preprocessing interpolation={interp!r}, resize_mode={mode!r}; egoindex "
+                         f"embeds with interpolation {' or '.join(EMBEDDER_INTERPOLATIONS)} and resize_mode "
+                         f"{' or '.join(EMBEDDER_RESIZE_MODES)} only, and refuses to approximate it")
+
+
+def registered_names(model_cfg: Mapping[str, Any]) -> list[str]:
+    """The open_clip model names whose registered config is exactly ``model_cfg`` (sorted)."""
+    want = json.loads(json.dumps(model_cfg))
+    return [n for n in open_clip.list_models() if open_clip.get_model_config(n) == want]
+
+
+def describe_architecture(model_cfg: Mapping[str, Any]) -> str:
+    names = registered_names(model_cfg)
+    if names:
+        return f"model {names[0]}"
+    vision = model_cfg.get("vision_cfg") or {}
+    return (f"an architecture open_clip has no name for (embed_dim {model_cfg.get('embed_dim')}, image_size "
+            f"{vision.get('image_size')}, {vision.get('layers')} vision layers)")
+
+
+def model_from_run_name(run_name: str) -> str | None:
+    """The open_clip model in an open_clip_train run name, or None.
+
+    open_clip_train names a run ``{date}-model_{MODEL with / as -}-lr_{lr}-b_{batch}-j_{workers}-p_{precision}``
+    (open_clip_train/main.py); model names contain dashes, so the longest dash-separated prefix
+    after ``model_`` that open_clip knows is the model. ``--name`` runs have no such part.
+    """
+    m = re.search(r"(?:^|-)model_(.+)$", run_name)
+    if m is None:
+        return None
+    known = set(open_clip.list_models())
+    parts = m.group(1).split("-")
+    for n in range(len(parts), 0, -1):
+        if "-".join(parts[:n]) in known:
+            return "-".join(parts[:n])
+    return None
+
+
+@dataclass
+class Contents:
+    """What a checkpoint's files hold, before any rule about names is applied."""
+
+    source: Source
+    form: str
+    state_dict: dict[str, torch.Tensor]
+    meta: dict[str, Any]  # everything but weights and optimizer state: epoch, step, name, config, ...
+    preprocess_cfg: dict[str, Any]  # the checkpoint's own preprocessing ({}: the model's defaults)
+    model_cfg: dict[str, Any] | None = None  # a hub folder's architecture
+    stored_name: str | None = None  # the file's "name" (a model or a run name)
+
+
+def read_contents(source: Source) -> Contents:
+    """Read a located checkpoint (one read of the weights) and tell its form."""
+    obj = read_checkpoint(source.weights)
+    meta = {k: v for k, v in obj.items() if k not in ("state_dict", "optimizer", "scaler")} if "state_dict" in obj else {}
+    stored = meta.get("name") if isinstance(meta.get("name"), str) else None
+    if source.config is not None:
+        try:
+            cfg = json.loads(source.config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ModelError(f"{source.given}: cannot read {source.config}: {e}") from e
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("model_cfg"), dict):
+            raise ModelError(f"{source.given}: {source.config} has no 'model_cfg' (the architecture); it is not a "
+                             f"{CONFIG_FILE} as open_clip writes it")
+        pp = cfg.get("preprocess_cfg") or {}
+        if not isinstance(pp, dict):
+            raise ModelError(f"{source.given}: 'preprocess_cfg' in {source.config} is not an object")
+        return Contents(source, "hf_folder", state_dict_of(obj), meta,
+                        {k: v for k, v in pp.items() if k in PREPROCESS_KEYS}, cfg["model_cfg"], stored)
+    if "state_dict" not in obj:
+        return Contents(source, "state_dict", state_dict_of(obj), {}, {})
+    form = "egoindex" if "egoindex_version" in obj else "open_clip_train"
+    pp = obj.get("preprocess_cfg") if isinstance(obj.get("preprocess_cfg"), dict) else {}
+    return Contents(source, form, state_dict_of(obj), meta, {k: v for k, v in pp.items() if k in PREPROCESS_KEYS},
+                    None, stored)
+
+
+@dataclass
+class Resolved:
+    """A checkpoint with its model decided: what :func:`load_model` creates and loads."""
+
+    contents: Contents
+    name: str  # the open_clip model name (``local-dir:FOLDER`` for a folder's unnamed architecture)
+    run_name: str | None = None  # open_clip_train's run name
+
+    @property
+    def create_from(self) -> str:
+        """What open_clip creates the model from: a hub folder's own config, else the name."""
+        folder = self.contents.source.folder
+        return f"{LOCAL_DIR_PREFIX}{folder}" if folder is not None else self.name
+
+
+def resolve_checkpoint(checkpoint: str | Path, model_name: str | None = None) -> Resolved:
+    """Locate and read a checkpoint of any form and decide its model (module docstring rules)."""
+    contents = read_contents(locate(checkpoint))
+    if contents.model_cfg is not None:  # a hub folder: its config is the architecture
+        names = registered_names(contents.model_cfg)
+        own = f"{LOCAL_DIR_PREFIX}{contents.source.folder}"
+        if model_name and model_name not in names and model_name != own:
+            raise ModelError(f"{checkpoint}: {contents.source.config} describes "
+                             f"{describe_architecture(contents.model_cfg)}, not {model_name}; leave out the model name "
+                             "to use the folder's own")
+        return Resolved(contents, model_name or (names[0] if names else own))
+    stored, run_name = contents.stored_name, None
+    if stored is not None and stored not in open_clip.list_models():
+        stored, run_name = None, stored  # a run name (open_clip_train), never a model
+    if stored is not None:
+        if model_name and model_name != stored:
+            raise ModelError(f"{checkpoint} was trained as {stored}, not {model_name}; leave out the model name to "
+                             f"use {stored}")
+        return Resolved(contents, stored)
+    if model_name:
+        check_model_name(model_name)
+        return Resolved(contents, model_name, run_name)
+    if run_name is not None:
+        recovered = model_from_run_name(run_name)
+        if recovered is None:
+            raise ModelError(
+                f"{checkpoint}: its 'name' {run_name!r} is no open_clip model (unknown model {run_name!r}), so it is "
+                "a run name (open_clip_train stores the run name there) and no 'model_<NAME>-' part of it names an "
+                "open_clip model. Pass the model the run trained with --model (e.g. --model ViT-B-32).")
+        return Resolved(contents, recovered, run_name)
+    raise ModelError(f"{checkpoint} does not record its model name; pass the open_clip name with --model "
+                     "(e.g. --model ViT-B-32)")
 
 
 @dataclass
@@ -254,31 +467,28 @@ class Loaded:
     tokenizer: Callable[[list[str]], torch.Tensor]
     name: str
     checkpoint: dict[str, Any]  # everything but the weights: epoch, step, config, ...
+    form: str = ""  # one of FORMS
+    path: Path | None = None  # the file or folder to record and re-load (a hf-hub: id's cached folder)
+    run_name: str | None = None  # open_clip_train's run name
 
 
-def load_model(checkpoint_path: Path, model_name: str | None = None, device: str | torch.device = "cpu") -> Loaded:
-    """Load a trained (or downloaded) checkpoint for inference.
+def load_model(checkpoint_path: Path | str, model_name: str | None = None,
+               device: str | torch.device = "cpu") -> Loaded:
+    """Load a checkpoint of any form (:data:`FORMS`) for inference.
 
-    The model name comes from the checkpoint unless given; a bare weights file needs it. A given
-    name that disagrees with the checkpoint's, or weights that do not fit, fail with the
-    differing shapes.
+    The model is decided by :func:`resolve_checkpoint`; the preprocessing is the checkpoint's own
+    (a hub folder's ``preprocess_cfg``, an egoindex checkpoint's record), else the model's
+    defaults. Weights that do not fit fail with the differing shapes.
     """
-    ckpt = read_checkpoint(Path(checkpoint_path))
-    stored = ckpt.get("name") if isinstance(ckpt.get("name"), str) else None
-    name = model_name or stored
-    if name is None:
-        raise ModelError(f"{checkpoint_path} does not record its model name; pass the open_clip name (e.g. ViT-B-32)")
-    check_model_name(name)
-    if stored and stored != name:
-        raise ModelError(f"{checkpoint_path} was trained as {stored}, not {name}; leave out the model name to use {stored}")
-    sd = state_dict_of(ckpt)
+    r = resolve_checkpoint(checkpoint_path, model_name)
+    sd = r.contents.state_dict
     kwargs: dict[str, Any] = dict(SIGLIP_INIT) if "logit_bias" in sd else {}
     with _weights_follow():
-        model, _, preprocess = open_clip.create_model_and_transforms(name, device="cpu", output_dict=True, **kwargs)
-    if weight_differences(model, sd):
-        load_weights(model, Path(checkpoint_path), name)  # open_clip may convert it, else a clear error
-    else:
-        model.load_state_dict(sd)
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            r.create_from, pretrained=None, load_weights=False, device="cpu", output_dict=True,
+            **preprocess_kwargs(r.contents.preprocess_cfg), **kwargs)
+    check_embeddable(model, str(checkpoint_path))
+    fit(model, r.contents, r.name)
     model.to(device).eval()
-    meta = {k: v for k, v in ckpt.items() if k not in ("state_dict", "optimizer", "scaler")}
-    return Loaded(model, preprocess, open_clip.get_tokenizer(name), name, meta)
+    return Loaded(model, preprocess, open_clip.get_tokenizer(r.create_from), r.name, r.contents.meta,
+                  form=r.contents.form, path=r.contents.source.path, run_name=r.run_name)

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any, BinaryIO, NamedTuple
 from urllib.parse import quote
 
 from fastapi import FastAPI, File, Form, Header, HTTPException, Path as PathParam, Query, Request, UploadFile
@@ -44,8 +44,9 @@ from egoindex.errors import ClassifyError, VideoError
 from egoindex.serve.media import MediaRequestError, Thumbnails, resolve_video, video_response
 from egoindex.serve.metrics import Metrics, MetricsMiddleware
 from egoindex.serve.models import (ClassifyOut, ErrorOut, HealthOut, HitOut, InfoOut, Level, MetricsOut, SearchOut,
-                                   VideoOut)
+                                   TranscriptOut, UtteranceOut, VideoOut)
 from egoindex.store import Filters, Hit, Store, StoreError
+from egoindex.store.moments import Moment
 from egoindex.store.store import parse_like
 
 log = logging.getLogger("egoindex.serve")
@@ -58,6 +59,8 @@ FORM_OVERHEAD = 256 * 1024
 MAX_PLAIN_BODY = 64 * 1024
 MAX_VIDEO_FILTERS = 200
 MAX_IMAGE_PIXELS = 64_000_000
+#: The widest merge gap a request may ask for (seconds).
+MAX_GAP = 60.0
 #: The page's own Content-Security-Policy: everything from this server, nothing inline or remote.
 PAGE_CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; "
             "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
@@ -140,7 +143,8 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
             raise HTTPException(422, str(e)) from None
         return f
 
-    def run_search(asked: dict[str, Any], level: str, k: int, filters: Filters, **query: Any) -> SearchOut:
+    def run_search(asked: dict[str, Any], level: str, k: int, filters: Filters, ranking: Ranking,
+                   **query: Any) -> SearchOut:
         t0 = time.perf_counter()
         if "text" in query or "image" in query:  # these need the model; a moment (like) does not
             try:
@@ -148,12 +152,13 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
             except StoreError as e:  # the server's problem (checkpoint gone), not the request's
                 raise HTTPException(503, f"searching by text or image needs the store's model: {e}") from None
         try:
-            hits = store.search(level=level, k=k, filters=filters, **query)
+            hits = store.search(level=level, k=k, filters=filters, merge=ranking.merge, min_score=ranking.min_score,
+                                gap=ranking.gap, **query)
         except (StoreError, ValueError) as e:
             raise HTTPException(422, str(e)) from None
         asked = {**asked, "video": list(filters.video_uids), "split": filters.split, "start": filters.start,
-                 "end": filters.end}
-        return SearchOut(query=asked, level=level, k=k, count=len(hits),
+                 "end": filters.end, "min_score": ranking.min_score, "gap": ranking.gap}
+        return SearchOut(query=asked, level=level, k=k, merged=ranking.merge, count=len(hits),
                          elapsed_ms=round((time.perf_counter() - t0) * 1000, 3), hits=[hit_out(h) for h in hits])
 
     # ---- shared parameter types -----------------------------------------------------------------
@@ -164,13 +169,20 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
     QSplit = Annotated[str | None, Query(max_length=64, description="Only this split (train / val).")]
     QStart = Annotated[float | None, Query(allow_inf_nan=False, description="Only moments ending after this (s).")]
     QEnd = Annotated[float | None, Query(allow_inf_nan=False, description="Only moments starting before this (s).")]
+    QMerge = Annotated[bool, Query(description="Merge overlapping or adjacent hits of one video into one moment "
+                                               "(false: raw rows).")]
+    QMinScore = Annotated[float | None, Query(ge=-1, le=1, allow_inf_nan=False,
+                                              description="Leave out rows scoring below this (cosine, -1 ... 1).")]
+    QGap = Annotated[float | None, Query(ge=0, le=MAX_GAP, allow_inf_nan=False,
+                                         description="Merge rows this many seconds apart too (default: 0 for clips "
+                                                     "and utterances, one frame interval for frames).")]
 
     # ---- service ----------------------------------------------------------------------------------
     @app.get("/health", response_model=HealthOut, tags=["service"], responses=UNAVAILABLE)
     def health() -> HealthOut:
         """Liveness plus what is served: the store, its model and row counts."""
         try:
-            rows = {name: int(store.table(name).count_rows()) for name in ("frames", "clips", "utterances", "videos")}
+            rows = {name: store.count_rows(name) for name in ("frames", "clips", "utterances", "videos")}
         except StoreError as e:
             raise HTTPException(503, str(e)) from None
         return HealthOut(ok=True, store=str(store.root), model=store.model_name, rows=rows, classify=classify,
@@ -198,17 +210,21 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
     # ---- search -------------------------------------------------------------------------------------
     @app.get("/api/search", response_model=SearchOut, tags=["search"], responses={**ERRORS, **UNAVAILABLE})
     def search_text(q: QText, level: QLevel = "clips", k: QK = 10, video: QVideo = [], split: QSplit = None,
-                    start: QStart = None, end: QEnd = None) -> SearchOut:
-        """Text search; the filters apply before ranking, so k results come back when k rows match."""
+                    start: QStart = None, end: QEnd = None, merge: QMerge = True, min_score: QMinScore = None,
+                    gap: QGap = None) -> SearchOut:
+        """Text search; the filters apply before ranking, so k results come back when k rows (or,
+        merged, k moments) match. Merged, no two hits of one video overlap."""
         if not q.strip():
             raise HTTPException(422, "the query text is empty")
-        return run_search({"q": q}, level, k, filters_of(video, split, start, end), text=q)
+        return run_search({"q": q}, level, k, filters_of(video, split, start, end), Ranking(merge, min_score, gap),
+                          text=q)
 
     @app.get("/api/search/like", response_model=SearchOut, tags=["search"],
              responses={**ERRORS, 404: {"model": ErrorOut, "description": "Unknown video."}})
     def search_like(moment: Annotated[str, Query(max_length=200, description="VIDEO_UID@SECONDS")],
                     level: QLevel = "clips", k: QK = 10, video: QVideo = [], split: QSplit = None,
-                    start: QStart = None, end: QEnd = None) -> SearchOut:
+                    start: QStart = None, end: QEnd = None, merge: QMerge = True, min_score: QMinScore = None,
+                    gap: QGap = None) -> SearchOut:
         """More like this moment: its neighbourhood in the store ranks the rest (itself excluded)."""
         try:
             uid, _ = parse_like(moment)
@@ -216,7 +232,8 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
             raise HTTPException(422, str(e)) from None
         if uid not in store.videos:
             raise HTTPException(404, f"unknown video {uid!r}")
-        return run_search({"moment": moment}, level, k, filters_of(video, split, start, end), like=moment)
+        return run_search({"moment": moment}, level, k, filters_of(video, split, start, end),
+                          Ranking(merge, min_score, gap), like=moment)
 
     @app.post("/api/search/image", response_model=SearchOut, tags=["search"],
               max_body_size=max_image_bytes + FORM_OVERHEAD,
@@ -227,13 +244,28 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
                      video: Annotated[list[str], Form()] = [],
                      split: Annotated[str | None, Form(max_length=64)] = None,
                      start: Annotated[float | None, Form(allow_inf_nan=False)] = None,
-                     end: Annotated[float | None, Form(allow_inf_nan=False)] = None) -> SearchOut:
-        """Search by an uploaded picture, with the same filters as text search."""
+                     end: Annotated[float | None, Form(allow_inf_nan=False)] = None,
+                     merge: Annotated[bool, Form()] = True,
+                     min_score: Annotated[float | None, Form(ge=-1, le=1, allow_inf_nan=False)] = None,
+                     gap: Annotated[float | None, Form(ge=0, le=MAX_GAP, allow_inf_nan=False)] = None) -> SearchOut:
+        """Search by an uploaded picture, with the same filters and merging as text search."""
         data = image.file.read(max_image_bytes + 1)
         if len(data) > max_image_bytes:
             raise HTTPException(413, f"the image is larger than {human_bytes(max_image_bytes)}")
         filters = filters_of(video, split, start, end)
-        return run_search({"image": image.filename or "upload"}, level, k, filters, image=open_image(data))
+        return run_search({"image": image.filename or "upload"}, level, k, filters, Ranking(merge, min_score, gap),
+                          image=open_image(data))
+
+    @app.get("/api/videos/{video_uid}/transcript", response_model=TranscriptOut, tags=["store"],
+             responses={404: {"model": ErrorOut, "description": "Unknown video."}, **ERRORS})
+    def transcript(video_uid: Annotated[str, PathParam(max_length=200)]) -> TranscriptOut:
+        """A video's utterances with their times (the store's utterances table), for a timeline
+        beside the player; empty when the video has no kept speech."""
+        v = store.videos.get(video_uid)
+        if v is None:
+            raise HTTPException(404, f"unknown video {video_uid!r}")
+        return TranscriptOut(video_uid=video_uid, source=str(v.get("source") or ""), duration=v.get("duration"),
+                             utterances=[UtteranceOut(**u.as_dict()) for u in store.transcript(video_uid)])
 
     # ---- media --------------------------------------------------------------------------------------
     @app.get("/api/thumb/{video_uid}", tags=["media"], response_class=Response,
@@ -296,11 +328,21 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
 
 # ---- helpers ------------------------------------------------------------------------------------------
 
+class Ranking(NamedTuple):
+    """How a search's rows become results: merged into moments or raw, a score threshold, the gap."""
+
+    merge: bool = True
+    min_score: float | None = None
+    gap: float | None = None
+
+
 def hit_out(h: Hit) -> HitOut:
-    """A store hit plus this server's URLs for its thumbnail (mid-moment) and source video."""
+    """A store hit (or moment) plus this server's URLs for its thumbnail (mid-row, the best row's
+    for a moment) and source video."""
     d = h.as_dict()
     uid = quote(h.video_uid, safe="")
-    t = h.start if h.level == "frames" else (h.start + h.end) / 2
+    lo, hi = (h.best_start, h.best_end) if isinstance(h, Moment) else (h.start, h.end)
+    t = lo if h.level == "frames" else (lo + hi) / 2
     d["thumb"] = f"/api/thumb/{uid}?t={t:.2f}"
     d["video"] = f"/api/video/{uid}"
     return HitOut(**{k: v for k, v in d.items() if k in HitOut.model_fields})

@@ -79,9 +79,31 @@ class VideoOut(BaseModel):
     n_utterances: int | None = None
 
 
+class UtteranceOut(BaseModel):
+    """One transcript segment of a video (seconds in the source video)."""
+
+    utterance_id: str
+    start: float
+    end: float
+    text: str
+
+
+class RowOut(BaseModel):
+    """One raw row merged into a moment: its window and score."""
+
+    start: float
+    end: float
+    score: float
+    row: int = Field(description="Row offset in the table (-1 when ranked exactly by Lance).")
+
+
 class HitOut(BaseModel):
-    """One result. ``start``/``end`` are seconds in the source video (equal for frames);
-    ``thumb`` and ``video`` are this server's URLs for the moment's picture and the source file."""
+    """One result: a moment (``merge=true``, the default: overlapping or adjacent rows of one video
+    merged) or a raw row. ``start``/``end`` are seconds in the source video (the moment's span;
+    equal for a raw frame); ``score``, ``text`` and the row fields are the best row's; ``thumb`` and
+    ``video`` are this server's URLs for the moment's picture and the source file. Moments also
+    carry ``best_start``/``best_end`` (the best row's window), ``rows`` and ``utterances`` (the
+    video's speech overlapping the span)."""
 
     level: Level
     video_uid: str
@@ -97,15 +119,30 @@ class HitOut(BaseModel):
     frame_index: int | None = None
     thumb: str
     video: str
+    best_start: float | None = None
+    best_end: float | None = None
+    n_rows: int | None = Field(None, description="How many raw rows the moment merges.")
+    rows: list[RowOut] | None = None
+    utterances: list[UtteranceOut] | None = None
 
 
 class SearchOut(BaseModel):
     query: dict[str, Any] = Field(description="The query and filters as understood.")
     level: Level
     k: int
+    merged: bool = Field(description="Whether hits are merged moments (no two of one video overlap) or raw rows.")
     count: int
     elapsed_ms: float
     hits: list[HitOut]
+
+
+class TranscriptOut(BaseModel):
+    """A video's utterances in time order (empty when it has no kept speech)."""
+
+    video_uid: str
+    source: str
+    duration: float | None = None
+    utterances: list[UtteranceOut]
 
 
 class LabelProb(BaseModel):

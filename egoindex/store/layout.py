@@ -2,12 +2,13 @@
 
 A store is a folder::
 
-    STORE/egoindex.json        StoreMeta: what built it (model, checkpoint sha256, dim, preprocessing,
-                               shards, clip windows), the table versions readers open, skipped samples
+    STORE/egoindex.json        StoreMeta: what built it (model, checkpoint, its sha256 and form, dim,
+                               preprocessing, shards, clip windows), the table versions readers open, skipped samples
     STORE/lance/{frames,clips,utterances,videos}.lance   LanceDB tables (versioned; see schema.py)
     STORE/indexes/{table}.faiss + .json                   FAISS index per vector table (ann.py)
     STORE/_cache/{table}-v{version}.arrow                 hits' metadata, memory-mapped (writer.py)
     STORE/_build/                                         resumable build state (egoindex.build.config)
+    STORE/encoders/text.onnx + text.json + BPE vocabulary  the text tower for torch-free queries (store/encoders.py)
 
 Who writes and who reads: :mod:`egoindex.store.writer` writes every part of it (tables, caches and,
 last, ``egoindex.json``), :mod:`egoindex.store.index` the indexes, :class:`egoindex.store.store.Store`
@@ -42,6 +43,7 @@ class StoreLayout:
         self.indexes = self.root / "indexes"
         self.cache = self.root / "_cache"
         self.work = self.root / "_build"
+        self.encoders = self.root / "encoders"  # query encoders exported from the checkpoint (model/text_onnx.py)
 
     def uri(self, table: str) -> str:
         return str(self.lance / f"{table}.lance")
@@ -52,13 +54,25 @@ class StoreLayout:
 
 @dataclass(frozen=True)
 class StoreMeta:
-    """The contents of ``STORE/egoindex.json``."""
+    """The contents of ``STORE/egoindex.json``.
+
+    ``model`` is the open_clip name the vectors come from (``local-dir:FOLDER`` for a hub folder's
+    unnamed architecture), ``checkpoint`` the file or folder the store re-loads to embed queries,
+    ``checkpoint_sha256`` its fingerprint (:func:`egoindex.model.sources.checkpoint_sha256`),
+    ``checkpoint_form`` one of ``egoindex.model.openclip.FORMS`` and ``checkpoint_run_name``
+    open_clip_train's run name; ``preprocessing`` is the image transform every frame and query
+    image went through (image_size, mean, std, interpolation, resize_mode). Fields added later
+    read with their defaults from older files ("" / None: not recorded), so older stores stay
+    readable without a format bump.
+    """
 
     model: str
     checkpoint: str
     checkpoint_sha256: str
     embed_dim: int
     preprocessing: dict[str, Any] = field(default_factory=dict)
+    checkpoint_form: str = ""
+    checkpoint_run_name: str | None = None
     egoindex_version: str = ""
     shards_dir: str | None = None
     videos_root: str | None = None

@@ -19,48 +19,29 @@ are ranked exactly by Lance's brute-force prefiltered search, which is faster th
 from __future__ import annotations
 
 import math
+import os
 import threading
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import lancedb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from PIL import Image
 
-from egoindex.core.fsutil import sha256_file
+from egoindex.model.sources import checkpoint_sha256
 from egoindex.errors import EgoindexError, FilterError, StoreError
+from egoindex.model.text_onnx import OnnxTextEncoder
 from egoindex.store import ann
 from egoindex.store.filters import LEVELS, Filters
 from egoindex.store.layout import StoreLayout, StoreMeta
+from egoindex.store.moments import Hit, Utterance, attach_utterances, collect_moments
 from egoindex.store.schema import VECTOR_TABLES, metadata_columns, vectors_of
+from egoindex.store.encoders import TEXT_ENCODER_ENV, current_text_encoder
 
 #: Filters matching at most this many rows are ranked exactly by Lance, not through FAISS.
 EXACT_FILTERED = 50_000
-
-
-
-@dataclass
-class Hit:
-    """One search result. ``start``/``end`` are seconds in the source video (equal for frames)."""
-
-    level: str
-    video_uid: str
-    start: float
-    end: float
-    score: float
-    text: str
-    source: str = ""
-    offset: int = -1
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        d = {"level": self.level, "video_uid": self.video_uid, "start": round(self.start, 3), "end": round(self.end, 3),
-             "score": round(float(self.score), 5), "text": self.text, "source": self.source, "row": self.offset}
-        d.update(self.extra)
-        return d
 
 
 def parse_like(spec: str) -> tuple[str, float]:
@@ -84,12 +65,12 @@ class Store:
         self.root = Path(root)
         self.layout = StoreLayout(self.root)
         self.meta: StoreMeta = StoreMeta.read(self.root)  # a missing file or another format: StoreError
-        self.db = lancedb.connect(str(self.layout.lance))
         self.device, self.mmap = device, mmap
         self.dim = int(self.meta.embed_dim)
         self._lock = threading.RLock()
         self._indexes: dict[str, tuple[Any, ann.IndexInfo] | None] = {}
         self._tables: dict[str, Any] = {}
+        self._datasets: dict[str, Any] = {}
         self._offsets: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         # (level, table version) -> the metadata table, its record batches and their first offsets
         self._metadata: dict[tuple[str, int], tuple[pa.Table, list[pa.RecordBatch], np.ndarray]] = {}
@@ -109,17 +90,27 @@ class Store:
         if model and model != self.model_name:
             raise StoreError(f"store {self.root} was built with model {self.model_name}, not {model}")
         if checkpoint is not None:
-            sha = sha256_file(Path(checkpoint))
+            sha = checkpoint_sha256(checkpoint)  # a file's sha256, or a hub folder's config + weights
             if sha != self.checkpoint_sha256:
                 raise StoreError(f"store {self.root} was built with checkpoint sha256 "
                                  f"{self.checkpoint_sha256[:12]}..., "
                                  f"but {checkpoint} is {sha[:12]}...; build a new store for this checkpoint")
 
+    @cached_property
+    def db(self) -> Any:
+        """The LanceDB connection, opened on first use. Why lazily: ``import lancedb`` costs ~1 s
+        (its REST namespace client), most of a cold text query; reads that need no LanceDB query
+        builder (counts, versions, the metadata cache, FAISS searches) go through :meth:`dataset`,
+        and only exact or filtered searches import it."""
+        import lancedb
+
+        return lancedb.connect(str(self.layout.lance))
+
     def table(self, name: str) -> Any:
+        """The LanceDB table at the version the store's last finished build recorded (a build or
+        ``--append`` in progress, or killed, commits newer versions that readers must not see)."""
         with self._lock:
             if name not in self._tables:
-                # The version the last finished build recorded: a build or --append in progress
-                # (or killed) commits newer versions, and readers must not see them half-done.
                 version = self.meta.table_versions.get(name)
                 try:
                     self._tables[name] = (self.db.open_table(name, version=version) if version
@@ -128,14 +119,33 @@ class Store:
                     raise StoreError(f"store {self.root} has no {name!r} table ({e})") from e
             return self._tables[name]
 
+    def dataset(self, name: str) -> Any:
+        """The same table version as :meth:`table`, as a plain ``lance`` dataset (``import lance``
+        costs ~0.3 s, LanceDB ~1.3 s): counts, fragments, versions and column scans."""
+        with self._lock:
+            if name not in self._datasets:
+                import lance
+
+                version = self.meta.table_versions.get(name)
+                try:
+                    self._datasets[name] = lance.dataset(str(self.layout.lance / f"{name}.lance"),
+                                                         version=version or None)
+                except Exception as e:  # lance raises ValueError/OSError for a missing table or version
+                    raise StoreError(f"store {self.root} has no {name!r} table ({e})") from e
+            return self._datasets[name]
+
+    def count_rows(self, name: str, sql: str | None = None) -> int:
+        """Rows of a table version, optionally matching a filter."""
+        ds = self.dataset(name)
+        return int(ds.count_rows(filter=sql) if sql else ds.count_rows())
+
     def count(self, level: str, filters: Filters | None = None) -> int:
-        sql = filters.sql(level) if filters else None
-        return int(self.table(level).count_rows(sql) if sql else self.table(level).count_rows())
+        return self.count_rows(level, filters.sql(level) if filters else None)
 
     def info(self) -> dict[str, Any]:
         tables = {}
         for name in ("frames", "clips", "utterances", "videos"):
-            t = self.table(name)
+            t = self.dataset(name)
             tables[name] = {"rows": t.count_rows(), "version": t.version}
             if name in VECTOR_TABLES:
                 got = self.index(name)
@@ -153,7 +163,7 @@ class Store:
         with self._lock:
             if level not in self._indexes:
                 got = ann.load_index(self.layout.indexes, level, mmap=self.mmap)
-                n = self.table(level).count_rows()
+                n = self.count_rows(level)
                 if got is not None and (got[1].ntotal != n or got[0].ntotal != n):
                     got = None  # built for other rows (an --append in progress or interrupted): exact search
                 self._indexes[level] = got
@@ -163,15 +173,15 @@ class Store:
         """Table offsets (= FAISS ids) of the rows matching ``sql``: the ``allowed`` set that
         restricts a FAISS search to a filter (Lance row ids are fragment << 32 | row, mapped
         through the fragments' first offsets, cached per table version)."""
-        tbl = self.table(level)
-        key = (level, tbl.version)
+        ds = self.dataset(level)
+        key = (level, ds.version)
         if key not in self._offsets:
-            frags = sorted((f.fragment_id, f.count_rows()) for f in tbl.to_lance().get_fragments())
+            frags = sorted((f.fragment_id, f.count_rows()) for f in ds.get_fragments())
             ids = np.array([f for f, _ in frags], np.int64)
             base = np.concatenate([[0], np.cumsum([c for _, c in frags])[:-1]]).astype(np.int64)
             self._offsets[key] = (ids, base)
         ids, base = self._offsets[key]
-        got = tbl.search().where(sql).select([]).with_row_id(True).limit(None).to_arrow()
+        got = ds.to_table(columns=[], filter=sql, with_row_id=True)
         rowids = got["_rowid"].to_numpy().astype(np.int64)
         frag, local = rowids >> 32, rowids & 0xFFFFFFFF
         return base[np.searchsorted(ids, frag)] + local
@@ -186,14 +196,43 @@ class Store:
         from egoindex.model.openclip import load_model
 
         ckpt = Path(self.meta.checkpoint)
-        if not ckpt.is_file():
+        if not ckpt.exists():  # a checkpoint file or a hub folder
             raise StoreError(f"the store's checkpoint {ckpt} is gone; it is needed to embed queries")
         self.check_checkpoint(ckpt)
         return Embedder(load_model(ckpt, self.model_name), device=self.device)
 
+    @cached_property
+    def text_encoder(self) -> Any:
+        """The store's exported ONNX text tower (:mod:`egoindex.store.encoders`), or None: then text
+        queries load the PyTorch model (:attr:`embedder`). Why: importing torch and open_clip and
+        loading the checkpoint cost seconds per cold query; the ONNX tower and the pure tokenizer
+        need neither. ``EGOINDEX_TEXT_ENCODER=torch`` forces the PyTorch path (benchmarks compare
+        the two), ``=onnx`` makes a missing or stale encoder an error instead of a silent fallback."""
+        mode = os.environ.get(TEXT_ENCODER_ENV, "auto").strip().lower() or "auto"
+        if mode not in ("auto", "onnx", "torch"):
+            raise StoreError(f"{TEXT_ENCODER_ENV} must be auto, onnx or torch, not {mode!r}")
+        if mode == "torch":
+            return None
+        facts = current_text_encoder(self.root, self.checkpoint_sha256)
+        if facts is None:
+            if mode == "onnx":
+                raise StoreError(f"store {self.root} has no text encoder exported from its checkpoint; "
+                                 f"run `egoindex encoders {self.root}`")
+            return None
+        if facts.embed_dim != self.dim:
+            raise StoreError(f"the text encoder of {self.root} gives {facts.embed_dim}-d vectors, the store "
+                             f"{self.dim}-d; run `egoindex encoders {self.root} --force`")
+        return OnnxTextEncoder(facts)
+
     def text_vector(self, text: str) -> np.ndarray:
+        """A text query's unit vector: through the ONNX encoder when the store has a current one
+        (no torch imported), else through the PyTorch model; both give the same vector (< 1e-4)."""
         if not text.strip():
             raise StoreError("the query text is empty")
+        with self._lock:  # one cached encoder per store, shared by the server's threads
+            encoder = self.text_encoder
+        if encoder is not None:
+            return encoder.encode_texts([text])[0]
         return self.embedder.encode_texts([text])[0]
 
     def image_vector(self, image: Image.Image | str | Path) -> np.ndarray:
@@ -209,8 +248,7 @@ class Store:
         """The embedding of a moment: the mean of the frames within half a clip of ``t``."""
         half = float(self.meta.clip_seconds) / 2
         near = Filters(video_uids=(video_uid,), start=t - half, end=t + half).sql("frames")
-        rows = self.table("frames").search().where(near) \
-            .select(["t", "vector"]).limit(None).to_arrow()
+        rows = self.dataset("frames").to_table(columns=["t", "vector"], filter=near)
         if rows.num_rows == 0:
             raise StoreError(f"no frames of video {video_uid} near {t:.2f} s in this store")
         v = vectors_of(rows["vector"], self.dim).mean(axis=0)
@@ -220,8 +258,17 @@ class Store:
 
     def search(self, text: str | None = None, *, image: Image.Image | str | Path | None = None, like: str | None = None,
                vector: np.ndarray | None = None, level: str = "clips", k: int = 10,
-               filters: Filters | None = None, exclude_self: bool = True) -> list[Hit]:
-        """Top-k rows of ``level`` for exactly one of text / image / like / vector."""
+               filters: Filters | None = None, exclude_self: bool = True, merge: bool = False,
+               min_score: float | None = None, gap: float | None = None,
+               max_span: float | None = None) -> list[Hit]:
+        """Top-k rows of ``level`` for exactly one of text / image / like / vector.
+
+        ``merge=True``: k :class:`~egoindex.store.moments.Moment` s instead (overlapping or adjacent
+        rows of one video merged, with the utterances in their span; the rule and the over-fetch
+        are :mod:`egoindex.store.moments`'); ``gap`` widens "adjacent" (seconds; default 0 for clips
+        and utterances, one frame interval for frames); ``max_span`` bounds a moment's length
+        (default 2 clip lengths: a window and its two neighbours). ``min_score``: rows scoring below
+        it are left out (raw or merged). Raw rows stay the default: benchmarks and tests count rows."""
         if level not in LEVELS:
             raise StoreError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
         if sum(x is not None for x in (text, image, like, vector)) != 1:
@@ -244,7 +291,72 @@ class Store:
         if q.shape[0] != self.dim:
             raise StoreError(f"query vector has dimension {q.shape[0]}, the store {self.dim}")
         q = q / (np.linalg.norm(q) or 1.0)
-        return self.search_vector(q, level, k, filters)
+        if min_score is not None and not math.isfinite(min_score):
+            raise StoreError(f"min_score must be a finite number, not {min_score}")
+        if not merge:
+            hits = self.search_vector(q, level, k, filters)
+            return hits if min_score is None else [h for h in hits if h.score >= min_score]
+        gap = self.default_gap(level) if gap is None else float(gap)
+        if not (math.isfinite(gap) and gap >= 0):
+            raise StoreError(f"the merge gap must be a finite number of seconds >= 0, not {gap}")
+        span = 2 * float(self.meta.clip_seconds) if max_span is None else float(max_span)
+        if not (math.isfinite(span) and span > 0):
+            raise StoreError(f"max_span must be a positive number of seconds, not {max_span}")
+        moments = collect_moments(lambda n: self.search_vector(q, level, n, filters), k,
+                                  first=k * self.rows_per_moment(level), gap=gap, max_span=span,
+                                  min_score=min_score)
+        attach_utterances(moments, self.transcript)
+        return list(moments)
+
+    def default_gap(self, level: str) -> float:
+        """Seconds between two rows that still makes them one moment: one frame interval for
+        frames (consecutive frames are one moment), 0 (overlapping or touching) otherwise."""
+        return self.frame_interval if level == "frames" else 0.0
+
+    def rows_per_moment(self, level: str) -> int:
+        """How many rows a moment typically merges: the first over-fetch is k times this (a 4 s
+        event spans 3 windows at a 2 s stride, 8 frames at 2 fps), so one fetch usually suffices."""
+        clip = float(self.meta.clip_seconds)
+        if level == "clips":
+            return math.ceil(clip / max(float(self.meta.clip_stride), 1e-3)) + 1
+        if level == "frames":
+            return max(2, min(64, math.ceil(clip / max(self.frame_interval, 1e-3))))
+        return 2
+
+    @cached_property
+    def frame_interval(self) -> float:
+        """The seconds between consecutive sampled frames of a video (1 / the ingest fps), read
+        from the frames table: the median step between the sorted times of a few videos' frames
+        (rows are not stored in time order); 1.0 for a table too small to say."""
+        meta = self.metadata("frames")
+        steps = []
+        for uid in list(dict.fromkeys(meta["video_uid"].slice(0, 1000).to_pylist()))[:3]:
+            t = np.sort(meta.filter(pc.equal(meta["video_uid"], uid))["t"].to_numpy(zero_copy_only=False))
+            steps.append(np.diff(t.astype(np.float64)))
+        step = np.concatenate(steps) if steps else np.zeros(0)
+        step = step[step > 1e-6]
+        return float(np.median(step)) if len(step) else 1.0
+
+    @cached_property
+    def _transcripts(self) -> tuple[pa.Table, dict[str, tuple[int, int]]]:
+        """The utterances table's text columns sorted by (video, start), and each video's row range
+        (built once: the table version is fixed for this Store's life)."""
+        meta = self.metadata("utterances").select(["video_uid", "utterance_id", "start", "end", "text"])
+        meta = meta.sort_by([("video_uid", "ascending"), ("start", "ascending")])
+        uids = meta["video_uid"].to_pylist()
+        ranges: dict[str, tuple[int, int]] = {}
+        for i, u in enumerate(uids):
+            lo, _ = ranges.get(u, (i, i))
+            ranges[u] = (lo, i + 1)
+        return meta, ranges
+
+    def transcript(self, video_uid: str) -> list[Utterance]:
+        """A video's utterances (speech segments kept by ingest) in time order; [] for a video
+        without speech or unknown to the store."""
+        meta, ranges = self._transcripts
+        lo, hi = ranges.get(video_uid, (0, 0))
+        return [Utterance(str(r["utterance_id"]), float(r["start"]), float(r["end"]), r["text"] or "")
+                for r in meta.slice(lo, hi - lo).to_pylist()]
 
     def search_vector(self, q: np.ndarray, level: str, k: int, filters: Filters) -> list[Hit]:
         """Top-k rows of ``level`` for a unit query vector ``q`` (what :meth:`search` ends in):
@@ -260,10 +372,9 @@ class Store:
             raise FilterError(f"the --where filter failed: {e}") from e
 
     def _ranked(self, q: np.ndarray, level: str, k: int, filters: Filters) -> list[Hit]:
-        tbl = self.table(level)
         sql = filters.sql(level)
         got = self.index(level)
-        n = tbl.count_rows(sql) if sql else tbl.count_rows()
+        n = self.count_rows(level, sql)
         if n == 0:
             return []
         if got is not None and (sql is None or n > EXACT_FILTERED):
@@ -301,15 +412,15 @@ class Store:
     def _metadata_entry(self, level: str) -> tuple[pa.Table, list[pa.RecordBatch], np.ndarray]:
         """:meth:`metadata` with its record batches and their first offsets (plus the row count
         last), loaded once per table version."""
-        tbl = self.table(level)
-        key = (level, tbl.version)
+        ds = self.dataset(level)
+        key = (level, ds.version)
         with self._lock:
             if key not in self._metadata:
-                path = self.layout.metadata_cache(level, tbl.version)
+                path = self.layout.metadata_cache(level, ds.version)
                 if path.is_file():
                     meta = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
                 else:
-                    meta = tbl.to_lance().to_table(columns=metadata_columns(tbl.schema))
+                    meta = ds.to_table(columns=metadata_columns(ds.schema))
                 batches = meta.to_batches()
                 starts = np.concatenate([[0], np.cumsum([b.num_rows for b in batches])]).astype(np.int64)
                 self._metadata[key] = (meta, batches, starts)
@@ -342,7 +453,7 @@ class Store:
 
     @cached_property
     def videos(self) -> dict[str, dict[str, Any]]:
-        return {r["video_uid"]: r for r in self.table("videos").to_arrow().to_pylist()}
+        return {r["video_uid"]: r for r in self.dataset("videos").to_table().to_pylist()}
 
     def source_of(self, video_uid: str) -> str:
         v = self.videos.get(video_uid)

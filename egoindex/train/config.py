@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model", default=d.model, help="open_clip model name (RN50, RN101, ViT-B-32, ViT-B-16, ViT-L-14, "
                                                     "ego-tiny-vit, ego-small-vit, ...)")
     g.add_argument("--init", default=None, metavar="PATH",
-                   help="start from a local open_clip checkpoint or weights file")
+                   help="start from local weights: a checkpoint (egoindex, open_clip_train), a state dict "
+                        "(.pt/.bin/.safetensors), a Hugging Face open_clip folder or a cached hf-hub:ORG/REPO")
     g.add_argument("--pretrained", default=None, metavar="TAG",
                    help="not supported offline: download the weights elsewhere and use --init PATH")
     g.add_argument("--lock-image", action="store_true", help="freeze the image tower, train the text side (LiT)")

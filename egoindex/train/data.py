@@ -1,6 +1,7 @@
 """WebDataset input pipelines for training and validation (webdataset 1.x).
 
-Training streams the ``train-*.tar`` shards of an ``egoindex ingest`` folder forever: each
+Training streams the ``train-*.tar`` pair shards of an ``egoindex ingest`` folder forever (the
+frames without a caption are in ``uncaptioned/``, which training never reads): each
 (rank, loader worker) pair reads its own share of the shards, so the epoch length is a number of
 steps fixed by the loop, every rank takes the same number of steps (no DDP hang on uneven
 data), and a resumed run starts where the killed one approximately was. Two ways to share:
@@ -11,7 +12,8 @@ data), and a resumed run starts where the killed one approximately was. Two ways
 * resampled: every reader draws shards with replacement from its own seeded stream
   (open_clip's ``--dataset-resampled``), for corpora too big to ever finish a pass.
 
-Samples with an empty caption (frames without speech) are dropped before their JPEG is decoded.
+Samples with an empty caption are still dropped before their JPEG is decoded: the pair shards of
+an egoindex 0.2 SHARDS_DIR hold the frames without speech too.
 Damaged samples and shards are skipped and recorded (``FaultLog``), never silently cut short.
 Each sample carries two 64-bit keys: ``text_key`` (hash of the normalised caption, used by the
 loss to stop identical captions acting as negatives of each other) and ``utt_key`` (hash of the
@@ -40,8 +42,9 @@ import webdataset as wds
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from egoindex.dataset.layout import has_sizes, read_pack_records, read_sizes, read_video_record
-from egoindex.dataset.shards import list_shards, read_shard
+from egoindex.dataset.layout import (has_sizes, is_captioned, read_pack_records, read_pair_sizes, read_video_record,
+                                     shard_layout)
+from egoindex.dataset.shards import list_pair_shards, read_shard
 from egoindex.errors import DatasetError
 
 
@@ -71,21 +74,25 @@ def normalize_text(text: str) -> str:
 def count_train_samples(shards_dir: Path) -> tuple[int, str]:
     """Samples per pass over the train shards and where the number came from.
 
-    Prefers the captioned-frame counts in the ingest records (empty captions are skipped in
-    training), falling back to the ``sizes.json`` total when the records are not there (shards
-    copied without ``_ingest/``).
+    The pair shards hold only captioned frames, so ``sizes.json`` (the number open_clip_train
+    uses too) is exact. In an egoindex 0.2 SHARDS_DIR they also hold the frames with an empty
+    caption, which training skips: there the captioned-frame counts of the ingest records are
+    used, or the ``sizes.json`` total (all frames) when the records are not there (shards copied
+    without ``_ingest/``).
     """
     root = Path(shards_dir)
-    names = {p.name for p in list_shards(root, "train")}
+    names = {p.name for p in list_pair_shards(root, "train")}
     if not names:
         raise DatasetError(f"no train-*.tar shards in {root}")
+    if shard_layout(root) >= 2 and has_sizes(root):
+        return sum(n for name, n in read_pair_sizes(root).items() if name in names), "sizes.json (captioned pairs)"
     packs = read_pack_records(root, "train")
     videos = {u for rec in packs for s in rec["shards"] if s["name"] in names for u in s["videos"]}
     records = [read_video_record(root, u) for u in videos]
     if packs and videos and all(r is not None for r in records):
         return sum(int(r.get("captioned_frames", 0)) for r in records if r), "captioned frames in _ingest records"
     if has_sizes(root):
-        return sum(n for name, n in read_sizes(root).items() if name in names), "sizes.json (all frames)"
+        return sum(n for name, n in read_pair_sizes(root).items() if name in names), "sizes.json (all frames)"
     raise DatasetError(f"cannot tell how many samples {root} holds: no _ingest records and no sizes.json; "
                        "pass --train-num-samples")
 
@@ -191,7 +198,7 @@ def decode_samples(src: Iterator[dict[str, Any]], faults: FaultLog, split: str, 
 
 
 def has_text(sample: dict[str, Any]) -> bool:
-    return bool(sample.get("txt", b"").strip())
+    return is_captioned(sample.get("txt"))
 
 
 def drop_words(text: str, p: float, rng: Any) -> str:
@@ -243,7 +250,7 @@ def train_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable,
     """Endless loader of training batches for this rank (``batch_size`` per rank); damaged
     samples and shards go to ``faults``."""
     faults = faults or FaultLog(None, rank)
-    urls = [str(p) for p in list_shards(Path(shards_dir), "train")]
+    urls = [str(p) for p in list_pair_shards(Path(shards_dir), "train")]
     if not urls:
         raise DatasetError(f"no train-*.tar shards in {shards_dir}")
     pipeline = wds.DataPipeline(
@@ -276,7 +283,7 @@ def val_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable, b
 
     Batches keep their last partial batch, so every captioned val frame is scored exactly once.
     """
-    urls = [str(p) for p in list_shards(Path(shards_dir), "val")]
+    urls = [str(p) for p in list_pair_shards(Path(shards_dir), "val")]
     if not urls:
         return None
     mine = len(urls[rank::world_size])  # a rank without val shards still joins the gather, empty

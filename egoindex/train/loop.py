@@ -42,6 +42,7 @@ from egoindex.core.fsutil import remove_stale_tmp, write_json
 from egoindex.core.progress import progress_bar
 from egoindex.core.resources import available_cpus
 from egoindex.errors import EgoindexError, TrainError
+from egoindex.model.sources import locate
 from egoindex.model.openclip import (check_model_name, create, link_or_copy, make_checkpoint, pretrained_tag_error,
                                      read_checkpoint, save_checkpoint, state_dict_of, unwrap, weight_differences)
 from egoindex.train.config import TrainConfig, parse, torchrun_command
@@ -280,8 +281,8 @@ def validate_config(cfg: TrainConfig) -> None:
         raise TrainError("--caption-word-drop must be in [0, 1)")
     if not 0 < cfg.aug_scale[0] <= cfg.aug_scale[1] <= 1:
         raise TrainError("--aug-scale MIN MAX needs 0 < MIN <= MAX <= 1")
-    if cfg.init and not Path(cfg.init).is_file():
-        raise TrainError(f"--init: file not found: {cfg.init}")
+    if cfg.init:
+        locate(cfg.init)  # a file, a hub folder or a cached hf-hub: id, else a ModelError saying what is missing
     if not Path(cfg.shards).is_dir():
         raise TrainError(f"shards folder not found: {cfg.shards}")
     check_reporters(cfg.report_to)

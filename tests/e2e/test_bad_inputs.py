@@ -74,7 +74,7 @@ def test_every_bad_input_is_recorded_and_every_good_video_lands(corpus, ingested
     by_source: dict[str, list[dict]] = defaultdict(list)
     for s in iter_samples(list_shards(out)):
         meta = json.loads(s["json"])
-        by_source[meta["source"]].append({**meta, "jpg": s["jpg"], "txt": s["txt"].decode("utf-8")})
+        by_source[meta["source"]].append({**meta, "jpg": s["jpg"], "txt": s.get("txt", b"").decode("utf-8")})
 
     observed = {}
     for c in cases:
@@ -278,15 +278,19 @@ def test_checkpoint_of_another_model_is_refused_by_build_and_query(demo_shards: 
         said.append(" ".join(str(e.value).split())[:160])
         assert not store.exists()  # refused before anything was written
 
-    # a store whose checkpoint file was replaced by another model's refuses to embed queries
+    # a store whose checkpoint file was replaced by another model's refuses to embed queries with
+    # it; text queries still answer through STORE/encoders/text.onnx, which the build exported from
+    # (and recorded the sha256 of) the checkpoint the store's vectors came from
     store = tmp_path / "store"
     shutil.copytree(demo_store, store)
     other = tmp_path / "small.pt"
     save_checkpoint(other, make_checkpoint(create("ego-small-vit").model, "ego-small-vit", epoch=0, step=0, config={}))
     meta = json.loads((store / "egoindex.json").read_text())
     (store / "egoindex.json").write_text(json.dumps({**meta, "checkpoint": str(other)}))
+    assert [h.video_uid for h in Store(store).search(QUERY, k=3)] == \
+        [h.video_uid for h in Store(demo_store).search(QUERY, k=3)]
     with pytest.raises(StoreError, match="build a new store for this checkpoint") as e:
-        Store(store).search(QUERY)
+        Store(store).search(image=Image.new("RGB", (64, 64), (200, 30, 30)))
     said.append(" ".join(str(e.value).split())[:160])
     record_faults("bad_inputs_checkpoints", {"refused": said})
 

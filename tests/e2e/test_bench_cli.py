@@ -17,7 +17,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from egoindex.metrics.egomcq import N_CHOICES, load_egomcq, write_egomcq
+from egoindex.metrics.egomcq import (
+    EGOCLIP_FIELDS,
+    EGOCLIP_NOUN_DIM,
+    EGOCLIP_VERB_DIM,
+    N_CHOICES,
+    load_egomcq,
+    tag_string,
+    write_egomcq,
+)
 from egoindex.metrics.mir import epic_relevance, mir_metrics
 from egoindex.bench.epic_files import parse_timestamp, read_class_csv, read_epic_retrieval_csv
 from egoindex.bench.retrieval import retrieval_positives
@@ -190,12 +198,23 @@ def test_mcq_generate_end_to_end(mcq_store: Path, demo_checkpoint: Path, generat
             assert set(vids) == {it["query"]["video_uid"]}
     assert types[1] >= 5 and types[2] >= 1
     assert used == {u for u, row in videos.items() if row["split"] == "val"}
+    # Every row carries EgoClip's fields (EgoVLP reads them); the demo's tags come from its ground truth.
+    root = Path(json.loads((mcq_store / "egoindex.json").read_text())["videos_root"])
+    scenes = _gt_scenes(root)
+    for it in items.values():
+        for row in [it["query"]] + list(it["choices"].values()):
+            assert set(EGOCLIP_FIELDS) <= set(row)
+            hit = [sc for sc in scenes[row["video_uid"]]
+                   if max(sc["start"], row["clip_start"]) < min(sc["end"], row["clip_end"])]
+            assert hit and row["tag_verb"] == tag_string([sc["action"] for sc in hit], EGOCLIP_VERB_DIM)
+            assert row["tag_noun"] == tag_string([sc["object"] for sc in hit], EGOCLIP_NOUN_DIM)
 
     rep = report(generated_mcq["report"])
     sha = sha256_file(demo_checkpoint)
     assert rep["meta"]["checkpoint_sha256"] == sha
     assert rep["meta"]["model"] == json.loads((mcq_store / "egoindex.json").read_text())["model"]
     assert rep["meta"]["clip_vectors"] == "store clips"
+    assert rep["meta"]["generated"]["tags"].startswith("demo ground truth")
     m = rep["metrics"]
     assert (m["n_inter"], m["n_intra"]) == (types[1], types[2])
     assert m["inter_acc"] == pytest.approx(100.0 * m["correct_inter"] / m["n_inter"])
@@ -301,8 +320,16 @@ def test_mir_from_matrices_equals_metrics(tmp_path: Path, suffix: str) -> None:
     got = report(tmp_path / "bench" / "mir.json")
     assert got["metrics"].keys() == want.keys()
     for k, v in want.items():
-        assert got["metrics"][k] == pytest.approx(v, abs=1e-12), k
+        if isinstance(v, float) and np.isnan(v):  # the official mean of a matrix with an undefined row
+            assert got["metrics"][k] is None, k
+        else:
+            assert got["metrics"][k] == pytest.approx(v, abs=1e-12), k
     assert got["meta"]["model"] == "someone-elses-model"
+    # Both means side by side, and which one the headline is.
+    assert "defined rows" in got["meta"]["mean_rule"]
+    means = {r["metric"]: r for r in got["tables"]["means"]}
+    assert means["mAP_v2t"]["headline (defined rows)"] == pytest.approx(want["mAP_v2t"], abs=1e-12)
+    assert means["mAP_v2t"]["rows_skipped"] == want["rows_skipped_mAP_v2t"]
     assert "mAP_avg" in out and (tmp_path / "bench" / "mir_metrics.png").is_file()
     # A relevance of the wrong shape is refused with a message.
     np.save(tmp_path / "small.npy", rel[:3])
@@ -393,7 +420,7 @@ def test_mir_epic_files(demo_store: Path, demo_videos: Path, tmp_path: Path) -> 
     sim = np.load(out / "epic_mir_sim.npy")
     assert sim.shape == (len(rows), len(sentences)) == (rep["metrics"]["n_videos"], rep["metrics"]["n_sentences"])
     for k, v in mir_metrics(sim, rel).items():
-        assert rep["metrics"][k] == pytest.approx(v), k
+        assert rep["metrics"][k] == (None if isinstance(v, float) and np.isnan(v) else pytest.approx(v)), k
     # Each segment's own narration outscores a random one on average (the model sees the scene).
     own = np.array([sim[i, sent_idx[r[8]]] for i, r in enumerate(rows)])
     assert own.mean() > sim.mean()

@@ -190,7 +190,7 @@ def test_demo_annotation_files_follow_store_splits(annotations: Path, store: Sto
 # NLQ from the store
 
 
-def test_nlq_export_from_store_covers_each_clip_on_the_official_grid(nlq_store, store: Store) -> None:
+def test_nlq_export_from_store_covers_each_clip_on_the_official_grid(nlq_store, store: Store, annotations: Path) -> None:
     out, text = nlq_store
     feats = check_layout(out / "features", store.dim)
     assert set(feats) == set(store.videos)  # demo clips are whole videos: clip_uid == video_uid
@@ -214,13 +214,18 @@ def test_nlq_export_from_store_covers_each_clip_on_the_official_grid(nlq_store, 
         s_last, e_last = official_window(a.shape[0] - 1, a.shape[0], duration)
         assert e_last == pytest.approx(duration, abs=1 / 30) and s_last >= 0
 
+    # VSLNet opens train/val/test: all three exist, a split without an annotation file is {}.
+    assert sorted(p.name for p in (out / "dataset").iterdir()) == ["test.json", "train.json", "val.json"]
+    assert json.loads((out / "dataset" / "test.json").read_text()) == {}
+    assert "test" in summary["export"]["empty_splits"]
     for split in ("train", "val"):
-        path = out / "dataset" / f"{split}.json"
-        if not path.exists():
-            continue
-        data = json.loads(path.read_text())
+        data = json.loads((out / "dataset" / f"{split}.json").read_text())
+        nlq = load_nlq_annotations(annotations / f"nlq_{split}.json")
+        bounds = {c["clip_uid"]: (c["video_start_sec"], c["video_end_sec"]) for v in nlq["videos"] for c in v["clips"]}
         for uid, item in data.items():
-            assert item["fps"] == RATE and item["num_frames"] == feats[uid].shape[0]
+            # num_frames as prepare_ego4d_dataset.py computes it: int(int(clip duration * fps)), not the rows
+            s, e = bounds[uid]
+            assert item["fps"] == RATE and item["num_frames"] == math.ceil(int((e - s) * RATE))
 
     # query-text features, sentence level, keyed by the query text of the annotations
     npy = np.load(out / "text" / "sentence.npy", allow_pickle=True).item()
@@ -236,8 +241,12 @@ def test_vslnet_loader_maps_narrated_moments_to_their_rows(nlq_store, annotation
     out, _ = nlq_store
     scenes = {video_uid(v["path"]): v["scenes"] for v in ground_truth["videos"]}
     n_checked = 0
+    summary = json.loads((out / "export_summary.json").read_text())
     for dataset in sorted((out / "dataset").glob("*.json")):
         feats, lens, records = vslnet_load(out / "features", dataset)
+        if dataset.stem in summary["export"]["empty_splits"]:  # no annotation file: {} so VSLNet can open it
+            assert records == []
+            continue
         assert records and all(f.dtype == np.float32 for f in feats.values())
         by_vid: dict[str, list] = {}
         for r in records:

@@ -32,9 +32,9 @@ import lance
 import numpy as np
 import pytest
 
-from egoindex.core.fsutil import write_json
 from egoindex.model.openclip import load_model, read_checkpoint
-from egoindex.dataset.shards import iter_samples, list_shards
+from egoindex.dataset.layout import ShardsLayout, read_sizes, write_sizes
+from egoindex.dataset.shards import SHARD_RE, iter_samples, list_shards
 from egoindex.store import LEVELS, Store, StoreError
 from egoindex.store import ann
 from egoindex.store.schema import TABLES, VECTOR_TABLES
@@ -122,7 +122,7 @@ def shard_samples(out: Path) -> dict[str, tuple[str, bytes, bytes]]:
     got: dict[str, tuple[str, bytes, bytes]] = {}
     for s in iter_samples(list_shards(out)):
         assert s["__key__"] not in got, f"sample {s['__key__']} is in the shards twice"
-        got[s["__key__"]] = (hashlib.sha256(s["jpg"]).hexdigest(), s["txt"], s["json"])
+        got[s["__key__"]] = (hashlib.sha256(s["jpg"]).hexdigest(), s.get("txt", b""), s["json"])
     return got
 
 
@@ -305,18 +305,18 @@ def test_store_stays_readable_at_its_previous_version_during_append(demo_checkpo
     ``Store`` over and over: every read sees the previous version or the complete new one
     (row counts of every table together), and searches at every level answer."""
     shards = copy_shards(demo_shards, tmp_path / "shards")
-    sizes = json.loads((shards / "sizes.json").read_text())
-    later = sorted(n for n in sizes if n.startswith("val-"))
+    sizes = read_sizes(shards)  # both series
+    later = sorted(n for n in sizes if SHARD_RE.match(n)["split"] == "val")
     held = tmp_path / "held"
     held.mkdir()
     for n in later:
-        (shards / n).rename(held / n)
-    write_json(shards / "sizes.json", {n: c for n, c in sizes.items() if n not in later})
+        ShardsLayout(shards).shard(n).rename(held / n)
+    write_sizes(shards, {n: c for n, c in sizes.items() if n not in later})
     store = tmp_path / "store"
     build(demo_checkpoint, shards, store)
     for n in later:
-        (held / n).rename(shards / n)
-    write_json(shards / "sizes.json", sizes)
+        (held / n).rename(ShardsLayout(shards).shard(n))
+    write_sizes(shards, sizes)
 
     old = tuple(Store(store).count(t) for t in TABLES)
     new = tuple(read_table(demo_store, t).num_rows for t in TABLES)  # the append equals one build

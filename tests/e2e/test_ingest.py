@@ -13,8 +13,8 @@ from PIL import Image
 
 from egoindex.core.fsutil import read_json
 from egoindex.media.frames import n_samples
-from egoindex.dataset.shards import SHARD_RE, iter_samples, list_shards
-from egoindex.dataset.layout import read_manifest
+from egoindex.dataset.shards import SHARD_RE, iter_samples, list_pair_shards, list_shards
+from egoindex.dataset.layout import is_captioned, read_manifest, read_sizes
 from tests.conftest import DEMO_FPS, DEMO_VIDEOS
 
 
@@ -46,9 +46,13 @@ def test_every_video_ok_and_counts_match_duration_times_fps(demo_videos: Path, d
 
 
 def test_sizes_json_matches_shards_and_shards_mix_videos(demo_shards: Path, samples: list[dict]):
-    sizes = read_json(demo_shards / "sizes.json")
+    sizes = read_sizes(demo_shards)  # both series: what the build reads
     assert sizes == dict(Counter(s["_shard"] for s in samples))
-    assert sorted(sizes) == [p.name for p in list_shards(demo_shards)]
+    assert sorted(sizes) == sorted(p.name for p in list_shards(demo_shards))
+    # sizes.json beside the pair shards counts pairs: every sample there has a caption
+    pairs = read_json(demo_shards / "sizes.json")
+    assert sorted(pairs) == [p.name for p in list_pair_shards(demo_shards)]
+    assert all(is_captioned(s.get("txt")) == (s["_shard"] in pairs) for s in samples)
     videos_per_shard = defaultdict(set)
     for s in samples:
         videos_per_shard[s["_shard"]].add(s["_meta"]["video_uid"])
@@ -75,7 +79,7 @@ def test_narration_reaches_the_frames_it_was_spoken_over(demo_videos: Path, samp
                       and sc["speech_start"] + 0.2 <= t <= sc["speech_end"] - 0.2]
             for s in frames:
                 total += 1
-                words = set(re.findall(r"[a-z]+", s["txt"].decode().lower()))
+                words = set(re.findall(r"[a-z]+", s.get("txt", b"").decode().lower()))
                 meta = s["_meta"]["utterance"]
                 # The caption names what is said (Whisper may mishear one word, not both).
                 if words & {sc["colour"], sc["object"]} and meta and meta["match"] == "inside":
@@ -91,7 +95,8 @@ def test_frames_far_from_speech_have_empty_captions(demo_videos: Path, samples: 
         t = s["_meta"]["t"]
         far = all(t < sc["speech_start"] - 1.6 or t > sc["speech_end"] + 1.6 for sc in v["scenes"])
         if far:
-            assert s["txt"] == b"" and s["_meta"]["utterance"] is None, (s["_meta"], s["txt"])
+            assert "txt" not in s and s["_meta"]["utterance"] is None, (s["_meta"], s.get("txt"))
+            assert s["_shard"].startswith("uncaptioned-")
 
 
 def test_sample_format_is_what_open_clip_reads(samples: list[dict], demo_shards: Path):

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from egoindex.dataset.shards import iter_samples, list_shards
+from egoindex.dataset.layout import read_sizes
+from egoindex.dataset.shards import SHARD_RE, iter_samples, list_shards
 
 REPO = Path(__file__).resolve().parents[2]
 ARGS = ["--fps", "1", "--val-fraction", "0.3", "--shard-size", "16", "-q"]
@@ -26,13 +27,14 @@ def ingest_cmd(videos: Path, out: Path, *extra: str) -> list[str]:
 
 
 def fingerprint(out: Path) -> dict[str, str]:
-    """Hashes of everything a consumer reads: shards, sizes.json, transcripts."""
-    files = list_shards(out) + [out / "sizes.json"] + sorted((out / "transcripts").glob("*.json"))
+    """Hashes of everything a consumer reads: both shard series, both sizes.json, transcripts."""
+    files = list_shards(out) + [out / "sizes.json", out / "uncaptioned" / "sizes.json"] + \
+        sorted((out / "transcripts").glob("*.json"))
     return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def samples(out: Path) -> dict[str, tuple[bytes, bytes, bytes]]:
-    return {s["__key__"]: (s["jpg"], s["txt"], s["json"]) for s in iter_samples(list_shards(out))}
+    return {s["__key__"]: (s["jpg"], s.get("txt"), s["json"]) for s in iter_samples(list_shards(out))}
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +99,6 @@ def test_array_parts_together_give_the_same_samples(demo_videos: Path, reference
     assert [p.wait() for p in procs] == [0, 0]
     assert {json.loads(s[2])["split"] for s in samples(out).values()} == {"train", "val"}
     assert samples(out) == samples(reference)
-    sizes = json.loads((out / "sizes.json").read_text())
+    sizes = read_sizes(out)
     assert sum(sizes.values()) == len(samples(reference))
-    assert {n.split("-")[1] for n in sizes} == {"0000", "0001"}
+    assert {SHARD_RE.match(n)["part"] for n in sizes} == {"0000", "0001"}

@@ -26,13 +26,15 @@ from egoindex.cli.main import app as cli_app
 from egoindex.cli.serve import is_loopback
 from egoindex.serve import create_app
 from egoindex.serve.app import STATIC_DIR
-from egoindex.store import Filters, Store
+from egoindex.store import Filters, Hit, Store
+from egoindex.store.moments import no_overlap
 from tests.support import file_tree, torch_threads
 
 QUERY = "the baby grabs the red ball"
 LEVELS = ("clips", "frames", "utterances")
 ENDPOINTS = ("/health", "/metrics", "/api/info", "/api/videos", "/api/search", "/api/search/image",
-             "/api/search/like", "/api/thumb/{video_uid}", "/api/video/{video_uid}", "/api/classify")
+             "/api/search/like", "/api/thumb/{video_uid}", "/api/video/{video_uid}", "/api/classify",
+             "/api/videos/{video_uid}/transcript")
 
 
 @pytest.fixture(scope="module")
@@ -134,8 +136,8 @@ def test_unexpected_errors_are_500_without_a_traceback(store: Store) -> None:
 
 def test_text_search_returns_what_the_store_returns(client: TestClient, store: Store) -> None:
     data = _search(client, k=7)
-    assert data["count"] == 7 and data["level"] == "clips" and data["k"] == 7
-    want = store.search(QUERY, level="clips", k=7)
+    assert data["count"] == 7 and data["level"] == "clips" and data["k"] == 7 and data["merged"] is True
+    want = store.search(QUERY, level="clips", k=7, merge=True)
     assert [(h["video_uid"], h["start"], h["end"]) for h in data["hits"]] == \
         [(w.video_uid, round(w.start, 3), round(w.end, 3)) for w in want]
     scores = [h["score"] for h in data["hits"]]
@@ -165,7 +167,7 @@ def test_filters_hold_for_every_hit_and_k_rows_come_back(client: TestClient, sto
         for k in sorted({1, min(n, 5), n, n + 3} - {0}):
             if k > 100:
                 continue
-            hits = _search(client, level=level, k=k, **params)["hits"]
+            hits = _search(client, level=level, k=k, merge="false", **params)["hits"]
             assert len(hits) == min(k, n), (level, params, k, n)
             for h in hits:
                 assert not params.get("video") or h["video_uid"] in params["video"]
@@ -173,8 +175,66 @@ def test_filters_hold_for_every_hit_and_k_rows_come_back(client: TestClient, sto
                 assert "start" not in params or h["end"] >= params["start"] - 1e-6
                 assert "end" not in params or h["start"] <= params["end"] + 1e-6
         if 0 < n <= 100:  # all matching rows, each once
-            hits = _search(client, level=level, k=n, **params)["hits"]
+            hits = _search(client, level=level, k=n, merge="false", **params)["hits"]
             assert len({(h["video_uid"], h["start"], h["end"], h["text"]) for h in hits}) == n
+        moments = _search(client, level=level, k=100, **params)["hits"]  # merged: the filters hold too
+        assert no_overlap([_as_hit(h) for h in moments], store.default_gap(level)), (level, params)
+        for h in moments:
+            assert not params.get("video") or h["video_uid"] in params["video"]
+            assert "start" not in params or h["end"] >= params["start"] - 1e-6
+            assert "end" not in params or h["start"] <= params["end"] + 1e-6
+
+
+def _as_hit(h: dict[str, Any]) -> Hit:
+    return Hit(h["level"], h["video_uid"], h["start"], h["end"], h["score"], h["text"])
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_moments_never_overlap_and_k_come_back(client: TestClient, store: Store, level: str) -> None:
+    """Merged (the default): no two hits of one video overlap or touch, exactly k of them, each
+    with its rows and the utterances in its span; ``merge=false`` gives the store's raw rows."""
+    data = _search(client, level=level, k=12)
+    moments = data["hits"]
+    assert data["merged"] is True and len(moments) == data["count"] == 12, [(h["start"], h["end"]) for h in moments]
+    assert no_overlap([_as_hit(h) for h in moments], store.default_gap(level))
+    want = store.search(QUERY, level=level, k=12, merge=True)
+    assert [(h["video_uid"], h["start"], h["end"]) for h in moments] == \
+        [(m.video_uid, round(m.start, 3), round(m.end, 3)) for m in want]
+    speech = {u: store.transcript(u) for u in store.videos}
+    for h in moments:
+        assert h["n_rows"] == len(h["rows"]) >= 1 and h["score"] == max(r["score"] for r in h["rows"])
+        assert h["start"] <= h["best_start"] <= h["best_end"] <= h["end"]
+        assert min(r["start"] for r in h["rows"]) == h["start"] and max(r["end"] for r in h["rows"]) == h["end"]
+        inside = [u.utterance_id for u in speech[h["video_uid"]] if u.end >= h["start"] and u.start <= h["end"]]
+        assert [u["utterance_id"] for u in h["utterances"]] == inside
+    assert any(h["utterances"] for h in moments)
+    raw = _search(client, level=level, k=12, merge="false")
+    assert raw["merged"] is False and raw["count"] == 12 and all(h["rows"] is None for h in raw["hits"])
+    assert [(h["video_uid"], h["start"]) for h in raw["hits"]] == \
+        [(w.video_uid, round(w.start, 3)) for w in store.search(QUERY, level=level, k=12)]
+    scores = [h["score"] for h in raw["hits"]]
+    cut = next((a + b) / 2 for a, b in zip(scores[5:], scores[6:]) if a - b > 2e-5)  # clear of rounding
+    above = _search(client, level=level, k=12, merge="false", min_score=cut)["hits"]
+    assert above == [h for h in raw["hits"] if h["score"] >= cut] and 0 < len(above) < 12
+    merged_above = _search(client, level=level, k=12, min_score=cut)["hits"]
+    assert all(r["score"] >= cut for h in merged_above for r in h["rows"]) and 0 < len(merged_above) <= len(above)
+    for bad in ({"min_score": 2}, {"min_score": "nan"}, {"gap": -1}, {"gap": 61}, {"merge": "maybe"}):
+        assert client.get("/api/search", params={"q": QUERY, **bad}).status_code == 422, bad
+
+
+def test_transcript_of_a_video(client: TestClient, store: Store, uids: dict[str, str]) -> None:
+    rows = lancedb.connect(str(store.layout.lance)).open_table("utterances").to_arrow().to_pylist()
+    for source, uid in uids.items():
+        r = client.get(f"/api/videos/{uid}/transcript")
+        assert r.status_code == 200, r.text
+        t = r.json()
+        assert t["video_uid"] == uid and t["source"] == source and t["duration"] > 0
+        want = sorted((x for x in rows if x["video_uid"] == uid), key=lambda x: x["start"])
+        assert [(u["utterance_id"], u["text"]) for u in t["utterances"]] == [(x["utterance_id"], x["text"]) for x in want]
+        assert [u["start"] for u in t["utterances"]] == sorted(u["start"] for u in t["utterances"])
+    assert sum(len(client.get(f"/api/videos/{u}/transcript").json()["utterances"]) for u in uids.values()) == len(rows)
+    assert client.get("/api/videos/no-such-video/transcript").status_code == 404
+    assert client.get(f"/api/videos/{'x' * 201}/transcript").status_code == 422
 
 
 def test_search_input_is_bounded_and_validated(client: TestClient, uids: dict[str, str]) -> None:
@@ -229,12 +289,12 @@ def test_image_search(client: TestClient, uids: dict[str, str]) -> None:
     assert r.status_code == 200, r.text
     data = r.json()
     assert data["count"] == 5 and data["query"]["image"] == "moment.jpg"
-    assert data["hits"][0]["video_uid"] == uid and abs(data["hits"][0]["start"] - 7.0) <= 1.0  # finds its own frame
+    assert data["hits"][0]["video_uid"] == uid and abs(data["hits"][0]["best_start"] - 7.0) <= 1.0  # its own frame
     png = io.BytesIO()
     Image.open(io.BytesIO(jpeg)).save(png, "PNG")
     other = uids["home_b/salon.webm"]
     r = client.post("/api/search/image", files={"image": ("m.png", png.getvalue(), "image/png")},
-                    data={"level": "clips", "k": "4", "video": [other], "start": "5", "end": "15"})
+                    data={"level": "clips", "k": "4", "video": [other], "start": "5", "end": "15", "merge": "false"})
     assert r.status_code == 200, r.text
     hits = r.json()["hits"]
     assert len(hits) == 4 and all(h["video_uid"] == other and h["end"] >= 5 and h["start"] <= 15 for h in hits)

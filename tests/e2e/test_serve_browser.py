@@ -140,6 +140,62 @@ def test_search_shows_cards_and_plays_the_hit(page: Any, server: str, tmp_path: 
     assert not page.get_by_test_id("player").is_visible()
 
 
+def test_a_moment_opens_its_timeline_and_the_transcript_seeks(page: Any, server: str) -> None:
+    """Cards are moments (no two of one video overlap); a moment opens the player with a mark per
+    hit of this query in its video and the video's transcript; clicking an utterance or a mark seeks."""
+    _search(page, QUERY)
+    cards = _cards(page)
+    assert len(cards) == 12 and "merged into moments" in page.get_by_test_id("status").text_content()
+    by_video: dict[str, list[tuple[float, float]]] = {}
+    for c in cards:
+        by_video.setdefault(c["uid"], []).append((c["start"], c["end"]))
+    for spans in by_video.values():
+        spans.sort()
+        assert all(a[1] < b[0] for a, b in zip(spans, spans[1:])), spans  # disjoint, not even touching
+    uid, spans = max(by_video.items(), key=lambda kv: len(kv[1]))
+    first = next(i for i, c in enumerate(cards) if c["uid"] == uid)
+    page.locator("[data-testid=result-card]").nth(first).click()
+    page.wait_for_function("() => document.getElementById('player-video').dataset.seeked !== undefined")
+    marks = page.eval_on_selector_all("[data-testid=timeline-mark]",
+                                      "ms => ms.map(m => [+m.dataset.start, +m.dataset.end, m.classList.contains('current')])")
+    assert sorted((a, b) for a, b, _ in marks) == spans  # this query's moments in this video, and only those
+    assert [(a, b) for a, b, cur in marks if cur] == [(cards[first]["start"], cards[first]["end"])]
+
+    page.wait_for_selector("#transcript[data-ready='1']")
+    want = httpx.get(f"{server}/api/videos/{uid}/transcript").json()["utterances"]
+    lines = page.eval_on_selector_all("[data-testid=transcript-line]",
+                                      "ls => ls.map(l => ({start: +l.dataset.start, text: l.textContent, "
+                                      "inside: l.classList.contains('in-moment')}))")
+    assert want and [x["start"] for x in lines] == [u["start"] for u in want]
+    assert all(u["text"] in x["text"] for x, u in zip(lines, want))
+    inside = [u["start"] for u in want if u["end"] >= cards[first]["start"] and u["start"] <= cards[first]["end"]]
+    assert [x["start"] for x in lines if x["inside"]] == inside
+
+    def seeked_to() -> tuple[float, float]:
+        """Where the player landed (its currentTime at the seek) and where it is now (it plays on)."""
+        page.wait_for_function("() => document.getElementById('player-video').dataset.seeked !== undefined")
+        return page.evaluate("() => { const v = document.getElementById('player-video'); "
+                             "return [+v.dataset.seeked, v.currentTime]; }")
+
+    target = max(range(len(want)), key=lambda i: abs(want[i]["start"] - cards[first]["start"]))  # far from here
+    page.locator("[data-testid=transcript-line]").nth(target).click()
+    landed, now = seeked_to()
+    assert abs(landed - want[target]["start"]) < 0.3 and abs(now - want[target]["start"]) < 1.5, (landed, now, want[target])
+
+    other = max(range(len(marks)), key=lambda i: abs(marks[i][0] - now))
+    page.locator("[data-testid=timeline-mark]").nth(other).click()
+    landed, now = seeked_to()
+    assert abs(landed - marks[other][0]) < 0.3 and abs(now - marks[other][0]) < 1.5, (landed, now, marks[other])
+    assert page.locator("[data-testid=timeline-mark].current").count() == 1
+
+    page.get_by_test_id("player-close").click()
+    page.get_by_test_id("merge").uncheck()  # raw rows: what the API gives with merge=false
+    _search(page, QUERY)
+    raw = httpx.get(f"{server}/api/search", params={"q": QUERY, "k": 12, "merge": "false"}).json()["hits"]
+    assert [(c["uid"], c["start"]) for c in _cards(page)] == [(h["video_uid"], h["start"]) for h in raw]
+    assert "raw rows" in page.get_by_test_id("status").text_content()
+
+
 def test_filters_in_the_page(page: Any, server: str) -> None:
     videos = httpx.get(f"{server}/api/videos").json()
     target = next(v for v in videos if v["source"].endswith("breakfast.mp4"))

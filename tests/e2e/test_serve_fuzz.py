@@ -38,7 +38,8 @@ from schemathesis import GenerationMode
 
 from benchmarks import serve_load
 from egoindex.serve import create_app
-from egoindex.store import Filters, Store
+from egoindex.store import Filters, Hit, Store
+from egoindex.store.moments import no_overlap
 from egoindex.store.store import parse_like
 from tests.badmedia import record_faults
 from tests.support import file_tree, torch_threads
@@ -141,7 +142,7 @@ def api_schema(app: Any, store: Store) -> Any:
 #: Every operation of the schema (test_the_fuzzing_covers_every_operation keeps this list honest).
 OPERATIONS = ("GET /health", "GET /metrics", "GET /api/info", "GET /api/videos", "GET /api/search",
               "GET /api/search/like", "POST /api/search/image", "GET /api/thumb/{video_uid}",
-              "GET /api/video/{video_uid}", "POST /api/classify")
+              "GET /api/video/{video_uid}", "POST /api/classify", "GET /api/videos/{video_uid}/transcript")
 WITHOUT_INPUT = {"GET /health", "GET /metrics", "GET /api/info", "GET /api/videos"}
 UPLOADS = {"POST /api/search/image", "POST /api/classify"}
 
@@ -289,7 +290,9 @@ def test_search_filters_never_widen(client: TestClient, store: Store, data: st.D
     if start is not None and end is not None and data.draw(st.integers(0, 3), "keep order") > 0:
         start, end = min(start, end), max(start, end)  # mostly a real range; sometimes an empty one
     like = data.draw(st.booleans(), "like")
-    params: dict[str, Any] = {"level": level, "k": k, "video": video, "split": split, "start": start, "end": end}
+    merge = data.draw(st.booleans(), "merge")
+    params: dict[str, Any] = {"level": level, "k": k, "video": video, "split": split, "start": start, "end": end,
+                              "merge": "true" if merge else "false"}
     params = {key: v for key, v in params.items() if v is not None}
     if like:
         params["moment"] = f"{uids[0]}@12"
@@ -316,7 +319,10 @@ def test_search_filters_never_widen(client: TestClient, store: Store, data: st.D
     assert all(_hit_matches(h, named, split or None, start, end) for h in hits), (params, hits[:3])
     if split and split not in splits:
         assert hits == [], f"split {split!r} matches no video but returned {len(hits)} hits"
-    if not like:  # every matching row ranks: exactly min(k, rows matching) come back, never more
+    if merge:  # moments: no two of one video overlap or touch
+        assert no_overlap([Hit(level, h["video_uid"], h["start"], h["end"], h["score"], h["text"]) for h in hits],
+                          store.default_gap(level)), params
+    elif not like:  # every matching row ranks: exactly min(k, rows matching) come back, never more
         n = store.count(level, Filters(tuple(dict.fromkeys(named)), split or None, start, end))
         assert len(hits) == min(k, n), (params, len(hits), n)
 

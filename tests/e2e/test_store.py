@@ -31,9 +31,9 @@ from PIL import Image
 
 from egoindex.media.discover import video_uid
 from egoindex.model.embed import Embedder, crop_jpeg
-from egoindex.core.fsutil import write_json
 from egoindex.model.openclip import create, load_model, make_checkpoint, save_checkpoint
-from egoindex.dataset.shards import list_shards
+from egoindex.dataset.layout import ShardsLayout, read_sizes, write_sizes
+from egoindex.dataset.shards import SHARD_RE, list_shards
 from egoindex.store import LEVELS, Filters, Store, StoreError
 from egoindex.store import ann
 from egoindex.store import store as store_module
@@ -287,12 +287,18 @@ def test_query_cli_json_with_where(demo_store: Path) -> None:
         assert {"video_uid", "start", "end", "score", "text"} <= set(h)
         assert h["video_uid"] in val_uids and h["split"] == "val" and h["end"] - h["start"] > 0
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
-    want = st.search(QUERY, k=3, filters=Filters(split="val"))
+    # the command merges overlapping windows into moments by default, as Store.search(merge=True)
+    want = st.search(QUERY, k=3, filters=Filters(split="val"), merge=True)
     assert [(h["video_uid"], h["start"]) for h in hits] == [(w.video_uid, round(w.start, 3)) for w in want]
+    raw = cli("query", demo_store, QUERY, "--json", "--k", "3", "--where", "split = 'val'", "--no-merge")
+    assert raw.returncode == 0, raw.stderr[-3000:]
+    want = st.search(QUERY, k=3, filters=Filters(split="val"))
+    assert [(h["video_uid"], h["start"]) for h in json.loads(raw.stdout)] == \
+        [(w.video_uid, round(w.start, 3)) for w in want]
 
     uid = sorted(val_uids)[0]  # --video, --start, --end reach the right Filters fields
     r = cli("query", demo_store, QUERY, "--json", "--k", "100", "--level", "frames", "--video", uid,
-            "--start", "10", "--end", "20")
+            "--start", "10", "--end", "20", "--no-merge")
     assert r.returncode == 0, r.stderr[-3000:]
     hits = json.loads(r.stdout)
     assert len(hits) == 21 and all(h["video_uid"] == uid and 10 <= h["start"] <= 20 for h in hits)
@@ -375,16 +381,16 @@ def test_two_process_build_equals_one_process(demo_checkpoint: Path, demo_shards
 def test_append_new_shards_equals_one_build(demo_checkpoint: Path, demo_shards: Path, demo_store: Path,
                                            tmp_path: Path) -> None:
     shards = copy_shards(demo_shards, tmp_path / "shards")
-    sizes = json.loads((shards / "sizes.json").read_text())
+    sizes = read_sizes(shards)  # both series
     # every train shard holds frames of every train video (likewise val): the train shards
     # first, then the val shards, is the split an ingest folder that grew by videos looks like.
-    later = sorted(n for n in sizes if n.startswith("val-"))
+    later = sorted(n for n in sizes if SHARD_RE.match(n)["split"] == "val")
     assert later and len(later) < len(sizes)
     held = tmp_path / "held_back"
     held.mkdir()
     for n in later:
-        shutil.move(shards / n, held / n)
-    write_json(shards / "sizes.json", {n: c for n, c in sizes.items() if n not in later})
+        shutil.move(ShardsLayout(shards).shard(n), held / n)
+    write_sizes(shards, {n: c for n, c in sizes.items() if n not in later})
 
     store = tmp_path / "store"
     first = build(demo_checkpoint, shards, store)
@@ -393,8 +399,8 @@ def test_append_new_shards_equals_one_build(demo_checkpoint: Path, demo_shards: 
     assert_indexes_match_tables(store)
 
     for n in later:
-        shutil.move(held / n, shards / n)
-    write_json(shards / "sizes.json", sizes)
+        shutil.move(held / n, ShardsLayout(shards).shard(n))
+    write_sizes(shards, sizes)
     with pytest.raises(BuildError, match="--append"):
         build(demo_checkpoint, shards, store)
     again = build(demo_checkpoint, shards, store, append=True)
@@ -472,8 +478,8 @@ def test_info_prints_tables_and_model(demo_store: Path, demo_checkpoint: Path) -
 def test_corrupt_member_and_truncated_shard(demo_checkpoint: Path, demo_shards: Path, demo_store: Path,
                                             tmp_path: Path) -> None:
     shards = copy_shards(demo_shards, tmp_path / "shards")
-    names = [p.name for p in list_shards(shards)]
-    bad_jpeg_shard, cut_shard = shards / names[2], shards / names[-2]
+    paths = list_shards(shards)  # the pair shards, then uncaptioned/: the cut one is an uncaptioned shard
+    bad_jpeg_shard, cut_shard = paths[2], paths[-2]
 
     ms = tar_members(bad_jpeg_shard)
     jpg = [m for m in ms if m.name.endswith(".jpg")][3]

@@ -57,12 +57,13 @@ def test_ap_soft_item_ranked_first() -> None:
 
 
 def test_ap_ties_broken_by_column_order() -> None:
-    # All scores equal: stable order 0,1,2,3 -> the only exact item (column 1) is at k=2:
-    # AP = (0 + 1)/2 = 0.5.  A reversed argsort would put it at k=3 -> 1/3.
+    # All scores equal: the official mAP's argsort(-sim) ranks a constant row 0,1,2,3 -> the only
+    # exact item (column 1) is at k=2: AP = (0 + 1)/2 = 0.5.  A reversed argsort would put it at
+    # k=3 -> 1/3.  (nDCG ranks the same row in reverse: tests/unit/test_mir_official.py.)
     sim = np.full((1, 4), 0.5)
     rel = np.array([[0.0, 1.0, 0.0, 0.0]])
     assert average_precision_rows(sim, rel)[0] == pytest.approx(0.5)
-    # Exact item in column 2 instead: stable order puts it at k=3 -> AP = 1/3 (reversed order: k=2 -> 1/2).
+    # Exact item in column 2 instead: column order puts it at k=3 -> AP = 1/3 (reversed order: k=2 -> 1/2).
     assert average_precision_rows(sim, rel[:, ::-1].copy())[0] == pytest.approx(1 / 3)
 
 
@@ -105,7 +106,7 @@ def test_ap_chunking_matches_direct_computation() -> None:
     rel = rng.choice([0.0, 0.25, 0.5, 1.0], size=(600, 7))
     got = average_precision_rows(sim, rel)
     for i in (0, 511, 512, 599):
-        r = rel[i][np.argsort(-sim[i], kind="stable")]
+        r = rel[i][np.argsort(-sim[i])]  # the official mAP's ranking
         terms = [r[: k + 1].sum() / (k + 1) for k in range(7) if r[k] == 1.0]
         want = np.mean(terms) if terms else np.nan
         np.testing.assert_allclose(got[i], want, equal_nan=True)

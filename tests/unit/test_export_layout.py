@@ -344,7 +344,8 @@ def test_write_vslnet_layout_and_vslnet_loader(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "dataset" / "train.json").read_text())
     a = data["clip-a"]
     assert list(a) == ["fps", "num_frames", "timestamps", "exact_times", "sentences", "annotation_uids", "query_idx"]
-    assert a["fps"] == 1.875 and a["num_frames"] == 14
+    # num_frames as prepare_ego4d_dataset.py writes it: int(8.0 s * 1.875) = 15, not the 14 feature rows
+    assert a["fps"] == 1.875 and a["num_frames"] == 15 and data["clip-b"]["num_frames"] == int(13.3 * 1.875)
     assert a["sentences"] == ["where did i see the red ball?", "what x?"]  # the empty query is skipped ...
     assert a["query_idx"] == [0, 2]  # ... but still counts
     assert a["timestamps"] == [[3, 7], [0, 15]] and a["exact_times"] == [[2.0, 4.0], [0.0, 8.0]]
@@ -353,7 +354,7 @@ def test_write_vslnet_layout_and_vslnet_loader(tmp_path: Path) -> None:
     loaded, records = vslnet_load(feat_dir, tmp_path / "dataset" / "train.json")
     assert set(loaded) == {"clip-a", "clip-b"} and all(v.dtype == np.float32 for v in loaded.values())
     rec = records[0]
-    # [2 s, 4 s] -> timestamps [3, 7] -> [1.6 s, 3.73 s] on a 14-unit grid of 7.47 s: rows 3..6
+    # [2 s, 4 s] -> timestamps [3, 7] -> [1.6 s, 3.73 s] on 14 units over 15 / 1.875 = 8 s: rows 3..6
     assert (rec["vid"], rec["s_ind"], rec["e_ind"]) == ("clip-a", 3, 6)
     w = feature_windows(8.0)
     assert w[3, 0] <= 2.0 and w[6, 1] >= 4.0  # those rows do see the moment

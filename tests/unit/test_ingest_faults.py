@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from egoindex.dataset.shards import iter_samples, list_shards
-from egoindex.dataset.layout import read_manifest
+from egoindex.dataset.layout import SHARD_LAYOUT, SHARD_LAYOUT_KEY, read_manifest
 from egoindex.ingest.run import IngestConfig, IngestError, RunOptions, run
 from tests.media import make_video
 
@@ -95,7 +95,8 @@ def test_strict_stops_with_an_error_and_keeps_finished_work(bad_corpus: Path, tm
 def test_rerun_with_other_settings_is_refused(bad_corpus: Path, tmp_path: Path):
     out = tmp_path / "out"
     (out / "_ingest").mkdir(parents=True)
-    (out / "_ingest" / "config.json").write_text(json.dumps({**IngestConfig().__dict__, "fps": 5.0}))
+    (out / "_ingest" / "config.json").write_text(json.dumps({**IngestConfig().__dict__, "fps": 5.0,
+                                                             SHARD_LAYOUT_KEY: SHARD_LAYOUT}))
     with pytest.raises(IngestError, match="fps: was 5.0, now 1.0"):
         run(bad_corpus, out, IngestConfig(), RunOptions(progress=False))
 

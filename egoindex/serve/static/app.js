@@ -3,7 +3,9 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { playing: null, busy: false };
+// results: the hits of the last search (a moment's timeline marks those of its video);
+// videos: uid -> the store's video row; transcripts: uid -> its utterances (fetched once).
+const state = { playing: null, busy: false, results: [], videos: new Map(), transcripts: new Map() };
 
 function fmtTime(s) {
   const m = Math.floor(s / 60);
@@ -41,6 +43,8 @@ function filterParams() {
   if ($("split").value) p.set("split", $("split").value);
   if ($("start").value !== "") p.set("start", $("start").value);
   if ($("end").value !== "") p.set("end", $("end").value);
+  if ($("min-score").value !== "") p.set("min_score", $("min-score").value);
+  if (!$("merge").checked) p.set("merge", "false");
   return p;
 }
 
@@ -52,6 +56,7 @@ async function loadStore() {
     const videos = await api("/api/videos");
     const splits = new Set();
     for (const v of videos) {
+      state.videos.set(v.video_uid, v);
       const o = document.createElement("option");
       o.value = v.video_uid;
       o.textContent = v.source;
@@ -89,9 +94,11 @@ async function runSearch(url, options, what) {
 function renderResults(data, what) {
   const grid = $("results");
   grid.replaceChildren();
+  state.results = data.hits;
   data.hits.forEach((hit, i) => grid.appendChild(card(hit, i)));
   setStatus(data.count
-    ? `${data.count} ${data.level} for ${what} in ${Math.round(data.elapsed_ms)} ms`
+    ? `${data.count} ${data.level} for ${what} in ${Math.round(data.elapsed_ms)} ms` +
+      (data.merged ? " (overlapping hits of a video merged into moments)" : " (raw rows)")
     : `nothing found for ${what} (try fewer filters)`);
 }
 
@@ -128,24 +135,160 @@ function card(hit, i) {
   score.setAttribute("data-testid", "result-score");
   score.textContent = hit.score.toFixed(3);
   meta.append(name, time, score);
+  if (hit.n_rows > 1) {
+    const rows = document.createElement("span");
+    rows.className = "rows";
+    rows.setAttribute("data-testid", "result-rows");
+    rows.textContent = `${hit.n_rows} hits`;
+    meta.append(rows);
+  }
 
   const text = document.createElement("p");
   text.className = "text";
   text.setAttribute("data-testid", "result-text");
   text.textContent = hit.text || "";
-
   el.append(img, meta, text);
+
+  const said = (hit.utterances || []).map((u) => u.text).filter((t) => t && t !== hit.text);
+  if (said.length) {
+    const speech = document.createElement("p");
+    speech.className = "speech";
+    speech.setAttribute("data-testid", "result-speech");
+    speech.textContent = `“${said.join(" … ")}”`;
+    el.append(speech);
+  }
   el.addEventListener("click", () => openPlayer(hit));
   el.addEventListener("keydown", (ev) => { if (ev.key === "Enter") openPlayer(hit); });
   return el;
+}
+
+function caption(hit) {
+  $("player-caption").textContent = `${fmtTime(hit.start)}${hit.end > hit.start ? "–" + fmtTime(hit.end) : ""}` +
+    (hit.text ? ` · ${hit.text}` : "");
+}
+
+// Seek the player to t seconds (once it knows the video's length) and play.
+function seekTo(t) {
+  const video = $("player-video");
+  delete video.dataset.seeked;
+  const go = () => {
+    video.currentTime = t;
+    const p = video.play();
+    if (p) p.catch(() => { /* autoplay refused: the controls still work */ });
+  };
+  if (video.readyState >= 1) go(); else video.addEventListener("loadedmetadata", go, { once: true });
+}
+
+function duration(uid) {
+  const v = state.videos.get(uid);
+  const d = $("player-video").duration;
+  return (v && v.duration) || (Number.isFinite(d) ? d : 0) ||
+    Math.max(1, ...state.results.filter((h) => h.video_uid === uid).map((h) => h.end));
+}
+
+// The per-video timeline: one mark per hit of this query in this video (the open one highlighted).
+function renderTimeline(hit) {
+  const bar = $("timeline");
+  for (const m of bar.querySelectorAll(".mark")) m.remove();
+  const total = duration(hit.video_uid);
+  bar.dataset.duration = String(total);
+  const mine = state.results.filter((h) => h.video_uid === hit.video_uid);
+  for (const h of (mine.length ? mine : [hit])) {
+    const mark = document.createElement("button");
+    mark.type = "button";
+    mark.className = "mark";
+    mark.setAttribute("data-testid", "timeline-mark");
+    mark.dataset.start = String(h.start);
+    mark.dataset.end = String(h.end);
+    mark.title = `${fmtTime(h.start)}${h.end > h.start ? "–" + fmtTime(h.end) : ""} · ${h.score.toFixed(3)}` +
+      (h.text ? ` · ${h.text}` : "");
+    mark.setAttribute("aria-label", `play from ${fmtTime(h.start)}`);
+    mark.style.left = `${(100 * Math.min(h.start, total)) / total}%`;
+    mark.style.width = `max(6px, ${(100 * Math.max(0, Math.min(h.end, total) - h.start)) / total}%)`;
+    mark.classList.toggle("current", h.video_uid === hit.video_uid && h.start === hit.start && h.end === hit.end);
+    mark.addEventListener("click", () => {
+      for (const m of bar.querySelectorAll(".mark")) m.classList.toggle("current", m === mark);
+      state.playing = h;
+      caption(h);
+      markTranscript(h);
+      seekTo(h.start);
+    });
+    bar.appendChild(mark);
+  }
+}
+
+async function transcriptOf(uid) {
+  if (!state.transcripts.has(uid)) {
+    state.transcripts.set(uid, api(`/api/videos/${encodeURIComponent(uid)}/transcript`).then((t) => t.utterances));
+  }
+  return state.transcripts.get(uid);
+}
+
+// The transcript beside the player: every utterance of the video with its time; click one to play it.
+async function renderTranscript(hit) {
+  const list = $("transcript");
+  list.replaceChildren();
+  list.dataset.video = hit.video_uid;
+  delete list.dataset.ready;
+  $("transcript-empty").hidden = true;
+  let utterances = [];
+  try {
+    utterances = await transcriptOf(hit.video_uid);
+  } catch (e) {
+    state.transcripts.delete(hit.video_uid);
+    $("transcript-empty").textContent = `cannot load the transcript: ${e.message}`;
+    $("transcript-empty").hidden = false;
+    return;
+  }
+  if (list.dataset.video !== hit.video_uid) return; // another video was opened meanwhile
+  for (const u of utterances) {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "line";
+    b.setAttribute("data-testid", "transcript-line");
+    b.dataset.start = String(u.start);
+    b.dataset.end = String(u.end);
+    const when = document.createElement("span");
+    when.className = "when";
+    when.textContent = fmtTime(u.start);
+    const said = document.createElement("span");
+    said.textContent = u.text;
+    b.append(when, said);
+    b.addEventListener("click", () => seekTo(u.start));
+    li.appendChild(b);
+    list.appendChild(li);
+  }
+  $("transcript-empty").textContent = "No speech in this video.";
+  $("transcript-empty").hidden = utterances.length > 0;
+  markTranscript(state.playing || hit);
+  list.dataset.ready = "1";
+}
+
+// Highlight the utterances that fall in the open moment.
+function markTranscript(hit) {
+  for (const b of $("transcript").querySelectorAll(".line")) {
+    const inside = +b.dataset.end >= hit.start - 1e-6 && +b.dataset.start <= hit.end + 1e-6;
+    b.classList.toggle("in-moment", inside);
+  }
+}
+
+function followPlayhead() {
+  const video = $("player-video");
+  const total = +$("timeline").dataset.duration || video.duration || 1;
+  $("timeline-head").style.left = `${(100 * Math.min(video.currentTime, total)) / total}%`;
+  for (const b of $("transcript").querySelectorAll(".line")) {
+    b.classList.toggle("playing", video.currentTime >= +b.dataset.start && video.currentTime < +b.dataset.end);
+  }
 }
 
 function openPlayer(hit) {
   const video = $("player-video");
   state.playing = hit;
   $("player-title").textContent = hit.source || hit.video_uid;
-  $("player-caption").textContent = `${fmtTime(hit.start)}${hit.end > hit.start ? "–" + fmtTime(hit.end) : ""}` +
-    (hit.text ? ` · ${hit.text}` : "");
+  caption(hit);
+  renderTimeline(hit);
+  renderTranscript(hit);
   $("player-error").hidden = true;
   video.dataset.start = String(hit.start);
   delete video.dataset.seeked;
@@ -173,7 +316,9 @@ function closePlayer() {
 
 function initPlayer() {
   const video = $("player-video");
-  video.addEventListener("seeked", () => { video.dataset.seeked = String(video.currentTime); });
+  video.addEventListener("seeked", () => { video.dataset.seeked = String(video.currentTime); followPlayhead(); });
+  video.addEventListener("timeupdate", followPlayhead);
+  video.addEventListener("loadedmetadata", () => { if (state.playing) renderTimeline(state.playing); });
   video.addEventListener("error", () => {
     const el = $("player-error");
     el.textContent = "This browser cannot play this video file (its container or codec); the search results still apply.";
