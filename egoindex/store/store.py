@@ -44,6 +44,11 @@ from egoindex.store.encoders import TEXT_ENCODER_ENV, current_text_encoder
 EXACT_FILTERED = 50_000
 
 
+def _filter_error(e: Exception) -> FilterError:
+    """What a raw ``--where`` that Lance rejects becomes (structured filters are always valid SQL)."""
+    return FilterError(f"the --where filter failed: {' '.join(str(e).split())}")
+
+
 def parse_like(spec: str) -> tuple[str, float]:
     """``VIDEO_UID@SECONDS`` -> (uid, seconds)."""
     uid, sep, t = spec.rpartition("@")
@@ -128,7 +133,7 @@ class Store:
 
                 version = self.meta.table_versions.get(name)
                 try:
-                    self._datasets[name] = lance.dataset(str(self.layout.lance / f"{name}.lance"),
+                    self._datasets[name] = lance.dataset(str(self.layout.uri(name)),
                                                          version=version or None)
                 except Exception as e:  # lance raises ValueError/OSError for a missing table or version
                     raise StoreError(f"store {self.root} has no {name!r} table ({e})") from e
@@ -137,7 +142,12 @@ class Store:
     def count_rows(self, name: str, sql: str | None = None) -> int:
         """Rows of a table version, optionally matching a filter."""
         ds = self.dataset(name)
-        return int(ds.count_rows(filter=sql) if sql else ds.count_rows())
+        if not sql:
+            return int(ds.count_rows())
+        try:
+            return int(ds.count_rows(filter=sql))
+        except (ValueError, OSError) as e:  # only a raw --where can be invalid SQL
+            raise _filter_error(e) from e
 
     def count(self, level: str, filters: Filters | None = None) -> int:
         return self.count_rows(level, filters.sql(level) if filters else None)
@@ -366,10 +376,10 @@ class Store:
         A raw ``where`` that Lance rejects (a plain ValueError) becomes a FilterError."""
         try:
             return self._ranked(q, level, k, filters)
-        except ValueError as e:
+        except (ValueError, OSError) as e:  # lance raises OSError ("Invalid user input"), LanceDB ValueError
             if filters.where is None or isinstance(e, EgoindexError):
                 raise
-            raise FilterError(f"the --where filter failed: {e}") from e
+            raise _filter_error(e) from e
 
     def _ranked(self, q: np.ndarray, level: str, k: int, filters: Filters) -> list[Hit]:
         sql = filters.sql(level)
@@ -388,10 +398,13 @@ class Store:
     def exact_search(self, q: np.ndarray, level: str, k: int, sql: str | None) -> list[Hit]:
         """Brute-force ranking by Lance over the rows matching ``sql`` (prefilter): exact top-k,
         the reference an approximate index is measured against. Hits carry no offset (-1)."""
-        qb = self.table(level).search(q.tolist(), vector_column_name="vector").distance_type("dot")
-        if sql:
-            qb = qb.where(sql, prefilter=True)
-        rows = qb.limit(k).with_row_id(True).to_arrow()
+        # lance's own nearest-neighbour scan (what LanceDB's query builder calls), so that a
+        # filtered query need not import LanceDB; no vector index is ever built on these tables
+        # (FAISS is the index), so this is a brute-force scan of the rows passing the prefilter
+        rows = self.dataset(level).to_table(
+            nearest={"column": "vector", "q": np.asarray(q, np.float32), "k": int(k), "metric": "dot"},
+            filter=sql, prefilter=True, with_row_id=True)
+        rows = rows.drop_columns([c for c in ("_distance",) if c in rows.column_names])
         vecs = vectors_of(rows["vector"], self.dim)
         scores = vecs @ q
         rows = rows.drop_columns(["vector"])
