@@ -187,6 +187,17 @@ function duration(uid) {
 }
 
 // The per-video timeline: one mark per hit of this query in this video (the open one highlighted).
+// A button for a span of the video (a timeline mark, a transcript line): its times ride in data-*.
+function timedButton(className, testid, span) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = className;
+  b.setAttribute("data-testid", testid);
+  b.dataset.start = String(span.start);
+  b.dataset.end = String(span.end);
+  return b;
+}
+
 function renderTimeline(hit) {
   const bar = $("timeline");
   for (const m of bar.querySelectorAll(".mark")) m.remove();
@@ -194,12 +205,7 @@ function renderTimeline(hit) {
   bar.dataset.duration = String(total);
   const mine = state.results.filter((h) => h.video_uid === hit.video_uid);
   for (const h of (mine.length ? mine : [hit])) {
-    const mark = document.createElement("button");
-    mark.type = "button";
-    mark.className = "mark";
-    mark.setAttribute("data-testid", "timeline-mark");
-    mark.dataset.start = String(h.start);
-    mark.dataset.end = String(h.end);
+    const mark = timedButton("mark", "timeline-mark", h);
     mark.title = `${fmtTime(h.start)}${h.end > h.start ? "–" + fmtTime(h.end) : ""} · ${h.score.toFixed(3)}` +
       (h.text ? ` · ${h.text}` : "");
     mark.setAttribute("aria-label", `play from ${fmtTime(h.start)}`);
@@ -243,12 +249,7 @@ async function renderTranscript(hit) {
   if (list.dataset.video !== hit.video_uid) return; // another video was opened meanwhile
   for (const u of utterances) {
     const li = document.createElement("li");
-    const b = document.createElement("button");
-    b.type = "button";
-    b.className = "line";
-    b.setAttribute("data-testid", "transcript-line");
-    b.dataset.start = String(u.start);
-    b.dataset.end = String(u.end);
+    const b = timedButton("line", "transcript-line", u);
     const when = document.createElement("span");
     when.className = "when";
     when.textContent = fmtTime(u.start);
