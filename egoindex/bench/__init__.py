@@ -13,6 +13,8 @@ each module owns one job:
 * :mod:`egoindex.bench.mcq`: EgoMCQ (from a file or generated from the store's val videos);
 * :mod:`egoindex.bench.epic_files`: EPIC-Kitchens csv readers and the class csv of store clips;
 * :mod:`egoindex.bench.mir`: EPIC-style MIR from matrices, EPIC files or the store;
+* :mod:`egoindex.bench.charades_files`: Charades(-Ego) csv and class list (read; the demo's written);
+* :mod:`egoindex.bench.charades`: zero-shot Charades-Ego mAP (video or segment level);
 * :mod:`egoindex.bench.retrieval`: text<->clip R@K on the store's val split;
 * :mod:`egoindex.bench.compare`: reports side by side.
 """

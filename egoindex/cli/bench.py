@@ -1,5 +1,5 @@
 """``egoindex bench ...``: benchmark commands over a store; the logic is :mod:`egoindex.bench`
-(one module per benchmark: ``mcq``, ``mir``, ``retrieval``, ``compare``).
+(one module per benchmark: ``mcq``, ``mir``, ``charades``, ``retrieval``, ``compare``).
 
 Those modules are imported inside the commands that run a benchmark: they pull torch
 (raw-video embedding) and lancedb, which ``egoindex --help`` and ``bench compare`` should not pay.
@@ -142,6 +142,54 @@ def mir(
     _show(r, ["mAP_v2t", "mAP_t2v", "mAP_avg", "nDCG_v2t", "nDCG_t2v", "nDCG_avg", "n_videos", "n_sentences"])
 
 
+def charades(
+    store: Path = typer.Argument(..., help="Store folder (its model embeds the videos and the class prompts)."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help="Charades(-Ego) csv (id, ..., actions, length)."),
+    classes: Optional[Path] = typer.Option(None, "--classes", help="Charades_v1_classes.txt (c000 Holding some clothes)."),
+    generate: bool = typer.Option(False, "--generate", help="Write the demo corpus' csv and class list (from the "
+                                  "store's ground_truth.json) to --out-dir and score them."),
+    split: str = typer.Option("val", "--split", help="--generate: the store split whose videos are annotated (or all)."),
+    level: str = typer.Option("video", "--level", help="video (one vector per video, multi-label) | segment."),
+    template: Optional[list[str]] = typer.Option(None, "--template", help="Prompt template, {} = class name "
+                                                 "(repeatable, averaged; default the raw name, as EgoVLP)."),
+    videos: Optional[Path] = typer.Option(None, "--videos", help="Embed from raw files DIR/{id}.mp4; without it, "
+                                          "from the store's clip vectors."),
+    num_frames: int = typer.Option(4, "--num-frames", min=1, help="Frames per video or segment (raw videos)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Report folder (default STORE/bench)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Report name (default charades_LEVEL)."),
+    short_side: int = typer.Option(256, "--short-side", help="Raw frames are scaled like the ingest: short side this."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Frames per forward pass (raw videos)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Zero-shot Charades-Ego multi-label action recognition: mAP (charades_map) over class-name prompts.
+
+    Every class name is a text prompt, every video (--level video) or annotated segment
+    (--level segment) one vector, scores = cosine; mAP = mean per-class AP over the classes with
+    a positive, printed beside its chance (the exact mAP of random scores).
+
+    Examples:
+      egoindex bench charades demo/store --annotations CharadesEgo_v1_test_only1st.csv --classes Charades_v1_classes.txt --videos CharadesEgo_v1_480
+      egoindex bench charades demo/store --generate --level segment
+    """
+    if generate == (annotations is not None or classes is not None):
+        raise ConfigError("give --annotations CSV and --classes TXT, or --generate")
+    if not generate and (annotations is None or classes is None):
+        raise ConfigError("--annotations needs --classes (and the other way round)")
+    from egoindex.bench.charades import DEFAULT_TEMPLATES, generate_demo_files, run_charades  # torch + lancedb
+    from egoindex.demo.vocab import ACTIONS, OBJECTS
+
+    s = open_store(store, device=device)
+    od = out_dir or default_out_dir(store)
+    if generate:
+        annotations, classes = generate_demo_files(s, od, OBJECTS, ACTIONS, split=split)
+        console.print(f"demo Charades files: {annotations}, {classes}")
+    r = run_charades(s, annotations, classes, od, level=level, templates=template or DEFAULT_TEMPLATES,  # type: ignore[arg-type]
+                     videos_dir=videos, num_frames=num_frames, short_side=short_side, batch_size=batch_size,
+                     name=name, progress=not quiet)
+    _show(r, ["mAP", "chance_mAP", "mean_prevalence", "mAP_official", "wAP", "n_videos", "n_classes_scored"])
+
+
 def retrieval(
     store: Path = typer.Argument(..., help="Store folder."),
     k: list[int] = typer.Option([1, 5, 10], "--k", help="Recall cut-offs (repeatable)."),
@@ -176,11 +224,12 @@ def compare(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``bench`` group and its four commands."""
-    bench = typer.Typer(help="Benchmarks over a store: EgoMCQ, EPIC-style MIR, retrieval R@K, compare.",
+    """Add the ``bench`` group and its commands."""
+    bench = typer.Typer(help="Benchmarks over a store: EgoMCQ, EPIC-style MIR, Charades-Ego mAP, retrieval R@K, compare.",
                         no_args_is_help=True)
     bench.command("mcq")(mcq)
     bench.command("mir")(mir)
+    bench.command("charades")(charades)
     bench.command("retrieval")(retrieval)
     bench.command("compare")(compare)
     app.add_typer(bench, name="bench")

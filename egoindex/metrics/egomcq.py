@@ -36,7 +36,7 @@ import numpy as np
 
 from egoindex.core.fsutil import atomic_open
 from egoindex.errors import AnnotationError
-from egoindex.metrics.mir import content_word_list
+from egoindex.metrics.tags import tag_text
 
 __all__ = [
     "DEFAULT_MIN_GAP_S",
@@ -330,12 +330,10 @@ def tag_string(words: Iterable[str], dim: int) -> str:
 
 
 def text_tags(text: str) -> tuple[list[str], list[str]]:
-    """(verbs, nouns) read from a caption when nothing better is known: the content words
-    (:func:`egoindex.metrics.mir.content_word_list`; the Ego4D markers ``#C``/``#O`` are
-    stopwords), the first one as the verb and the rest as the nouns. That is exact for Ego4D's
-    narration form ``#C C <verb> <object> ...`` and only a rough stand-in for free speech."""
-    words = content_word_list(text)
-    return words[:1], words[1:]
+    """(verbs, nouns) read from a caption when nothing better is known: the package's one text
+    tagger, :func:`egoindex.metrics.tags.tag_text` (lexicon verbs, lemmatised; the Ego4D markers
+    ``#C``/``#O`` are stopwords)."""
+    return tag_text(text)
 
 
 def default_tagger(video_uid: str, start: float, end: float, text: str) -> tuple[list[str], list[str]]:

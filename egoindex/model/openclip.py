@@ -386,6 +386,10 @@ class Contents:
 def read_contents(source: Source) -> Contents:
     """Read a located checkpoint (one read of the weights) and tell its form."""
     obj = read_checkpoint(source.weights)
+    if obj.get("kind") == "clip_video":  # egoindex.model.clip_video.KIND: towers + temporal head, not a frame model
+        raise ModelError(f"{source.given} is a clip-level video checkpoint (kind 'clip_video', model "
+                         f"{obj.get('name')!r} on frame model {obj.get('frame_model')!r}), not a frame model; load it "
+                         "with egoindex.model.clip_video.load_clip_video(PATH)")
     meta = {k: v for k, v in obj.items() if k not in ("state_dict", "optimizer", "scaler")} if "state_dict" in obj else {}
     stored = meta.get("name") if isinstance(meta.get("name"), str) else None
     if source.config is not None:

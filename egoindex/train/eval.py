@@ -146,7 +146,9 @@ def merge_and_score(parts: list[ValShard], ks: Iterable[int] = KS) -> dict[str, 
         for k, v in p.text_features.items():
             texts.setdefault(k, v)
     order = {k: i for i, k in enumerate(texts)}
-    image_features = torch.cat([p.image_features for p in parts])
+    # a rank with no val shard (fewer val shards than ranks) sends an empty (0, 0) share: it adds
+    # nothing, and its shape must not meet the others' [n, D] in the concatenation
+    image_features = torch.cat([p.image_features for p in parts if p.image_features.shape[0] > 0])
     frame_utt = torch.tensor([order[k] for p in parts for k in p.utt_keys.tolist()], dtype=torch.int64)
     out = {"val_loss": sum(p.loss_sum for p in parts) / batches}
     out.update(retrieval_metrics(image_features, frame_utt, torch.stack(list(texts.values())), ks))
