@@ -1,9 +1,10 @@
 """Zero-shot multi-label action recognition, Charades-Ego style (``egoindex bench charades``).
 
 EgoVLP's protocol (``run/test_charades.py``): every class name of ``Charades_v1_classes.txt`` is
-a text prompt (the raw name; ``--template`` adds others, e.g. ``"a person {}"``, averaged as
-normalised embeddings), every video one vector, ``scores = cosine(video, prompt)``, and the metric
-is Charades' ``charades_map`` (:mod:`egoindex.metrics.charades`) over the videos' multi-hot labels.
+a text prompt (the raw name; ``--template`` gives others, e.g. ``"a person {}"``, ensembled by
+:func:`egoindex.model.prompts.class_embeddings`, the one rule ``egoindex classify`` uses too),
+every video one vector, ``scores = cosine(video, prompt)``, and the metric is Charades'
+``charades_map`` (:mod:`egoindex.metrics.charades`) over the videos' multi-hot labels.
 
 * ``level="video"``: one vector per csv row, labels = every class in its ``actions`` (EgoVLP's
   number). ``level="segment"``: one vector per distinct annotated window (video, start, end),
@@ -32,28 +33,16 @@ from egoindex.bench.store_rows import read_vectors
 from egoindex.bench.videos import embed_clips_from_videos, normalise_rows, store_video_resolver
 from egoindex.core.fsutil import sha256_file
 from egoindex.core.report import new_figure, save_figure, write_report
-from egoindex.errors import BenchError
+from egoindex.errors import BenchError, ModelError
 from egoindex.media.discover import video_uid
 from egoindex.metrics.charades import charades_metrics
+from egoindex.model.prompts import NAME_ONLY_TEMPLATES, check_templates, class_embeddings
 from egoindex.store.filters import in_list
 
-__all__ = ["DEFAULT_TEMPLATES", "class_prompts", "generate_demo_files", "run_charades"]
+__all__ = ["DEFAULT_TEMPLATES", "generate_demo_files", "run_charades"]
 
-#: EgoVLP's prompt: the raw class name.
-DEFAULT_TEMPLATES: tuple[str, ...] = ("{}",)
-
-
-def class_prompts(embedder: Any, names: Sequence[str], templates: Sequence[str]) -> np.ndarray:
-    """Class vectors [C, D]: per class, the normalised mean of its templates' normalised embeddings
-    (the CLIP prompt ensemble; one template = that prompt's embedding)."""
-    ts = list(templates)
-    bad = [t for t in ts if "{}" not in t]
-    if not ts or bad:
-        raise BenchError(f"every --template needs a '{{}}' where the class name goes; not {bad[0]!r}" if bad
-                         else "no --template given")
-    texts = [t.replace("{}", n) for n in names for t in ts]
-    emb = normalise_rows(np.asarray(embedder.encode_texts(texts), np.float32))
-    return normalise_rows(emb.reshape(len(names), len(ts), -1).mean(axis=1))
+#: EgoVLP's prompt: the raw class name (:data:`egoindex.model.prompts.NAME_ONLY_TEMPLATES`).
+DEFAULT_TEMPLATES: tuple[str, ...] = NAME_ONLY_TEMPLATES
 
 
 def store_sample_vectors(store: Any, samples: Sequence[tuple[str, float | None, float | None]]) -> np.ndarray:
@@ -122,6 +111,10 @@ def run_charades(store: Any, annotations: str | Path, classes: str | Path, out_d
                  batch_size: int = 64, name: str | None = None, progress: bool = False) -> BenchResult:
     """Zero-shot Charades(-Ego) mAP of the store's model (see the module doc); writes NAME.json,
     NAME.md and NAME_ap.png (per-class AP) to ``out_dir``."""
+    try:  # before any video is embedded
+        templates = check_templates(templates)
+    except ModelError as e:
+        raise BenchError(f"--template: {e}") from None
     videos = read_charades_csv(annotations)
     cls = read_charades_classes(classes)
     if not videos:
@@ -137,7 +130,10 @@ def run_charades(store: Any, annotations: str | Path, classes: str | Path, out_d
     else:
         v = store_sample_vectors(store, samples)
         source = "store clips (normalised mean)"
-    t = class_prompts(store.embedder, names, templates)
+    try:
+        t = class_embeddings(store.embedder, names, templates)
+    except ModelError as e:
+        raise BenchError(f"{classes}: {e}") from None
     scores = v @ t.T
     try:
         metrics, aps = charades_metrics(scores, gt)

@@ -2,6 +2,9 @@
 generated from the store's val videos, choices scored from the store's clip vectors or from raw
 videos, accuracy per type in a report.
 
+Clip vectors come from the store's clip encoder, whichever made its clips table (a clip
+checkpoint's temporal head or the frame mean; ``StoreMeta.encoders``), on both paths.
+
 * **Generated EgoMCQ** (``--generate``): questions from the store's *val* videos only
   (:func:`egomcq.generate_egomcq`; intra-video distractors at least ``min_gap_s`` seconds, default
   :data:`egomcq.DEFAULT_MIN_GAP_S`, edge to edge from the answer window); choices are windows of
@@ -20,7 +23,7 @@ import numpy as np
 
 from egoindex.bench.result import BenchResult, report_meta
 from egoindex.bench.store_rows import read_rows, read_vectors, window_key
-from egoindex.bench.videos import embed_clips_from_videos, store_video_resolver
+from egoindex.bench.videos import clip_frames_for, embed_clips_from_videos, store_video_resolver
 from egoindex.core.fsutil import sha256_file
 from egoindex.core.report import write_report
 from egoindex.errors import BenchError
@@ -95,8 +98,8 @@ def generate_store_mcq(store: Any, n: int, seed: int, min_gap_s: float = egomcq.
         need = egomcq.N_CHOICES
         raise BenchError(
             f"no EgoMCQ question could be generated: the store has {len(val_videos)} val videos with speech "
-            f"(inter-video questions need at least {need}: the answer's video and {need - 1} others, and the "
-            f"first question is inter-video), and intra-video questions need {need - 1} clips at least "
+            f"(inter-video questions need at least {need}: the answer's video and {need - 1} others), and "
+            f"intra-video questions need {need - 1} clips at least "
             f"{min_gap_s:g} s from the answer. Ingest more videos or a larger --val-fraction.")
     return items
 
@@ -126,6 +129,16 @@ def store_clip_vectors(store: Any, windows: Sequence[tuple[str, float, float]]) 
     return np.stack([found[window_key(*w)] for w in windows]).astype(np.float32)
 
 
+def clip_encoder_of(store: Any, embedder: Any) -> dict[str, Any]:
+    """What made the choice vectors, for the report: the store's recorded clips encoder
+    (``StoreMeta.clips_encoder``: ``temporal-head`` with ``num_frames``, or ``frame-mean``), or the
+    embedder's kind for a store-like object without one."""
+    got = getattr(store, "clips_encoder", None)
+    if isinstance(got, dict):
+        return got
+    return {"kind": getattr(embedder, "clip_kind", "frame-mean"), "num_frames": getattr(embedder, "num_frames", None)}
+
+
 def run_mcq(
     store: Any,
     out_dir: str | Path,
@@ -136,7 +149,7 @@ def run_mcq(
     out_file: str | Path | None = None,
     min_gap_s: float = egomcq.DEFAULT_MIN_GAP_S,
     videos_dir: str | Path | None = None,
-    num_frames: int = 4,
+    num_frames: int | None = None,
     short_side: int = 256,
     batch_size: int = 64,
     name: str | None = None,
@@ -147,8 +160,11 @@ def run_mcq(
     ``out_dir/{name}_questions.json``) in the official format and read back from it.
 
     Candidate clips are scored from the raw videos when ``videos_dir`` is given (``num_frames``
-    frames per clip), else from the store's clip vectors (every choice window must be a store
-    clip: true of generated sets). Query vectors: the store's text tower on ``query.clip_text``.
+    frames per clip, None: the store's clip model's own, else 4; pooled by the store's clip encoder,
+    ``Embedder.encode_clips``), else from the store's clip vectors (every choice window must be a
+    store clip: true of generated sets), which the store's clip encoder made (a clip checkpoint's
+    temporal head, or the frame mean: the report's ``clip_encoder``). Query vectors: the store's
+    text tower on ``query.clip_text``.
     Reports inter (type 1) and intra (type 2) accuracy separately, in percent."""
     if (egomcq_file is None) == (generate is None):
         raise BenchError("give exactly one of an EgoMCQ file (--egomcq) or --generate N")
@@ -184,10 +200,11 @@ def run_mcq(
     windows = choice_rows(items)
     if videos_dir is not None:
         resolve = store_video_resolver(store, videos_dir)
-        cv = embed_clips_from_videos(embedder, windows, resolve, num_frames=num_frames, short_side=short_side,
+        frames = clip_frames_for(embedder, num_frames)
+        cv = embed_clips_from_videos(embedder, windows, resolve, num_frames=frames, short_side=short_side,
                                      batch_size=batch_size, progress=progress)
         source = "raw video"
-        settings.update(videos=str(Path(videos_dir).resolve()), num_frames=num_frames, short_side=short_side)
+        settings.update(videos=str(Path(videos_dir).resolve()), num_frames=frames, short_side=short_side)
     else:
         cv = store_clip_vectors(store, windows)
         source = "store clips"
@@ -203,7 +220,7 @@ def run_mcq(
         item = items[p["key"]]
         preds.append({**p, "video_uid": item["query"]["video_uid"], "query": item["query"]["clip_text"]})
     meta = report_meta(store, "egomcq", egomcq_file=str(egomcq_file.resolve()), egomcq_sha256=sha256_file(egomcq_file),
-                       clip_vectors=source, type_labels={str(t): lbl for t, lbl in egomcq.TYPE_LABELS.items()},
+                       clip_vectors=source, clip_encoder=clip_encoder_of(store, embedder), type_labels={str(t): lbl for t, lbl in egomcq.TYPE_LABELS.items()},
                        **settings)
     if notes:
         meta["notes"] = notes

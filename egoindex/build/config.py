@@ -23,7 +23,8 @@ from egoindex.store.layout import StoreLayout
 class BuildConfig:
     """``egoindex build``'s options; ``identity()`` is the part that must not change between runs."""
 
-    checkpoint: Path | str  # any form egoindex.model.openclip.load_model takes (a file, a hub folder, hf-hub:ID)
+    checkpoint: Path | str  # any form egoindex.model.clip_video.load_embedding_model takes (a frame checkpoint file,
+    # a hub folder, hf-hub:ID, or a clip_video checkpoint, whose temporal head then makes the clips)
     shards: Path
     store: Path
     model: str | None = None

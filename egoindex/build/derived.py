@@ -6,7 +6,11 @@ bucket's fragments are written with a "done" mark (``_build/derived/{bucket}.jso
 buckets are then committed in one commit per table, idempotently, like the frames.
 
 * clips: the sliding windows of :func:`egoindex.model.pooling.pool_clips` (the one clip-window
-  rule), vector = normalised mean of the member frames; ``text`` joins the overlapping utterances;
+  rule); vector = the normalised mean of the member frames for a frame model, or, for a clip
+  checkpoint, its temporal head over ``num_frames`` of them (TSN segment middles,
+  ``Embedder.encode_windows``) taken from the frames table's vectors, so nothing is decoded twice
+  and the frames are exactly the ones the clip model's image tower embedded; ``text`` joins the
+  overlapping utterances;
 * utterances: Whisper's text embedded with the text tower;
 * videos: one row per video from the manifest (duration, geometry, frame and utterance counts).
 """
@@ -23,8 +27,7 @@ from egoindex.core import failpoints
 from egoindex.core.fsutil import read_json, write_json
 from egoindex.core.progress import progress_bar
 from egoindex.dataset.layout import read_transcript
-from egoindex.model.embed import Embedder
-from egoindex.model.pooling import pool_clips
+from egoindex.model.embed import Embedder, encode_clip_windows
 from egoindex.store.filters import Filters
 from egoindex.store.schema import vectors_of
 from egoindex.store.writer import commit_fragments, write_fragments
@@ -38,10 +41,12 @@ def bucket_name(bucket: list[str]) -> str:
 
 
 def clip_rows(uid: str, split: str, times: np.ndarray, vecs: np.ndarray, duration: float, utts: list[dict[str, Any]],
-              seconds: float, stride: float) -> tuple[list[dict[str, Any]], np.ndarray]:
+              seconds: float, stride: float,
+              embedder: Embedder | None = None) -> tuple[list[dict[str, Any]], np.ndarray]:
     """Clips of one video: rows and their vectors (empty windows are skipped). ``text`` joins the
-    utterances that overlap the window."""
-    pooled = pool_clips(times, vecs, 0.0, duration, seconds, stride)
+    utterances that overlap the window. Vectors: ``embedder``'s clip encoder
+    (:func:`egoindex.model.embed.encode_clip_windows`), the frame mean without one."""
+    pooled = encode_clip_windows(embedder, times, vecs, 0.0, duration, seconds, stride)
     rows = []
     for (s, e), n in zip(pooled.windows, pooled.n_frames):
         text = " ".join(u["text"] for u in utts if u["start"] < e and u["end"] > s)
@@ -86,7 +91,7 @@ def write_bucket(cfg: BuildConfig, layout: BuildLayout, frames: Any, embedder: E
         times, vecs = times_all[sel][order], vecs_all[sel][order]
         utts = read_transcript(cfg.shards, uid)
         duration = float(m.get("duration_s") or (times.max() if len(times) else 0.0))
-        rows, cv = clip_rows(uid, split, times, vecs, duration, utts, cfg.clip_seconds, cfg.clip_stride)
+        rows, cv = clip_rows(uid, split, times, vecs, duration, utts, cfg.clip_seconds, cfg.clip_stride, embedder)
         for r in rows:
             r["unit"] = name
         c_rows += rows

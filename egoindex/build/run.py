@@ -39,6 +39,7 @@ if not os.environ.get("LANCE_LOG"):
 import datetime as dt
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -52,12 +53,13 @@ from egoindex.core.fsutil import read_json, remove_stale_tmp, write_json
 from egoindex.dataset.layout import ShardsLayout, manifest_by_uid, read_sizes, videos_dir
 from egoindex.dataset.shards import list_shards
 from egoindex.errors import BuildError, DatasetError, StoreError
+from egoindex.model.clip_video import load_embedding_model
 from egoindex.model.embed import Embedder, resolve_device
-from egoindex.model.openclip import load_model
+from egoindex.model.openclip import Loaded
 from egoindex.model.sources import checkpoint_sha256
 from egoindex.store.encoders import export_text_encoder_quietly
 from egoindex.store.index import update_index
-from egoindex.store.layout import StoreMeta
+from egoindex.store.layout import CLIPS_FRAME_MEAN, CLIPS_TEMPORAL_HEAD, StoreMeta
 from egoindex.store.schema import VECTOR_TABLES
 from egoindex.store.writer import commit_fragments, index_column, record_tables, write_meta
 
@@ -77,14 +79,31 @@ def _barrier(world: int) -> None:
         dist.barrier()
 
 
-def check_store(layout: BuildLayout, cfg: BuildConfig, model_name: str, sha: str) -> StoreMeta | None:
-    """The store's StoreMeta (None for a new store), after refusing another model or other settings."""
+def encoders_of(loaded: Loaded) -> dict[str, Any]:
+    """``StoreMeta.encoders`` for a build with ``loaded``: which encoder makes each vector table."""
+    video = loaded.video
+    clips: dict[str, Any] = {"kind": CLIPS_FRAME_MEAN, "model": loaded.name}
+    if video is not None:
+        clips = {"kind": CLIPS_TEMPORAL_HEAD, "num_frames": int(video.num_frames), "model": loaded.name,
+                 "video_config": dict(loaded.checkpoint.get("video_config") or {})}
+    return {"frames": {"kind": "image-tower", "model": loaded.name}, "clips": clips,
+            "utterances": {"kind": "text-tower", "model": loaded.name}}
+
+
+def check_store(layout: BuildLayout, cfg: BuildConfig, model_name: str, sha: str,
+                clips_kind: str = CLIPS_FRAME_MEAN) -> StoreMeta | None:
+    """The store's StoreMeta (None for a new store), after refusing another model, another clip
+    encoder (a clip checkpoint onto a frame-mean store or back) or other settings."""
     meta = None
     if layout.meta.is_file():
         try:
             meta = StoreMeta.read(layout.root)
         except StoreError as e:
             raise BuildError(f"{e}; build into a new STORE folder") from e
+        have = meta.clips_encoder()["kind"]
+        if have != clips_kind:  # also a different checkpoint (below), but this says what differs
+            raise BuildError(f"{layout.root} holds clips made by {have} and this checkpoint makes them by {clips_kind}; "
+                             "a store's clips come from one encoder: build into a new STORE folder.")
         if meta.model != model_name or meta.checkpoint_sha256 != sha:
             raise BuildError(f"{layout.root} was built with {meta.model} (checkpoint sha256 "
                              f"{str(meta.checkpoint_sha256)[:12]}...); this is {model_name} ({sha[:12]}...). "
@@ -122,11 +141,13 @@ def run(cfg: BuildConfig) -> BuildSummary:
     device = resolve_device(cfg.device if world == 1 or cfg.device != "auto" else "auto")
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    # any checkpoint form (egoindex, open_clip_train, bare weights, hub folder or cached hf-hub: id)
-    loaded = load_model(cfg.checkpoint, cfg.model, device=device)
+    # any checkpoint form (egoindex, open_clip_train, bare weights, hub folder or cached hf-hub: id),
+    # or a clip checkpoint (kind clip_video: its towers + temporal head, .video)
+    loaded = load_embedding_model(cfg.checkpoint, cfg.model, device=device)
     checkpoint = loaded.path or Path(cfg.checkpoint).resolve()  # what the store re-loads for queries
     sha = checkpoint_sha256(checkpoint)
-    meta = check_store(layout, cfg, loaded.name, sha)
+    encoders = encoders_of(loaded)
+    meta = check_store(layout, cfg, loaded.name, sha, encoders["clips"]["kind"])
     state = read_json(layout.state) if layout.state.is_file() else {"frames_units": [], "videos": []}
     committed = list(state["frames_units"])
     new_shards = [p for p in shards if p.name not in set(committed)]
@@ -204,6 +225,7 @@ def run(cfg: BuildConfig) -> BuildSummary:
         table_versions=versions,
         skipped=summary.skipped,
         build_seconds=round(time.perf_counter() - t0, 2),
+        encoders=encoders,
     ))
     export_text_encoder_quietly(layout.root, loaded, sha)  # after the store is usable: an optional accelerator
     summary.committed = True

@@ -7,8 +7,10 @@ with what the model was trained on), the pixels and pooling must match the inges
 * frames are sampled at ``fps`` on the grid ``t_k = k / fps``, decoded byte-for-byte as the
   ingest stores them (short side 256, quality 90) and embedded as ``egoindex build`` does: the one
   raw-video path, :func:`egoindex.model.video.embed_video`;
-* clips are the build's sliding windows, membership rule and L2-normalised mean of the member
-  frames: both call :func:`egoindex.model.pooling.pool_clips`;
+* clips are the build's sliding windows and membership rule (both call
+  :func:`egoindex.model.pooling.pool_clips`), pooled by the store's clip encoder: the L2-normalised
+  mean of the member frames, or a clip checkpoint's temporal head over ``num_frames`` of them
+  (``Embedder.encode_windows``, as the build does);
 * the whole video (or segment) is the L2-normalised mean of its clip vectors: every window counts
   once, whatever its number of frames, and it is the same feature the linear probe trains on.
 """
@@ -23,9 +25,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from egoindex.errors import ClassifyError, VideoError
+from egoindex.errors import ClassifyError, ModelError, VideoError
 from egoindex.media.frames import probe
-from egoindex.model.pooling import normalised_mean, pool_clips
+from egoindex.model.embed import encode_clip_windows
+from egoindex.model.pooling import normalised_mean
 from egoindex.model.video import DEFAULT_BATCH, embed_video
 
 __all__ = ["VideoFeatures", "clip_pool", "normalised_mean", "features_of_images", "features_of_video"]
@@ -49,20 +52,28 @@ class VideoFeatures:
 
 
 def clip_pool(times: np.ndarray, vecs: np.ndarray, start: float, end: float, seconds: float,
-              stride: float) -> tuple[list[tuple[float, float]], np.ndarray]:
+              stride: float, embedder: Any = None) -> tuple[list[tuple[float, float]], np.ndarray]:
     """The build's clip windows over ``[start, end]`` (offset to ``start``) and their vectors;
-    windows without frames are dropped, as ``egoindex build`` does (:func:`egoindex.model.pooling.pool_clips`)."""
+    windows without frames are dropped, as ``egoindex build`` does (:func:`egoindex.model.pooling.pool_clips`).
+
+    Vectors: the normalised frame mean, or, when ``embedder`` is a clip model's
+    (``embedder.video``), its temporal head over ``num_frames`` of each window's frames, exactly
+    as the build makes a clip checkpoint's clips table (both call
+    :func:`egoindex.model.embed.encode_clip_windows`)."""
     if seconds <= 0 or stride <= 0:
         raise ClassifyError("clip seconds and stride must be positive")
-    pooled = pool_clips(times, vecs, start, end, seconds, stride)
+    try:
+        pooled = encode_clip_windows(embedder, times, vecs, start, end, seconds, stride)
+    except ModelError as e:
+        raise ClassifyError(str(e)) from e
     return pooled.windows, pooled.vectors
 
 
 def _finish(times: np.ndarray, frames: np.ndarray, start: float, end: float, seconds: float,
-            stride: float) -> VideoFeatures:
+            stride: float, embedder: Any = None) -> VideoFeatures:
     if len(times) == 0:
         raise ClassifyError("the video has no frame to classify (shorter than one frame?)")
-    windows, clips = clip_pool(times, frames, start, end, seconds, stride)
+    windows, clips = clip_pool(times, frames, start, end, seconds, stride, embedder)
     return VideoFeatures(times, frames, windows, clips, normalised_mean(clips), start, end)
 
 
@@ -77,7 +88,8 @@ def features_of_images(embedder: Any, images: Sequence[Image.Image], *, fps: flo
         raise ClassifyError("no frames given")
     vecs = [embedder.encode_pil(list(images[i:i + DEFAULT_BATCH])) for i in range(0, len(images), DEFAULT_BATCH)]
     times = np.arange(len(images), dtype=np.float64) / fps
-    return _finish(times, np.concatenate(vecs).astype(np.float32), 0.0, len(images) / fps, clip_seconds, clip_stride)
+    return _finish(times, np.concatenate(vecs).astype(np.float32), 0.0, len(images) / fps, clip_seconds, clip_stride,
+                   embedder)
 
 
 def _classify_error(err: VideoError, path: Path) -> ClassifyError:
@@ -119,4 +131,4 @@ def features_of_video(embedder: Any, path: str | Path, *, fps: float, clip_secon
         # one frame interval past the last frame on the k / fps grid (kept when end is None).
         duration = float(got.times.max()) + 1.0 / fps if len(got) else s
     e = float(duration if end is None else min(end, duration))
-    return _finish(got.times, got.vectors, s, e, clip_seconds, clip_stride)
+    return _finish(got.times, got.vectors, s, e, clip_seconds, clip_stride, embedder)

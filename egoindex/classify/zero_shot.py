@@ -3,8 +3,10 @@
 Why prompt templates: a bare word ("ball") is a poor caption; the text tower was trained on
 sentences. Each label is put into several templates, the texts are embedded, and the label's
 weight vector is the L2-normalised mean of those embeddings (prompt ensembling), which is more
-robust than any single template. Probabilities are ``softmax(logit_scale * cosine)`` with the
-model's own learned temperature, so they are as sharp as the model was trained to be.
+robust than any single template. The rule itself is :func:`egoindex.model.prompts.class_embeddings`
+(one copy, shared with ``egoindex bench charades``); this module adds the label checks, the
+cache and the probabilities. Probabilities are ``softmax(logit_scale * cosine)`` with the model's
+own learned temperature, so they are as sharp as the model was trained to be.
 """
 
 from __future__ import annotations
@@ -18,14 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from egoindex.errors import ClassifyError
+from egoindex.errors import ClassifyError, ModelError
+from egoindex.model import prompts
 
 __all__ = ["DEFAULT_TEMPLATES", "MAX_LABELS", "FALLBACK_LOGIT_SCALE", "parse_labels", "check_templates",
            "logit_scale_of", "text_classifier", "softmax"]
 
-#: Prompt templates; ``{}`` is replaced by the label. The last one is the bare label, so a label
-#: that is already a sentence ("the baby grabs the ball") is also embedded as it was written.
-DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {}.", "a head camera video of {}.", "{}")
+#: Prompt templates (:data:`egoindex.model.prompts.CLIP_TEMPLATES`); ``{}`` is replaced by the
+#: label. The last one is the bare label, so a label that is already a sentence ("the baby grabs
+#: the ball") is also embedded as it was written.
+DEFAULT_TEMPLATES: tuple[str, ...] = prompts.CLIP_TEMPLATES
 #: More labels than this is almost certainly a mistake (a pasted file), and slow on a CPU.
 MAX_LABELS = 200
 #: CLIP's maximum temperature (open_clip clamps ``logit_scale.exp()`` to 100 in training).
@@ -57,14 +61,12 @@ def parse_labels(labels: str | Sequence[str] | None) -> list[str]:
 
 
 def check_templates(templates: Sequence[str]) -> list[str]:
-    """Templates as a list; each must contain ``{}`` exactly where the label goes."""
-    ts = [templates] if isinstance(templates, str) else list(templates)
-    if not ts:
-        raise ClassifyError("no prompt templates given")
-    bad = [t for t in ts if not isinstance(t, str) or "{}" not in t]
-    if bad:
-        raise ClassifyError(f"every prompt template needs a '{{}}' for the label; not {bad[0]!r}")
-    return ts
+    """Templates as a list; each must contain ``{}`` exactly where the label goes
+    (:func:`egoindex.model.prompts.check_templates`, as a ClassifyError)."""
+    try:
+        return prompts.check_templates(templates)
+    except ModelError as e:
+        raise ClassifyError(str(e)) from None
 
 
 def logit_scale_of(model: Any) -> float:
@@ -88,18 +90,19 @@ _CACHE_LOCK = threading.Lock()
 
 
 def text_classifier(embedder: Any, labels: Sequence[str], templates: Sequence[str]) -> np.ndarray:
-    """Weights [C, D]: per label, the normalised mean of its template embeddings (one text batch;
-    the last few results per embedder are cached)."""
+    """Weights [C, D] (read-only): :func:`egoindex.model.prompts.class_embeddings` of the labels
+    (per label, the renormalised mean of its templates' normalised embeddings, one text batch);
+    the last few results per embedder are cached."""
     ts = check_templates(templates)
     key = (tuple(labels), tuple(ts))
     with _CACHE_LOCK:
         cached = _CACHE.get(embedder, {}).get(key)
     if cached is not None:
         return cached
-    texts = [t.replace("{}", label) for label in labels for t in ts]
-    emb = np.asarray(embedder.encode_texts(texts), np.float64).reshape(len(labels), len(ts), -1).mean(axis=1)
-    norms = np.linalg.norm(emb, axis=1, keepdims=True)
-    w = (emb / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+    try:
+        w = prompts.class_embeddings(embedder, labels, ts)
+    except ModelError as e:
+        raise ClassifyError(str(e)) from None
     w.setflags(write=False)
     with _CACHE_LOCK:
         entries = _CACHE.setdefault(embedder, {})

@@ -1,5 +1,5 @@
 """``egoindex bench ...``: benchmark commands over a store; the logic is :mod:`egoindex.bench`
-(one module per benchmark: ``mcq``, ``mir``, ``charades``, ``retrieval``, ``compare``).
+(one module per benchmark: ``mcq``, ``mir``, ``charades``, ``motion``, ``retrieval``, ``compare``).
 
 Those modules are imported inside the commands that run a benchmark: they pull torch
 (raw-video embedding) and lancedb, which ``egoindex --help`` and ``bench compare`` should not pay.
@@ -190,6 +190,48 @@ def charades(
     _show(r, ["mAP", "chance_mAP", "mean_prevalence", "mAP_official", "wAP", "n_videos", "n_classes_scored"])
 
 
+def motion(
+    store: Path = typer.Argument(..., help="Store folder (its model embeds the windows and the texts)."),
+    questions: Path = typer.Option(..., "--questions", help="Motion question file (JSON); with --generate-from, "
+                                   "written there first."),
+    videos: Optional[Path] = typer.Option(None, "--videos", help="The motion corpus folder (DIR/{video_uid}.mp4); "
+                                          "default: the store's videos root."),
+    generate_from: Optional[Path] = typer.Option(None, "--generate-from", help="ground_truth.json of "
+                                                 "`egoindex demo-data DIR --motion`: write --questions from its "
+                                                 "videos in the store's val split, then score them."),
+    split: str = typer.Option("val", "--split", help="--generate-from: the store split whose videos give questions."),
+    num_frames: Optional[int] = typer.Option(None, "--num-frames", min=2, help="Frames per question window "
+                                             "(midpoints of equal intervals), in time order and reversed (default: "
+                                             "the clip model's own, 4 for a frame model)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Report folder (default STORE/bench)."),
+    name: str = typer.Option("motion", "--name", help="Report name."),
+    short_side: int = typer.Option(256, "--short-side", help="Raw frames are scaled like the ingest: short side this."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Frames per forward pass."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Motion direction: does the model see frame order? Accuracy with a 95 % interval (chance 50 %).
+
+    Video side: the narration against the window's frames in time order vs the same frames
+    reversed (a frame-mean clip vector is at exactly 50 %: the two candidates tie). Text side: the
+    forward clip against the narration vs its opposite ("slides left" / "slides right").
+
+    Examples:
+      egoindex bench motion motion/store --questions motion_q.json --generate-from motion/videos/ground_truth.json --videos motion/videos
+      egoindex bench motion motion/store --questions motion_q.json --videos motion/videos
+    """
+    from egoindex.bench.motion import generate_motion_file, run_motion  # torch + lancedb
+
+    s = open_store(store, device=device)
+    if generate_from is not None:
+        generate_motion_file(s, generate_from, questions, split=split)
+        console.print(f"motion questions: {questions}")
+    r = run_motion(s, questions, out_dir or default_out_dir(store), videos_dir=videos, num_frames=num_frames,
+                   short_side=short_side, batch_size=batch_size, name=name, progress=not quiet)
+    _show(r, ["video_acc", "video_ci95_low", "video_ci95_high", "video_ties", "text_acc", "text_ci95_low",
+              "text_ci95_high", "chance_acc", "n"])
+
+
 def retrieval(
     store: Path = typer.Argument(..., help="Store folder."),
     k: list[int] = typer.Option([1, 5, 10], "--k", help="Recall cut-offs (repeatable)."),
@@ -225,11 +267,13 @@ def compare(
 
 def register(app: typer.Typer) -> None:
     """Add the ``bench`` group and its commands."""
-    bench = typer.Typer(help="Benchmarks over a store: EgoMCQ, EPIC-style MIR, Charades-Ego mAP, retrieval R@K, compare.",
+    bench = typer.Typer(help="Benchmarks over a store: EgoMCQ, EPIC-style MIR, Charades-Ego mAP, motion direction, "
+                        "retrieval R@K, compare.",
                         no_args_is_help=True)
     bench.command("mcq")(mcq)
     bench.command("mir")(mir)
     bench.command("charades")(charades)
+    bench.command("motion")(motion)
     bench.command("retrieval")(retrieval)
     bench.command("compare")(compare)
     app.add_typer(bench, name="bench")

@@ -13,11 +13,17 @@ from egoindex.cli.common import console
 
 def demo_data(
     out_dir: Path = typer.Argument(..., help="Folder to write the demo videos and ground_truth.json into."),
-    videos: int = typer.Option(12, "--videos", min=1, help="Number of videos."),
-    seconds: float = typer.Option(60.0, "--seconds", min=5.0, help="Length of each video in seconds."),
+    videos: Optional[int] = typer.Option(None, "--videos", min=1, help="Number of videos (default 12; 16 with "
+                                         "--motion)."),
+    seconds: Optional[float] = typer.Option(None, "--seconds", min=2.0, help="Length of each video in seconds "
+                                            "(default 60; 16 with --motion; at least 5 without it)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same corpus)."),
-    fps: int = typer.Option(15, "--fps", min=1, help="Frame rate of the rendered videos (rendering time scales "
-                                                    "with it; ingest at a divisor of it samples exact frames)."),
+    fps: Optional[int] = typer.Option(None, "--fps", min=1, help="Frame rate of the rendered videos (default 15; 8 "
+                                      "with --motion; rendering time scales with it; ingest at a divisor of it "
+                                      "samples exact frames)."),
+    motion: bool = typer.Option(False, "--motion", help="The motion corpus instead: small silent videos of "
+                                "directional scenes (slides left/right, rises/sinks), with ground_truth.json and an "
+                                "EgoClip-format narrations.tsv (for `egoindex bench motion`)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Write a synthetic head-camera corpus with real spoken narration (espeak-ng), offline.
@@ -26,11 +32,28 @@ def demo_data(
     each one, in varied containers and file names (.MP4, .mov, .mkv, .webm, spaces, unicode),
     plus ground_truth.json with every scene's time, object, colour, action and narration.
 
-    Example: egoindex demo-data demo/videos --videos 12 --seconds 60
+    --motion: 160x120 videos without audio (motion_000.mp4 ...), each a few 4 s scenes in which one
+    object slides left or right, rises or sinks; each direction is the other played backwards, so
+    only the order of frames tells them apart. Ingest them with the narration file:
+    egoindex ingest DIR SHARDS --transcripts DIR/narrations.tsv --no-whisper --allow-no-audio.
+
+    Examples:
+      egoindex demo-data demo/videos --videos 12 --seconds 60
+      egoindex demo-data motion/videos --motion --videos 16
     """
+    if motion:
+        from egoindex.demo.motion import write_motion_corpus  # as below: not on every command's start-up
+
+        gt = write_motion_corpus(out_dir, n_videos=16 if videos is None else videos,
+                                 seconds=16.0 if seconds is None else seconds, seed=seed,
+                                 fps=8 if fps is None else fps, progress=not quiet)
+        console.print(f"motion corpus ready: {gt.parent} (ground truth: {gt.name}, narrations: narrations.tsv)")
+        return
     from egoindex.demo.corpus import write_demo_corpus  # its scene tables cost every command ~0.2 s at import
 
-    gt = write_demo_corpus(out_dir, n_videos=videos, seconds=seconds, seed=seed, fps=fps, progress=not quiet)
+    gt = write_demo_corpus(out_dir, n_videos=12 if videos is None else videos,
+                           seconds=60.0 if seconds is None else seconds, seed=seed,
+                           fps=15 if fps is None else fps, progress=not quiet)
     console.print(f"demo corpus ready: {gt.parent} (ground truth: {gt.name})")
 
 

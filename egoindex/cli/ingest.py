@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from egoindex.cli.common import console
 from egoindex.dataset.layout import ShardsLayout
 from egoindex.ingest.config import IngestConfig, RunOptions
+from egoindex.media.captions import format_names
 
 if TYPE_CHECKING:
     from egoindex.ingest.run import IngestSummary
@@ -72,6 +74,16 @@ def ingest(
         _R.retry_failed, "--retry-failed", help="Process videos recorded as failed again."),
     keep_staging: bool = typer.Option(
         _R.keep_staging, "--keep-staging", help="Keep the per-video staging tars after packing."),
+    transcripts: Optional[Path] = typer.Option(
+        None, "--transcripts",
+        help="Captions file (or folder of them) whose videos take its captions instead of Whisper's, e.g. EgoClip's "
+             "egoclip.csv (docs/formats.md#captions-from-files)."),
+    transcript_format: str = typer.Option(
+        "auto", "--transcript-format",
+        help=f"Format of --transcripts: {', '.join(format_names())} (auto: from the header, then the extension)."),
+    no_whisper: bool = typer.Option(
+        _D.no_whisper, "--no-whisper",
+        help="Do not run Whisper: videos not in --transcripts keep their frames with empty captions."),
     quiet: bool = typer.Option(not _R.progress, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Decode frames, transcribe speech (faster-whisper) and write WebDataset shards split by video.
@@ -84,6 +96,8 @@ def ingest(
     redone and the shards equal those of an uninterrupted run.
 
     Example: egoindex ingest demo/videos demo/shards --fps 1 --workers 2
+
+    Human narrations: egoindex ingest ego4d/v1/full_scale shards --transcripts egoclip.csv --no-whisper
     """
     from egoindex.ingest.run import run  # imports torch (webdataset) and PyAV
 
@@ -92,12 +106,12 @@ def ingest(
         language=language, max_gap=max_gap, max_no_speech_prob=max_no_speech_prob,
         min_avg_logprob=min_avg_logprob, max_compression_ratio=max_compression_ratio,
         val_fraction=val_fraction, split_seed=split_seed, shard_size=shard_size,
-        allow_no_audio=allow_no_audio, keep_truncated=keep_truncated,
+        allow_no_audio=allow_no_audio, keep_truncated=keep_truncated, no_whisper=no_whisper,
     )
     opts = RunOptions(workers=workers, num_parts=num_parts, part_index=part_index, device=device,
                       compute_type=compute_type, batch_size=batch_size, strict=strict,
                       retry_failed=retry_failed, keep_staging=keep_staging, progress=not quiet)
-    _print_summary(run(videos_dir, shards_dir, cfg, opts), shards_dir)
+    _print_summary(run(videos_dir, shards_dir, cfg, opts, transcripts, transcript_format), shards_dir)
 
 
 def _print_summary(s: IngestSummary, shards_dir: Path) -> None:
@@ -111,6 +125,18 @@ def _print_summary(s: IngestSummary, shards_dir: Path) -> None:
                        for k, v in sorted(s.uncaptioned.items()))
     t.add_row("uncaptioned frames", (frames or "none") + " (in uncaptioned/, for the build)")
     t.add_row("audio / speech", f"{s.audio_hours:.2f} h / {s.speech_hours:.2f} h")
+    if s.captions_format is not None:
+        t.add_row("captions file", f"{s.captions_format}: {s.captions_rows:,} rows, "
+                  f"{s.captions_videos} videos of this part take its captions")
+        skipped = sum(s.captions_skipped.values())
+        if skipped:
+            kinds = ", ".join(f"{k} {v}" for k, v in sorted(s.captions_skipped.items()))
+            t.add_row("rows skipped", escape(f"{skipped:,} ({kinds}); first: {'; '.join(s.captions_skip_examples)}"))
+        if s.captions_notes:
+            t.add_row("rows kept, notes", ", ".join(f"{k} {v:,}" for k, v in sorted(s.captions_notes.items())))
+        if s.captions_unmatched:
+            t.add_row("file videos not found", escape(f"{s.captions_unmatched:,} (e.g. "
+                      f"{', '.join(s.captions_unmatched_examples)}): no video of VIDEOS_DIR has that uid or name"))
     t.add_row("time", f"{s.elapsed_s:.1f} s")
     console.print(t)
     if s.problems:

@@ -3,7 +3,7 @@
 Set ``EGOINDEX_FAILPOINT=NAME:N`` and the process kills itself with SIGKILL (no clean-up, no
 ``finally`` blocks: exactly what an OOM killer or ``scancel`` does) the N-th time it reaches the
 point ``NAME``. Unset, ``hit`` is a dictionary lookup. Points: ``video-done`` (after a video's
-record is written), ``shard-done`` (after a packed shard is published), ``build-shard-done``
+record is written), ``shard-done`` (after a packed shard is published), ``clip-shard-done`` (after a clip shard is published), ``build-shard-done``
 (after a shard's frame embeddings are written), ``build-frames-committed``, ``build-derived-done``
 (after a bucket of clips/utterances is written) and ``build-index-done`` (after a FAISS index).
 """

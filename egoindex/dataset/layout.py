@@ -6,6 +6,8 @@
     SHARDS_DIR/sizes.json                     pairs per pair shard (open_clip, training and the build read it)
     SHARDS_DIR/uncaptioned/uncaptioned-{train,val}-PPPP-NNNNN.tar   frames without a caption (the build only)
     SHARDS_DIR/uncaptioned/sizes.json         frames per uncaptioned shard
+    SHARDS_DIR/clips/clips-{train,val}-PPPP-NNNNN.tar   one sample per kept utterance: its caption and frames
+    SHARDS_DIR/clips/sizes.json               clips per clip shard (clip-level video models read it)
     SHARDS_DIR/manifest.csv                   one row per video: split, status, reason, counts
     SHARDS_DIR/shards.csv                     one row per shard
     SHARDS_DIR/transcripts/{uid}.json         every utterance with its scores and whether it was kept
@@ -20,6 +22,13 @@ build reads both series. Each ``sizes.json`` counts the shards beside it (the We
 convention open_clip follows: it reads ``sizes.json`` from the folder of the first shard).
 SHARDS_DIRs of egoindex 0.2 (:data:`SHARD_LAYOUT` 1) hold every frame in ``{split}-*.tar``, the
 uncaptioned ones with an empty ``txt``; the build and egoindex's trainer still read them.
+
+Why a third series (:data:`SHARD_LAYOUT` 3): a clip-level video model trains on the N frames of
+one moment (an utterance), but the frame series spread a video's frames over many shards on
+purpose, so no shard holds a moment. ``clips/`` stores each kept utterance once more as one sample
+(its caption and the JPEG frames of its window, the same bytes), at the cost of the captioned
+frames' bytes again. SHARDS_DIRs of layout 2 have no ``clips/``; frame training and the build read
+them as they are.
 
 Why one owner: ingest writes these files and the build, training, export and benchmarks read them;
 each reader used to spell the paths by hand. Each format's writer sits next to its reader here, so
@@ -50,9 +59,12 @@ SHARDS_CSV_COLUMNS = ["shard", "split", "captioned", "samples", "bytes", "videos
 
 #: Folder (under SHARDS_DIR) and file-name prefix of the uncaptioned-frame shards.
 UNCAPTIONED = "uncaptioned"
-#: The shard layout this egoindex writes: 2 = captioned pairs in ``{split}-*.tar``, uncaptioned
-#: frames in ``uncaptioned/``; 1 = egoindex 0.2 (every frame in ``{split}-*.tar``).
-SHARD_LAYOUT = 2
+#: Folder (under SHARDS_DIR) and file-name prefix of the clip shards (one sample per utterance).
+CLIPS = "clips"
+#: The shard layout this egoindex writes: 3 = captioned pairs in ``{split}-*.tar``, uncaptioned
+#: frames in ``uncaptioned/``, one clip per kept utterance in ``clips/``; 2 = the same without
+#: ``clips/``; 1 = egoindex 0.2 (every frame in ``{split}-*.tar``).
+SHARD_LAYOUT = 3
 #: The key of ``_ingest/config.json`` that records the shard layout (beside the IngestConfig fields).
 SHARD_LAYOUT_KEY = "shard_layout"
 
@@ -74,9 +86,11 @@ class ShardsLayout:
         self.shards_csv = self.root / "shards.csv"
         self.uncaptioned = self.root / UNCAPTIONED
         self.uncaptioned_sizes = self.uncaptioned / "sizes.json"
+        self.clips = self.root / CLIPS
+        self.clip_sizes = self.clips / "sizes.json"
 
     def make(self) -> None:
-        for d in (self.videos, self.staging, self.packs, self.transcripts, self.uncaptioned):
+        for d in (self.videos, self.staging, self.packs, self.transcripts, self.uncaptioned, self.clips):
             d.mkdir(parents=True, exist_ok=True)
 
     def record(self, uid: str) -> Path:
@@ -92,7 +106,10 @@ class ShardsLayout:
         return self.packs / f"{split}-{part:04d}-{number:05d}.json"
 
     def shard_dir(self, name: str) -> Path:
-        """The folder of the shard called ``name`` (uncaptioned shards live in ``uncaptioned/``)."""
+        """The folder of the shard called ``name`` (uncaptioned shards live in ``uncaptioned/``,
+        clip shards in ``clips/``)."""
+        if is_clip_name(name):
+            return self.clips
         return self.uncaptioned if is_uncaptioned_name(name) else self.root
 
     def shard(self, name: str) -> Path:
@@ -112,6 +129,11 @@ def is_uncaptioned_name(name: str) -> bool:
     return name.startswith(UNCAPTIONED + "-")
 
 
+def is_clip_name(name: str) -> bool:
+    """Whether a shard name is one of the clip series (``clips-{split}-...``)."""
+    return name.startswith(CLIPS + "-")
+
+
 def is_captioned(txt: bytes | None) -> bool:
     """The one rule for "this frame has a caption" (it goes to a pair shard, trainers read it):
     a ``txt`` member that is not empty or blank."""
@@ -120,15 +142,21 @@ def is_captioned(txt: bytes | None) -> bool:
 
 def shard_layout(root: Where) -> int:
     """Which shard layout a SHARDS_DIR has (:data:`SHARD_LAYOUT`): the one recorded in
-    ``_ingest/config.json``; without it (copied without ``_ingest/``), 2 when
-    ``uncaptioned/sizes.json`` is there (ingest always writes it), else 1 (egoindex 0.2)."""
+    ``_ingest/config.json``; without it (copied without ``_ingest/``), 3 when ``uncaptioned/sizes.json``
+    and ``clips/sizes.json`` are there (ingest always writes both), 2 with the first only, else 1
+    (egoindex 0.2); a folder without ``sizes.json`` (nothing finished yet) counts as the current
+    layout."""
     lay = as_layout(root)
     recorded = read_ingest_config(lay).get(SHARD_LAYOUT_KEY)
     if recorded is not None:
         return int(recorded)
     if has_ingest_config(lay):  # an _ingest/config.json without the key: written by 0.2
         return 1
-    return SHARD_LAYOUT if lay.uncaptioned_sizes.is_file() or not lay.sizes.is_file() else 1
+    if not lay.sizes.is_file():
+        return SHARD_LAYOUT
+    if lay.uncaptioned_sizes.is_file():
+        return 3 if lay.clip_sizes.is_file() else 2
+    return 1
 
 
 # ----------------------------------------------------------------------------------------------
@@ -184,6 +212,27 @@ def write_sizes(where: Where, sizes: Mapping[str, int]) -> None:
     lay.uncaptioned.mkdir(parents=True, exist_ok=True)
     write_json(lay.uncaptioned_sizes, {k: v for k, v in counts.items() if is_uncaptioned_name(k)})
     write_json(lay.sizes, {k: v for k, v in counts.items() if not is_uncaptioned_name(k)})
+
+
+def write_clip_sizes(where: Where, sizes: Mapping[str, int]) -> None:
+    """``clips/sizes.json``: clips per clip shard (always written, empty when there are none, so
+    a layout-3 folder is told apart without ``_ingest/``). Written before the root ``sizes.json``."""
+    lay = as_layout(where)
+    lay.clips.mkdir(parents=True, exist_ok=True)
+    write_json(lay.clip_sizes, {str(k): int(v) for k, v in sizes.items()})
+
+
+def read_clip_sizes(root: Where) -> dict[str, int]:
+    """Clips per clip shard, from ``clips/sizes.json`` (a clip trainer's epoch). A SHARDS_DIR of
+    shard layout 2 or 1 has none: it is refused with what to do."""
+    lay = as_layout(root)
+    if not lay.clip_sizes.is_file():
+        if has_sizes(lay) and shard_layout(lay) < 3:
+            raise DatasetError(
+                f"{root} has no clip shards (shard layout {shard_layout(lay)}, written before clips/ existed): "
+                "frame models train on it as it is; for a clip-level model ingest the videos into a new SHARDS_DIR")
+        raise DatasetError(f"{root} has no clips/sizes.json: run `egoindex ingest` first (or let it finish)")
+    return {str(k): int(v) for k, v in read_json(lay.clip_sizes).items()}
 
 
 def has_sizes(root: Where) -> bool:
@@ -256,12 +305,20 @@ def read_video_record(root: Where, uid: str) -> dict[str, Any] | None:
 
 
 def write_pack_record(where: Where, split: str, part: int, number: int, videos: Iterable[str],
-                      shard_rows: list[dict[str, Any]]) -> None:
+                      shard_rows: list[dict[str, Any]], clip_rows: list[dict[str, Any]] | None = None,
+                      clip_stats: Mapping[str, int] | None = None) -> None:
     """Which ``videos`` the ``number``-th pack of a split and part put into which shards
     (``shard_rows``: ``name``, ``index``, ``split``, ``count``, ``bytes``, ``videos``, pair and
-    uncaptioned shards); written after the shards, so it names only complete ones."""
-    write_json(as_layout(where).pack(split, part, number),
-               {"split": split, "part": part, "number": number, "videos": sorted(videos), "shards": shard_rows})
+    uncaptioned shards; ``clip_rows``: the same for the clip shards, plus ``frames``, under
+    ``clips``; ``clip_stats``: utterances, clips, utterances without frames); written after the
+    shards, so it names only complete ones. Clip rows sit apart from ``shards`` so that every
+    reader of the frame series (sizes, ``shards.csv``, the manifest) sees what it saw before."""
+    rec: dict[str, Any] = {"split": split, "part": part, "number": number, "videos": sorted(videos),
+                           "shards": shard_rows}
+    if clip_rows is not None:
+        rec["clips"] = clip_rows
+        rec["clip_stats"] = dict(clip_stats or {})
+    write_json(as_layout(where).pack(split, part, number), rec)
 
 
 def read_pack_records(root: Where, split: str | None = None) -> list[dict[str, Any]]:

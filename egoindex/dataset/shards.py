@@ -1,9 +1,12 @@
 """Writing and reading WebDataset tar shards, and their names.
 
-Two series (the layout is :mod:`egoindex.dataset.layout`'s): pair shards
+Two frame series (the layout is :mod:`egoindex.dataset.layout`'s): pair shards
 ``{split}-{part:04d}-{n:05d}.tar`` in SHARDS_DIR (every sample has a caption: what a CLIP trainer
 is pointed at, :func:`list_pair_shards`) and ``uncaptioned/uncaptioned-{split}-...`` (frames
-without one, which only the build reads). :func:`list_shards` lists both: every frame.
+without one, which only the build reads). :func:`list_shards` lists both: every frame. The clip
+series ``clips/clips-{split}-...`` (:func:`list_clip_shards`) holds one sample per kept utterance,
+its frames as members ``000.jpg``, ``001.jpg``, ... (:func:`clip_sample_frames` reads them back);
+it is not a frame series, so :data:`SHARD_RE` and :func:`list_shards` never name it.
 
 Shards are byte-for-byte reproducible (fixed mtime, owner and mode in every tar header), so a
 resumed ingest can be checked against an uninterrupted one by hashing files, and re-writing a
@@ -13,6 +16,7 @@ shard after a kill produces the identical file.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import tarfile
@@ -24,11 +28,15 @@ from pathlib import Path
 import webdataset as wds
 
 from egoindex.core.fsutil import tmp_name
-from egoindex.dataset.layout import UNCAPTIONED, Where, as_layout
+from egoindex.dataset.layout import CLIPS, UNCAPTIONED, Where, as_layout
 from egoindex.errors import DatasetError
 
 #: A shard name of either series; ``uncaptioned`` is set for the uncaptioned one.
 SHARD_RE = re.compile(rf"^(?P<uncaptioned>{UNCAPTIONED}-)?(?P<split>train|val)-(?P<part>\d{{4}})-(?P<index>\d{{5}})\.tar$")
+#: A clip shard name: ``clips-train-0003-00012.tar``.
+CLIP_SHARD_RE = re.compile(rf"^{CLIPS}-(?P<split>train|val)-(?P<part>\d{{4}})-(?P<index>\d{{5}})\.tar$")
+#: A frame member of a clip sample: ``000.jpg`` (three digits at least, all of one width per sample).
+CLIP_FRAME_RE = re.compile(r"^(?P<n>\d{3,})\.jpg$")
 
 
 def shard_name(split: str, part: int, index: int, *, captioned: bool = True) -> str:
@@ -36,6 +44,17 @@ def shard_name(split: str, part: int, index: int, *, captioned: bool = True) -> 
     or ``uncaptioned-train-0003-00012.tar``. Parts number their shards independently, so array
     tasks never write the same name."""
     return f"{'' if captioned else UNCAPTIONED + '-'}{split}-{part:04d}-{index:05d}.tar"
+
+
+def clip_shard_name(split: str, part: int, index: int) -> str:
+    """The name of a part's ``index``-th clip shard of a split: ``clips-train-0003-00012.tar``."""
+    return f"{CLIPS}-{split}-{part:04d}-{index:05d}.tar"
+
+
+def clip_frame_member(i: int, n: int) -> str:
+    """The member name of frame ``i`` of a clip of ``n`` frames: ``000.jpg``, ``001.jpg``, ...; the
+    width grows with ``n`` (``0000.jpg`` from 1001 frames) so that name order is time order."""
+    return f"{i:0{max(3, len(str(n - 1)))}d}.jpg"
 
 
 class ShardWriter:
@@ -130,6 +149,34 @@ def list_pair_shards(root: Where, split: str | None = None) -> list[Path]:
     return _published(as_layout(root).root, split, False)
 
 
+def list_clip_shards(root: Where, split: str | None = None) -> list[Path]:
+    """The published clip shards ``clips/clips-{split}-*.tar`` of SHARDS_DIR, sorted by name: what
+    a clip-level video model reads (none in a SHARDS_DIR of shard layout 2 or 1)."""
+    folder = as_layout(root).clips
+    out = []
+    for p in sorted(folder.glob("*.tar")) if folder.is_dir() else []:
+        m = CLIP_SHARD_RE.match(p.name)
+        if m and (split is None or m["split"] == split):
+            out.append(p)
+    return out
+
+
+def clip_sample_frames(sample: dict) -> tuple[dict, list[bytes]]:
+    """A clip sample (as :func:`read_shard` or :func:`iter_samples` yields it) -> its ``json``
+    (parsed) and the JPEG bytes of its frames in time order. A sample whose frames do not match
+    its ``times`` (a shard cut short, a foreign tar) is a :class:`DatasetError`."""
+    raw = sample.get("json")
+    if raw is None:
+        raise DatasetError(f"clip sample {sample.get('__key__', '?')} has no json member")
+    meta = json.loads(raw) if isinstance(raw, (bytes, bytearray, str)) else dict(raw)
+    frames = sorted((int(m["n"]), v) for k, v in sample.items() if (m := CLIP_FRAME_RE.match(k)))
+    times = meta.get("times") or []
+    if [n for n, _ in frames] != list(range(len(times))) or not frames:
+        raise DatasetError(f"clip sample {sample.get('__key__', '?')}: "
+                           f"{len(frames)} frame members for {len(times)} frame times")
+    return meta, [bytes(v) for _, v in frames]
+
+
 def list_shards(root: Where, split: str | None = None) -> list[Path]:
     """Every published shard of SHARDS_DIR, so every frame: the pair shards, then the
     uncaptioned ones (``uncaptioned/``), each series sorted by name. Hidden temporaries are
@@ -182,12 +229,27 @@ def read_shard(path: Path) -> Iterator[tuple[str, dict[str, bytes]] | tuple[None
     except (tarfile.TarError, EOFError, OSError) as e:
         damaged = f"damaged tar: {type(e).__name__}: {e}"
     if damaged:
-        if cur_key is not None and {"jpg", "json"} <= set(cur):
+        if cur_key is not None and _complete(cur):
             yield cur_key, cur
         yield None, damaged
         return
     if cur_key is not None:
         yield cur_key, cur
+
+
+def _complete(sample: dict[str, bytes]) -> bool:
+    """Whether the last sample read before a damaged spot is whole: a frame sample has ``jpg`` and
+    ``json``; a clip sample its ``json``, ``txt`` and one frame member per frame time (its members
+    are written in name order: ``000.jpg`` ..., ``json``, ``txt``)."""
+    if "jpg" in sample:
+        return "json" in sample
+    if "json" not in sample or "txt" not in sample:
+        return False
+    try:
+        clip_sample_frames(sample)
+    except (DatasetError, ValueError):
+        return False
+    return True
 
 
 def _garbage_after(path: Path, offset: int) -> str | None:

@@ -29,6 +29,8 @@ from egoindex.demo.sprites import object_sprite, shadow_sprite
 from egoindex.demo.vocab import (
     ACTIONS,
     COLOURS,
+    MOTION_ACTIONS,
+    MOTION_OPPOSITE,
     OBJECTS,
     ROOMS,
     SKIN_TONES,
@@ -42,13 +44,28 @@ __all__ = [
     "OBJECTS",
     "COLOURS",
     "ACTIONS",
+    "MOTION_ACTIONS",
+    "MOTION_OPPOSITE",
     "SURFACES",
     "Scene",
     "SceneRenderer",
     "Camera",
     "VideoRenderer",
     "render_frame",
+    "motion_window",
 ]
+
+#: Seconds a directional motion rests at each end of its scene (at most a tenth of the scene).
+MOTION_HOLD_S = 0.3
+
+
+def motion_window(duration: float) -> tuple[float, float]:
+    """``(t0, t1)``, seconds into a scene of ``duration``: when a directional action
+    (:data:`MOTION_ACTIONS`) moves. The object rests for the same time before and after, so the
+    window is symmetric about the scene's middle (what makes the time-reversal of one direction
+    exactly the other: see :meth:`SceneRenderer.pose`)."""
+    hold = min(MOTION_HOLD_S, 0.1 * float(duration))
+    return hold, float(duration) - hold
 
 # --------------------------------------------------------------------------------------------
 # per-scene renderer
@@ -100,6 +117,11 @@ class SceneRenderer:
                 d.rectangle([lx, top, lx + 6 * u, c.floor_y - 8 * u], fill=shade(wood, 0.7))
             d.rectangle([tx - 44 * u, top - 6 * u, tx + 44 * u, top + 4 * u], fill=wood, outline=shade(wood, 0.6))
             self.table = (tx, top - 6 * u)
+        if scene.action in MOTION_ACTIONS:
+            # a separate stream, so the default actions' draws above are untouched
+            mrng = np.random.default_rng([scene.variant, 13])
+            self.slide_amp = self.c.cw * float(mrng.uniform(0.16, 0.24))
+            self.rise_amp = self.c.ch * float(mrng.uniform(0.26, 0.36))
         self.background = bg
         self._sprite_cache: dict[tuple[int, int], Image.Image] = {}
 
@@ -179,7 +201,28 @@ class SceneRenderer:
             hx = lerp(base[0], rest[0], u) + amp * 0.08 * c.cw * math.sin(ph)
             hy = lerp(base[1], rest[1], u) + amp * 0.025 * c.ch * math.sin(2 * ph)
             return _Pose(hx - 0.1 * s * scale, hy - 0.45 * s * scale, amp * 18 * math.sin(ph + 0.6), scale, height=c.ch, hand=(hx, hy), grasp=True)
+        if a in MOTION_ACTIONS:
+            return self._directional_pose(t, ground)
         raise ValueError(a)  # pragma: no cover
+
+    def _directional_pose(self, t: float, ground: float) -> _Pose:
+        """A directional action: one smooth, monotone move between two rest points.
+
+        Why this shape: with ``f`` = smoothstep over the symmetric :func:`motion_window`,
+        ``f(1 - u) = 1 - f(u)``, so ``pose_left(t) == pose_right(D - t)`` and ``pose_rises(t) ==
+        pose_sinks(D - t)`` exactly: a pair covers the same set of positions (same start/end
+        points, same speed profile, no rotation), and only the order of frames tells the
+        directions apart. Rest points and the rest of the look come from ``variant``, never from
+        the direction, so a scene and its opposite with the same variant differ only in time."""
+        t0, t1 = motion_window(self.scene.duration)
+        u = smoothstep((t - t0) / (t1 - t0)) if t1 > t0 else 1.0
+        a = self.scene.action
+        if a in ("slides left", "slides right"):
+            left, right = self.x0 - self.slide_amp, self.x0 + self.slide_amp
+            x = right + (left - right) * u if a == "slides left" else left + (right - left) * u
+            return _Pose(x, ground)
+        h = self.rise_amp * (u if a == "rises" else 1.0 - u)
+        return _Pose(self.x0, ground - h, height=h)
 
     # ---- drawing --------------------------------------------------------------------------
 

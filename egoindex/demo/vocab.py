@@ -35,6 +35,19 @@ COLOURS: dict[str, RGB] = {
 }
 #: Actions.  ``grabs`` and ``shakes`` involve the wearer's own (skin-coloured) hand and arm.
 ACTIONS: tuple[str, ...] = ("rolls", "bounces", "falls", "spins", "grabs", "shakes")
+#: Directional actions of the motion corpus (``egoindex demo-data --motion``), in opposite pairs.
+#: Each pair draws the same path in opposite directions (see ``SceneRenderer.pose``), so which one a
+#: scene shows is visible only from the order of its frames, never from any single frame or from
+#: the set of frames. Kept apart from :data:`ACTIONS` so that the default corpus, which draws its
+#: actions from :data:`ACTIONS`, stays byte-identical.
+MOTION_ACTIONS: tuple[str, ...] = ("slides left", "slides right", "rises", "sinks")
+#: Each directional action's opposite (the same path, time-reversed).
+MOTION_OPPOSITE: dict[str, str] = {
+    "slides left": "slides right",
+    "slides right": "slides left",
+    "rises": "sinks",
+    "sinks": "rises",
+}
 #: What the floor of each room is called in narration ("... bounces on the rug").
 SURFACES: dict[str, str] = {
     "kitchen": "floor",
@@ -74,7 +87,7 @@ class Scene:
             raise ConfigError(f"unknown object {self.object!r}; expected one of {OBJECTS}")
         if self.colour not in COLOURS:
             raise ConfigError(f"unknown colour {self.colour!r}; expected one of {tuple(COLOURS)}")
-        if self.action not in ACTIONS:
-            raise ConfigError(f"unknown action {self.action!r}; expected one of {ACTIONS}")
+        if self.action not in ACTIONS and self.action not in MOTION_ACTIONS:
+            raise ConfigError(f"unknown action {self.action!r}; expected one of {ACTIONS + MOTION_ACTIONS}")
         if not self.duration > 0:
             raise ConfigError("scene duration must be positive")

@@ -17,8 +17,8 @@ from typing import Any
 from egoindex.dataset.layout import read_ingest_config
 from egoindex.errors import ExportError, ModelError, StoreError
 from egoindex.media.discover import find_videos
+from egoindex.model.clip_video import load_embedding_model
 from egoindex.model.embed import Embedder
-from egoindex.model.openclip import load_model
 from egoindex.model.sources import CONFIG_FILE, HF_HUB_PREFIX, checkpoint_sha256
 from egoindex.store.layout import META_FILE
 from egoindex.store.store import Store
@@ -89,7 +89,8 @@ class Backend:
         try:
             if self.store is not None:
                 return self.store.embedder
-            return Embedder(load_model(self.checkpoint, self.model), device=self.device)  # type: ignore[arg-type]
+            # a frame or a clip checkpoint (its temporal head then pools the feature windows)
+            return Embedder(load_embedding_model(self.checkpoint, self.model), device=self.device)  # type: ignore[arg-type]
         except (StoreError, ModelError, FileNotFoundError) as e:
             raise ExportError(str(e)) from e
 

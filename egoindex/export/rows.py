@@ -9,6 +9,12 @@ store's own model), so both sources describe the same embedding space.  ``source
 forces pooling the store frames whatever their density (sparse windows then repeat the nearest
 frame), ``source="videos"`` forces decoding.  Which source each video used, and why, is recorded
 per video (:meth:`VideoFeatures.record`) for the export summary.
+
+Which encoder pools a window: the store's clips encoder (``StoreMeta.encoders``). A frame-mean
+store (and a frame checkpoint) averages the window's frames (:func:`~egoindex.export.windows.pool_windows`,
+at most ``frames_per_window``); a clip checkpoint's store, or a clip checkpoint, runs its temporal
+head over ``num_frames`` of them (:func:`~egoindex.export.windows.encode_windows`), so NLQ/MQ
+features are what the store's clips are.
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ import numpy as np
 from egoindex.errors import ExportError, VideoError
 from egoindex.export.backend import Backend, VideoRef
 from egoindex.export.grid import DEFAULT_FRAMES_PER_WINDOW, DENSE_RULE, FeatureGrid, store_density
-from egoindex.export.windows import pool_windows
+from egoindex.export.windows import encode_windows, pool_windows
 from egoindex.media.frames import probe
 from egoindex.model.video import INGEST_JPEG_QUALITY, INGEST_SHORT_SIDE, embed_video
 from egoindex.store.filters import in_list
+from egoindex.store.layout import CLIPS_FRAME_MEAN, CLIPS_TEMPORAL_HEAD
 from egoindex.store.schema import vectors_of
 
 __all__ = ["SOURCES", "EMBED_BATCH", "STORE_BUCKET", "VideoFeatures", "FeatureMaker"]
@@ -86,8 +93,26 @@ class FeatureMaker:
         self.jpeg_quality = int(jpeg_quality if jpeg_quality is not None
                                 else ingest.get("jpeg_quality", INGEST_JPEG_QUALITY))
 
+    @property
+    def temporal_head(self) -> bool:
+        """Whether windows are pooled by a clip model's temporal head: the store's recorded clips
+        encoder (no model load for a frame-mean store), or a checkpoint backend's model."""
+        store = self.backend.store
+        if store is not None:
+            return store.clips_encoder["kind"] == CLIPS_TEMPORAL_HEAD
+        return self.backend.embedder.video is not None
+
+    def pool(self, times: np.ndarray, vecs: np.ndarray, windows: np.ndarray) -> np.ndarray:
+        """Feature rows of one video's frames: the temporal head's or the frame mean (module docstring)."""
+        if self.temporal_head:
+            return encode_windows(self.backend.embedder, times, vecs, windows)
+        return pool_windows(times, vecs, windows, self.fpw)
+
     def settings(self) -> dict[str, Any]:
-        return {"grid": self.grid.as_dict(), "frames_per_window": self.fpw, "source": self.source,
+        encoder = ({"kind": CLIPS_TEMPORAL_HEAD, "num_frames": self.backend.embedder.num_frames}
+                   if self.temporal_head else {"kind": CLIPS_FRAME_MEAN, "frames_per_window": self.fpw})
+        return {"grid": self.grid.as_dict(), "frames_per_window": self.fpw, "window_encoder": encoder,
+                "source": self.source,
                 "decode_fps": self.decode_fps, "decode_short_side": self.short_side,
                 "decode_jpeg_quality": self.jpeg_quality, "dense_rule": DENSE_RULE,
                 "store_ingest_fps": self.backend.ingest.get("fps")}
@@ -155,7 +180,7 @@ class FeatureMaker:
             dens = store_density(times, duration, self.grid)
             if self.source == "store" or dens.dense:
                 reason = dens.reason if dens.dense else f"forced (--source store): {dens.reason}"
-                return VideoFeatures(ref.uid, pool_windows(times, vecs, windows, self.fpw), duration, "store",
+                return VideoFeatures(ref.uid, self.pool(times, vecs, windows), duration, "store",
                                      int(len(times)), dens.frame_rate, reason, dens.empty_windows)
             reason = dens.reason
         elif self.source == "store":
@@ -169,7 +194,7 @@ class FeatureMaker:
                 f"video {ref.uid}: {reason}, and its file {ref.path or '(unknown)'} is not there to decode; "
                 "pass --videos DIR, or --source store to pool the sparse store frames anyway")
         times, vecs, warns = self.decode(ref)
-        feats = pool_windows(times, vecs, windows, self.fpw)
+        feats = self.pool(times, vecs, windows)
         empty = store_density(times, duration, self.grid).empty_windows
         return VideoFeatures(ref.uid, feats, duration, "videos", int(len(times)), self.decode_fps,
                              f"decoded at {self.decode_fps:g} fps: {reason}", empty, warns)

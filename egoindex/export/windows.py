@@ -43,10 +43,13 @@ Official facts used here (read from the public sources named):
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "encode_windows",
+    "window_members",
     "OFFICIAL_FPS",
     "OFFICIAL_WINDOW",
     "OFFICIAL_STRIDE",
@@ -232,6 +235,46 @@ def pool_windows(
     result = out.astype(np.float32)
     assert np.isfinite(result).all() and (np.linalg.norm(result, axis=1) > 0).all(), "pool_windows made a zero row"
     return result
+
+
+def window_members(frame_times: np.ndarray, windows: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The frames :func:`pool_windows` pools per window, for a clip-level encoder: (the time order
+    of ``frame_times``, then per window the indices into the *sorted* frames).
+
+    Same membership as :func:`pool_windows`: ``start <= t < end`` (the window that ends last also
+    takes a frame on its end), and a window without frames takes the frame nearest its centre, so
+    no row is left undescribed. A clip model then sees ``num_frames`` of the members (its
+    segment middles, ``Embedder.encode_windows``) instead of their mean."""
+    t = np.asarray(frame_times, dtype=np.float64)
+    w = np.asarray(windows, dtype=np.float64)
+    if t.ndim != 1 or t.size == 0:
+        raise ValueError(f"frame_times must be a non-empty 1-D array, got shape {t.shape}")
+    if w.ndim != 2 or w.shape[1] != 2 or w.shape[0] == 0:
+        raise ValueError(f"windows must be a non-empty [N, 2] array, got shape {w.shape}")
+    order = np.argsort(t, kind="stable")
+    ts = t[order]
+    starts, ends = w[:, 0], w[:, 1]
+    lo = np.searchsorted(ts, starts, side="left")
+    hi = np.searchsorted(ts, ends, side="left")
+    last = ends >= ends.max()
+    hi[last] = np.searchsorted(ts, ends[last], side="right")
+    members = [np.arange(a, b, dtype=np.int64) if b > a else np.array([_nearest(ts, 0.5 * (s + e))], np.int64)
+               for a, b, s, e in zip(lo, hi, starts, ends)]
+    return order, members
+
+
+def encode_windows(embedder: Any, frame_times: np.ndarray, frame_vecs: np.ndarray, windows: np.ndarray) -> np.ndarray:
+    """Feature rows ``[N, D]`` from a clip-level encoder: each window's member frames
+    (:func:`window_members`) through ``embedder.encode_windows`` (a clip model's temporal head over
+    ``num_frames`` of them). The store's clips table is made the same way, so exported features
+    and the store's clips come from one encoder."""
+    v = np.asarray(frame_vecs, dtype=np.float32)
+    if v.ndim != 2 or v.shape[0] != np.asarray(frame_times).shape[0]:
+        raise ValueError(f"frame_vecs must be [F={np.asarray(frame_times).shape[0]}, D], got shape {v.shape}")
+    order, members = window_members(frame_times, windows)
+    out = np.asarray(embedder.encode_windows(v[order], members), np.float32)
+    assert np.isfinite(out).all() and (np.linalg.norm(out, axis=1) > 0).all(), "encode_windows made a zero row"
+    return out
 
 
 def _compute_overlap(pred: np.ndarray, gt_start: float, gt_end: float) -> np.ndarray:

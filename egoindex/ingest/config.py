@@ -14,6 +14,7 @@ from egoindex.dataset.layout import (SHARD_LAYOUT, SHARD_LAYOUT_KEY, ShardsLayou
                                      read_ingest_config, write_ingest_config)
 from egoindex.errors import IngestError
 from egoindex.ingest.pairing import DEFAULT_MAX_GAP
+from egoindex.media.captions import FORMATS, format_names
 from egoindex.media.speech import BUNDLED, Thresholds
 
 #: The splits, in the order they are packed; a whole video goes to one (``assign_split``).
@@ -38,6 +39,13 @@ class IngestConfig:
     shard_size: int = 2000
     allow_no_audio: bool = False
     keep_truncated: bool = False
+    #: ``--transcripts``: the captions' identity (``captions_sha256``: the file's sha256, or a
+    #: folder's, see ``egoindex.media.captions.captions_sha256``) and its format (resolved, never
+    #: ``auto``); both None without a captions file. Another file changes the output.
+    captions_sha256: str | None = None
+    captions_format: str | None = None
+    #: ``--no-whisper``: videos without file captions get none (Whisper is not even loaded).
+    no_whisper: bool = False
 
     @property
     def thresholds(self) -> Thresholds:
@@ -52,6 +60,11 @@ class IngestConfig:
             raise IngestError("--shard-size must be >= 1")
         if not 1 <= self.jpeg_quality <= 100:
             raise IngestError("--jpeg-quality must be in [1, 100]")
+        if (self.captions_sha256 is None) != (self.captions_format is None):
+            raise IngestError("captions_sha256 and captions_format go together (both from --transcripts)")
+        if self.captions_format is not None and self.captions_format not in FORMATS:
+            raise IngestError(f"--transcript-format must be one of {', '.join(format_names())}, "
+                              f"got {self.captions_format!r}")
 
 
 @dataclass
@@ -86,18 +99,33 @@ def resolve_parts(num_parts: int | None, part_index: int | None) -> tuple[int, i
 
 
 def check_config(layout: ShardsLayout, cfg: IngestConfig) -> None:
-    """Refuse to mix outputs of different settings, or of another shard layout (a SHARDS_DIR of
-    egoindex 0.2 keeps uncaptioned frames in its pair shards), in one folder; the first run
-    writes the config with the shard layout beside it."""
+    """Refuse to mix outputs of different settings, or of another shard layout, in one folder:
+    a SHARDS_DIR of egoindex 0.2 (layout 1) keeps uncaptioned frames in its pair shards, one of
+    layout 2 has no ``clips/`` series, so adding videos to it would give clip shards for only
+    some of them. The first run writes the config with the shard layout beside it."""
     want = asdict(cfg)
     if has_ingest_config(layout):
         have = read_ingest_config(layout)
-        if have.get(SHARD_LAYOUT_KEY) != SHARD_LAYOUT:
+        recorded = int(have.get(SHARD_LAYOUT_KEY, 1))
+        if recorded == 1:
             raise IngestError(
-                f"{layout.root} was written by egoindex 0.2 (shard layout {have.get(SHARD_LAYOUT_KEY, 1)}: frames "
+                f"{layout.root} was written by egoindex 0.2 (shard layout 1: frames "
                 "without a caption inside the train/val shards, which open_clip_train would train on). egoindex "
                 "build and train still read it as it is; to add videos or to get shards for open_clip_train, "
                 "ingest into a new SHARDS_DIR."
+            )
+        if recorded == 2:
+            raise IngestError(
+                f"{layout.root} has shard layout 2 (pair and uncaptioned shards, no clips/ series: written "
+                f"before clip shards existed; this egoindex writes layout {SHARD_LAYOUT}). Frame training "
+                "(egoindex train with a frame model, open_clip_train) and egoindex build still read it as it "
+                "is; clip-level video models need clips/ shards, and videos added here would get them alone: "
+                "ingest the videos into a new SHARDS_DIR for clip shards (or to add videos)."
+            )
+        if recorded != SHARD_LAYOUT:
+            raise IngestError(
+                f"{layout.root} has shard layout {recorded}, which this egoindex (layout {SHARD_LAYOUT}) does "
+                "not write: use the egoindex that wrote it, or ingest into a new SHARDS_DIR."
             )
         diff = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
         if diff:

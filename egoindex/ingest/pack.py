@@ -1,29 +1,47 @@
 """Ingest stage 2: staged per-video tars -> pair shards ``{split}-{part}-{n}.tar`` (captioned
-frames) and ``uncaptioned/uncaptioned-{split}-{part}-{n}.tar`` (the rest), then the summaries.
+frames), ``uncaptioned/uncaptioned-{split}-{part}-{n}.tar`` (the rest) and
+``clips/clips-{split}-{part}-{n}.tar`` (one sample per kept utterance), then the summaries.
 
 :func:`pack_split` interleaves the videos of one split and part (consecutive frames of one video
 share a caption, and would be false negatives for each other in a contrastive batch). The layout
 is a pure function of the set of finished videos, so a pack that was killed half-way is simply
 redone identically; its pack record (``_ingest/packs/*.json``) is written last and names only
-complete shards. :func:`finalize` publishes both ``sizes.json`` files, ``shards.csv`` and
+complete shards. :func:`finalize` publishes the three ``sizes.json`` files, ``shards.csv`` and
 ``manifest.csv`` from the records, whichever part finishes last.
+
+The clip series is written here, from the staged tars (the only place that holds every frame of
+a video together): the frames spread over the frame shards on purpose, so a clip cannot be put
+together from one of them. Its kill point is ``clip-shard-done`` (``shard-done`` counts the frame
+series only, so kills aimed at the frame series land where they always did).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 from typing import Any
 
 import numpy as np
 
 from egoindex.core import failpoints
 from egoindex.core.fsutil import remove_stale_tmp
-from egoindex.dataset.layout import (ShardsLayout, is_captioned, is_uncaptioned_name, read_pack_records,
-                                     read_video_record, write_manifest, write_pack_record, write_shards_csv,
-                                     write_sizes)
-from egoindex.dataset.shards import SHARD_RE, MemberRef, ShardWriter, TarReaders, index_tar, shard_name
+from egoindex.dataset.layout import (ShardsLayout, is_captioned, is_uncaptioned_name, read_ingest_config,
+                                     read_pack_records, read_transcript, read_video_record, write_clip_sizes,
+                                     write_manifest, write_pack_record, write_shards_csv, write_sizes)
+from egoindex.dataset.shards import (CLIP_SHARD_RE, SHARD_RE, MemberRef, ShardWriter, TarReaders, clip_frame_member,
+                                     clip_shard_name, index_tar, shard_name)
+from egoindex.ingest.pairing import DEFAULT_MAX_GAP
 from egoindex.media.discover import VideoFile
+from egoindex.model.pooling import EPS, window_frames
+
+#: Clips of one video stay together in runs of up to this many (see :func:`clip_order`).
+CLIP_PIECE = 8
+#: Utterance fields a clip's ``json`` carries beside ``id``, ``start`` and ``end``, when the
+#: transcript has them (captions from a file may bring a source and verb/noun tags).
+CLIP_UTTERANCE_EXTRA = ("source", "tag_verb", "tag_noun")
+
+Indexes = dict[str, list[tuple[str, dict[str, MemberRef]]]]
 
 
 def packed_uids(layout: ShardsLayout) -> set[str]:
@@ -35,8 +53,10 @@ def _seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "big")
 
 
-def pack_split(layout: ShardsLayout, split: str, part: int, uids: list[str], shard_size: int) -> list[dict[str, Any]]:
-    """Pack the staged samples of ``uids`` into new shards; returns the shard rows written.
+def pack_split(layout: ShardsLayout, split: str, part: int, uids: list[str], shard_size: int,
+               max_gap: float | None = None) -> list[dict[str, Any]]:
+    """Pack the staged samples of ``uids`` into new shards; returns the frame shard rows written
+    (the clip shard rows are in the pack record, under ``clips``).
 
     Videos are cut into pieces of ``shard_size // 4`` samples, pieces are ordered round-robin over
     videos, gathered into blocks of at least ``4 * shard_size`` samples and shuffled within each
@@ -44,15 +64,26 @@ def pack_split(layout: ShardsLayout, split: str, part: int, uids: list[str], sha
     local. That order is then dealt into two series (:func:`is_captioned`): captioned samples to
     the pair shards ``{split}-{part}-{n}.tar`` (what CLIP trainers read), the others, without
     their empty ``txt`` member, to ``uncaptioned/uncaptioned-{split}-{part}-{n}.tar`` (only the
-    build reads them); each series numbers its shards on from this part's earlier packs.
+    build reads them); each series numbers its shards on from this part's earlier packs. Then
+    the clip series (:func:`video_clips`, :func:`clip_order`, :func:`_write_clips`), with
+    ``max_gap`` (default: the recorded ``_ingest/config.json`` value, the pairing's).
     Deterministic: the same ``uids`` always give the same bytes.
     """
     if not uids:
         return []
+    if max_gap is None:
+        max_gap = float(read_ingest_config(layout).get("max_gap", DEFAULT_MAX_GAP))
     prior = [r for r in read_pack_records(layout, split) if r["split"] == split and r["part"] == part]
     number = max((int(r.get("number", -1)) for r in prior), default=-1) + 1
     first = {cap: max((s["index"] for r in prior for s in r["shards"] if is_uncaptioned_name(s["name"]) != cap),
                       default=-1) + 1 for cap in (True, False)}
+    first_clip = max((s["index"] for r in prior for s in r.get("clips", [])), default=-1) + 1
+    clip_stem = clip_shard_name(split, part, 0)[: -len("00000.tar")]
+    for p in layout.clips.glob(f"{clip_stem}*.tar") if layout.clips.is_dir() else []:
+        m = CLIP_SHARD_RE.match(p.name)
+        if m and int(m["index"]) >= first_clip:
+            p.unlink()
+    remove_stale_tmp(layout.clips, clip_stem)
     # Shards of this part at or beyond `first` were left by a killed pack: not referenced, remove.
     for cap in (True, False):
         folder, stem = layout.shard_dir(shard_name(split, part, 0, captioned=cap)), _stem(split, part, cap)
@@ -87,9 +118,109 @@ def pack_split(layout: ShardsLayout, split: str, part: int, uids: list[str], sha
         rows: list[dict[str, Any]] = []
         for cap in (True, False):
             rows += _write_series(layout, split, part, first[cap], cap, series[cap], indexes, readers, shard_size)
+        clips: list[dict[str, Any]] = []
+        stats = {"utterances": 0, "clips": 0, "without_frames": 0}
+        for u in sorted(uids):
+            made, n_utts = video_clips(layout, u, split, indexes[u], readers, max_gap)
+            clips += made
+            stats["utterances"] += n_utts
+            stats["clips"] += len(made)
+            stats["without_frames"] += n_utts - len(made)
+        clip_rows = _write_clips(layout, split, part, first_clip, clip_order(clips, split, part, number),
+                                 indexes, readers, shard_size)
     finally:
         readers.close()
-    write_pack_record(layout, split, part, number, uids, rows)
+    write_pack_record(layout, split, part, number, uids, rows, clip_rows, stats)
+    return rows
+
+
+def video_clips(layout: ShardsLayout, uid: str, split: str, samples: list[tuple[str, dict[str, MemberRef]]],
+                readers: TarReaders, max_gap: float) -> tuple[list[dict[str, Any]], int]:
+    """The clips of one video, in utterance order, and its number of kept utterances.
+
+    One clip per kept utterance (:func:`read_transcript`, sorted by start and end; ``k`` is that
+    position, the key ``{uid}_u{k:05d}``) that has frames: :func:`window_frames` (the staged frames
+    in ``[start, end]``, else the one nearest its middle) over the staged frame times, the nearest
+    frame dropped when it is more than ``max_gap`` seconds outside the window (the pairing's
+    limit: such a frame shows something else). Each clip is ``{"key", "uid", "txt", "json",
+    "members"}`` (``members``: positions in the staged tar, in time order)."""
+    staged = layout.staged(uid)
+    metas = [json.loads(readers.read(staged, refs["json"])) for _, refs in samples]
+    order = sorted(range(len(samples)), key=lambda j: (float(metas[j]["t"]), j))
+    times = np.array([float(metas[j]["t"]) for j in order], dtype=np.float64)
+    source = metas[0].get("source", "") if metas else ""
+    utts = sorted(read_transcript(layout, uid), key=lambda x: (float(x["start"]), float(x["end"])))
+    out: list[dict[str, Any]] = []
+    for k, utt in enumerate(utts):
+        start, end = float(utt["start"]), float(utt["end"])
+        idx = window_frames(times, start, end)
+        if idx.size == 1:
+            t = float(times[idx[0]])
+            if max(start - t, t - end, 0.0) > max_gap + EPS:
+                idx = idx[:0]
+        if idx.size == 0:
+            continue
+        members = [order[int(i)] for i in idx]
+        info = {"id": utt.get("id") or f"{uid}_u{k:05d}", "start": start, "end": end}
+        info.update({f: utt[f] for f in CLIP_UTTERANCE_EXTRA if utt.get(f) is not None})
+        meta = {"video_uid": uid, "source": source, "split": split, "utterance": info,
+                "times": [float(times[i]) for i in idx], "frame_keys": [samples[j][0] for j in members]}
+        out.append({"key": f"{uid}_u{k:05d}", "uid": uid, "txt": str(utt["text"]).encode("utf-8"),
+                    "json": json.dumps(meta, ensure_ascii=False).encode("utf-8"), "members": members})
+    return out, len(utts)
+
+
+def clip_order(clips: list[dict[str, Any]], split: str, part: int, number: int) -> list[dict[str, Any]]:
+    """The order of a pack's clips: each video's clips shuffled (seeded by its uid), cut into
+    pieces of :data:`CLIP_PIECE`, and the pieces of all videos shuffled (seeded by split, part and
+    pack number). Clips of one video so arrive in runs of up to 8, which lets a loader find a
+    same-video clip (EgoNCE's scene-aware negative) within a small buffer, while every shard still
+    mixes videos. Deterministic."""
+    by_video: dict[str, list[dict[str, Any]]] = {}
+    for c in clips:
+        by_video.setdefault(c["uid"], []).append(c)
+    pieces: list[list[dict[str, Any]]] = []
+    for u in sorted(by_video):
+        mine = sorted(by_video[u], key=lambda c: c["key"])  # time order (``{uid}_u{k:05d}``), then shuffled
+        perm = np.random.default_rng(_seed("clips", u)).permutation(len(mine))
+        shuffled = [mine[i] for i in perm]
+        pieces += [shuffled[i : i + CLIP_PIECE] for i in range(0, len(shuffled), CLIP_PIECE)]
+    perm = np.random.default_rng(_seed("clips", split, part, number)).permutation(len(pieces))
+    return [c for i in perm for c in pieces[i]]
+
+
+def _write_clips(layout: ShardsLayout, split: str, part: int, first: int, order: list[dict[str, Any]],
+                 indexes: Indexes, readers: TarReaders, shard_size: int) -> list[dict[str, Any]]:
+    """Write clips into clip shards numbered from ``first``; a shard closes once it holds at least
+    ``shard_size`` frames (so its bytes are about a pair shard's) or at the end. Frames are the
+    staged JPEG bytes, not re-encoded: the same bytes as the pair shards."""
+    rows: list[dict[str, Any]] = []
+    writer: ShardWriter | None = None
+    vids: set[str] = set()
+    frames = 0
+    try:
+        for pos, c in enumerate(order):
+            if writer is None:
+                layout.clips.mkdir(parents=True, exist_ok=True)
+                writer = ShardWriter(layout.shard(clip_shard_name(split, part, first + len(rows))))
+                vids, frames = set(), 0
+            staged, samples, n = layout.staged(c["uid"]), indexes[c["uid"]], len(c["members"])
+            members = {clip_frame_member(i, n): readers.read(staged, samples[j][1]["jpg"])
+                       for i, j in enumerate(c["members"])}
+            writer.write(c["key"], {**members, "json": c["json"], "txt": c["txt"]})
+            vids.add(c["uid"])
+            frames += n
+            if frames >= shard_size or pos == len(order) - 1:
+                count = writer.count
+                size = writer.close()
+                rows.append({"name": writer.path.name, "index": first + len(rows), "split": split, "count": count,
+                             "frames": frames, "bytes": size, "videos": sorted(vids)})
+                writer = None
+                failpoints.hit("clip-shard-done")
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
     return rows
 
 
@@ -141,14 +272,19 @@ def _state_signature(layout: ShardsLayout) -> list[tuple[str, int]]:
 
 
 def finalize(layout: ShardsLayout, videos: list[VideoFile], num_parts: int) -> None:
-    """Regenerate the summary files from the records.
+    """Regenerate the summary files from the records (``clips/sizes.json`` first, the root
+    ``sizes.json``, which marks a finished ingest, last; clip shards stay out of ``shards.csv``
+    and the manifest, whose readers count frames).
 
     Parts finishing at the same moment may each write these; each one re-reads the records after
     writing and repeats if they changed, so the last writer always publishes the complete state.
     """
     for _ in range(20):
         before = _state_signature(layout)
-        shard_rows = sorted((s for r in read_pack_records(layout) for s in r["shards"]), key=lambda s: s["name"])
+        records = read_pack_records(layout)
+        shard_rows = sorted((s for r in records for s in r["shards"]), key=lambda s: s["name"])
+        clip_rows = sorted((s for r in records for s in r.get("clips", [])), key=lambda s: s["name"])
+        write_clip_sizes(layout, {s["name"]: s["count"] for s in clip_rows})
         write_sizes(layout, {s["name"]: s["count"] for s in shard_rows})
         by_video: dict[str, list[str]] = {}
         for s in shard_rows:

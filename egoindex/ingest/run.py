@@ -1,4 +1,7 @@
-"""Ingest: a folder of raw videos -> Whisper-captioned WebDataset shards, split by video.
+"""Ingest: a folder of raw videos -> captioned WebDataset shards, split by video.
+
+Captions are Whisper's, or, with ``--transcripts``, a captions file's for the videos it names
+(:func:`match_captions`; the others use Whisper unless ``--no-whisper``).
 
 Two stages, so that a kill at any moment loses at most the videos in flight and a rerun gives
 exactly the shards of an uninterrupted run:
@@ -27,7 +30,7 @@ import concurrent.futures as cf
 import multiprocessing as mp
 import queue as queue_mod
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +39,13 @@ from egoindex.core.progress import progress_bar
 from egoindex.core.resources import available_cpus
 from egoindex.dataset.layout import ShardsLayout, read_sizes, read_video_record, write_source
 from egoindex.dataset.shards import SHARD_RE, list_pair_shards, train_data_pattern
-from egoindex.errors import IngestError
+from egoindex.errors import IngestError, MediaError
 from egoindex.ingest.config import SPLITS, IngestConfig, RunOptions, check_config, resolve_parts
 from egoindex.ingest.pack import finalize, pack_split, packed_uids
 from egoindex.ingest.video import Report, finish_video, fingerprint, init_worker, run_in_worker
+from egoindex.media.captions import Captions, captions_sha256, read_captions
 from egoindex.media.discover import VideoFile, assign_part, assign_split, describe_extensions, find_videos
-from egoindex.media.speech import Transcriber
+from egoindex.media.speech import Transcriber, Utterance
 
 __all__ = ["IngestConfig", "IngestError", "IngestSummary", "RunOptions", "run"]
 
@@ -70,6 +74,71 @@ class IngestSummary:
     audio_hours: float = 0.0
     elapsed_s: float = 0.0
     problems: list[dict[str, str]] = field(default_factory=list)
+    #: ``--transcripts``: its format, rows read, captions used, skipped rows by reason (and the
+    #: first few ``file:line: reason``), videos of this run that take file captions, and the file's
+    #: video uids that match no video (count and the first few)
+    captions_format: str | None = None
+    captions_rows: int = 0
+    captions_skipped: dict[str, int] = field(default_factory=dict)
+    captions_skip_examples: list[str] = field(default_factory=list)
+    captions_notes: dict[str, int] = field(default_factory=dict)
+    captions_videos: int = 0
+    captions_unmatched: int = 0
+    captions_unmatched_examples: list[str] = field(default_factory=list)
+
+
+#: How many unmatched caption-file video uids the summary names.
+UNMATCHED_EXAMPLES = 5
+
+
+def caption_keys(v: VideoFile) -> list[str]:
+    """The names under which a captions file may refer to a video, most specific first: its
+    egoindex uid, its relative path, the path without extension, the file name without
+    extension (Ego4D's ``{video_uid}.mp4`` files: EgoClip's ``video_uid``)."""
+    src = v.source
+    stem = src.rsplit("/", 1)[-1]
+    keys = [v.video_uid, src, src.rsplit(".", 1)[0] if "." in stem else src, stem.rsplit(".", 1)[0]]
+    return list(dict.fromkeys(keys))
+
+
+def match_captions(captions: Captions, videos: list[VideoFile]) -> tuple[dict[str, list[Utterance]], list[str]]:
+    """``{egoindex video uid: its file captions}`` and the file's video uids that match no video
+    (in file order; those read but not kept, ``captions.ignored``, first). A video takes the captions of its first key (:func:`caption_keys`) present
+    in the file; a file uid that two videos would take (``a/x.mp4`` and ``b/x.mp4`` for ``x``)
+    is an :class:`IngestError`, since either choice would be a guess."""
+    claims: dict[str, list[VideoFile]] = {}
+    for v in videos:
+        key = next((k for k in caption_keys(v) if k in captions), None)
+        if key is not None:
+            claims.setdefault(key, []).append(v)
+    for key, vs in claims.items():
+        if len(vs) > 1:
+            raise IngestError(f"captions for {key!r} match {len(vs)} videos ({', '.join(x.source for x in vs[:3])}); "
+                              "name the video by its relative path (without extension) in the captions file")
+    by_uid = {vs[0].video_uid: captions[key] for key, vs in claims.items()}
+    return by_uid, [*captions.ignored, *(k for k in captions if k not in claims)]
+
+
+def load_captions(cfg: IngestConfig, transcripts: Path | None, fmt: str,
+                  videos: list[VideoFile]) -> tuple[IngestConfig, Captions | None]:
+    """Read ``--transcripts`` (utterances only for uids that name one of ``videos``) and put its
+    identity into the config (sha256 and resolved format), so that check_config refuses a rerun
+    with another file; a config that names a captions file needs it."""
+    if transcripts is None:
+        if cfg.captions_sha256 is not None:
+            raise IngestError("this IngestConfig names a captions file (captions_sha256); pass it as transcripts")
+        if fmt != "auto":
+            raise IngestError(f"--transcript-format {fmt} needs --transcripts")
+        return cfg, None
+    names = {k for v in videos for k in caption_keys(v)}
+    try:
+        captions = read_captions(Path(transcripts), fmt, keep=names.__contains__)
+        sha = captions_sha256(Path(transcripts))
+    except MediaError as e:
+        raise IngestError(f"--transcripts: {e}") from e
+    if cfg.captions_sha256 not in (None, sha):
+        raise IngestError(f"--transcripts {transcripts} has sha256 {sha}, not the config's {cfg.captions_sha256}")
+    return replace(cfg, captions_sha256=sha, captions_format=captions.format), captions
 
 
 def videos_to_do(layout: ShardsLayout, mine: list[VideoFile], retry_failed: bool,
@@ -95,8 +164,12 @@ def videos_to_do(layout: ShardsLayout, mine: list[VideoFile], retry_failed: bool
 
 
 def run(videos_dir: Path, out_dir: Path, cfg: IngestConfig = IngestConfig(),
-        opts: RunOptions = RunOptions()) -> IngestSummary:
-    """Ingest ``videos_dir`` into ``out_dir`` (resumable, idempotent; see module docstring)."""
+        opts: RunOptions = RunOptions(), transcripts: Path | None = None,
+        transcript_format: str = "auto") -> IngestSummary:
+    """Ingest ``videos_dir`` into ``out_dir`` (resumable, idempotent; see module docstring).
+
+    ``transcripts``: a captions file or folder (:mod:`egoindex.media.captions`, ``transcript_format``
+    one of its formats or ``auto``) whose videos take its captions instead of Whisper's."""
     t0 = time.perf_counter()
     cfg.validate()
     videos_dir, out_dir = Path(videos_dir), Path(out_dir)
@@ -106,6 +179,9 @@ def run(videos_dir: Path, out_dir: Path, cfg: IngestConfig = IngestConfig(),
     videos = find_videos(videos_dir)
     if not videos:
         raise IngestError(f"no videos found under {videos_dir} (extensions: {describe_extensions()})")
+    cfg, captions = load_captions(cfg, transcripts, transcript_format, videos)
+    cfg.validate()
+    file_captions, unmatched = match_captions(captions, videos) if captions is not None else ({}, [])
     layout = ShardsLayout(out_dir)
     layout.make()
     check_config(layout, cfg)
@@ -140,17 +216,22 @@ def run(videos_dir: Path, out_dir: Path, cfg: IngestConfig = IngestConfig(),
                 if opts.strict:
                     raise IngestError(f"--strict: {rec['source']} {rec['status']}: {rec['reason']}")
 
+        # Whisper is loaded only when a video to do has no file captions and --no-whisper is off
+        need_whisper = not cfg.no_whisper and any(v.video_uid not in file_captions for v in todo)
         if todo and workers == 1:
             tr = Transcriber(cfg.whisper_model, opts.device, opts.compute_type, cpu_threads, opts.batch_size,
-                             cfg.language, cfg.thresholds)
+                             cfg.language, cfg.thresholds) if need_whisper else None
             for v in todo:
-                done(finish_video(v, splits[v.video_uid], part, cfg, layout, tr, report))
+                done(finish_video(v, splits[v.video_uid], part, cfg, layout, tr, report,
+                                  file_captions.get(v.video_uid)))
         elif todo:
             ctx = mp.get_context("spawn")  # never fork: LanceDB and CUDA state do not survive it
             q = ctx.Queue()
-            init = (asdict(cfg), str(layout.root), opts.device, opts.compute_type, opts.batch_size, cpu_threads, q)
+            init = (asdict(cfg), str(layout.root), opts.device, opts.compute_type, opts.batch_size, cpu_threads, q,
+                    need_whisper)
             with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=init) as ex:
-                futures = {ex.submit(run_in_worker, v, splits[v.video_uid], part) for v in todo}
+                futures = {ex.submit(run_in_worker, v, splits[v.video_uid], part, file_captions.get(v.video_uid))
+                           for v in todo}
                 try:
                     while futures:
                         finished, futures = cf.wait(futures, timeout=0.25, return_when=cf.FIRST_COMPLETED)
@@ -169,7 +250,7 @@ def run(videos_dir: Path, out_dir: Path, cfg: IngestConfig = IngestConfig(),
     for split in SPLITS:
         uids = sorted(u for u, r in records.items() if r["status"] == "ok" and r["split"] == split
                       and u not in packed and layout.staged(u).exists())
-        pack_split(layout, split, part, uids, cfg.shard_size)
+        pack_split(layout, split, part, uids, cfg.shard_size, max_gap=cfg.max_gap)
         if not opts.keep_staging:
             for u in uids:
                 layout.staged(u).unlink(missing_ok=True)
@@ -180,6 +261,13 @@ def run(videos_dir: Path, out_dir: Path, cfg: IngestConfig = IngestConfig(),
 
     summary = IngestSummary(part=part, num_parts=num_parts, videos_total=len(videos), videos_in_part=len(mine),
                             processed_now=len(processed), reused=len(mine) - len(todo), problems=problems)
+    if captions is not None:
+        summary.captions_format, summary.captions_rows = captions.format, captions.rows
+        summary.captions_skipped, summary.captions_skip_examples = dict(captions.skipped), list(captions.examples)
+        summary.captions_notes = dict(captions.notes)
+        summary.captions_videos = sum(v.video_uid in file_captions for v in mine)
+        summary.captions_unmatched = len(unmatched)
+        summary.captions_unmatched_examples = unmatched[:UNMATCHED_EXAMPLES]
     for r in records.values():
         summary.status_counts[r["status"]] = summary.status_counts.get(r["status"], 0) + 1
         summary.speech_hours += (r.get("speech_s") or 0) / 3600

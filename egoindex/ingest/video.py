@@ -1,4 +1,4 @@
-"""Ingest stage 1, one video: transcribe, sample frames, pair them, stage the samples.
+"""Ingest stage 1, one video: caption (Whisper or a captions file), sample frames, pair them, stage the samples.
 
 :func:`process_video` turns one video into ``_ingest/staging/{uid}.tar`` (its samples, in frame
 order) and ``transcripts/{uid}.json``, and returns the video's record; the caller writes the
@@ -8,6 +8,11 @@ status ``skipped`` (nothing to keep: no audio, no frames, a non-UTF-8 name, trun
 corpus. Each staged sample is three members: ``jpg``, ``txt`` (the caption, empty without speech)
 and ``json`` (:func:`sample_json`); packing sends captioned samples to the pair shards and the
 others, without ``txt``, to the uncaptioned shards (:mod:`egoindex.ingest.pack`).
+
+Captions come from Whisper, or, for a video that ``--transcripts`` names, from that file
+(:mod:`egoindex.media.captions`): then its audio is neither decoded nor needed (a video without
+an audio stream is kept), and with ``--no-whisper`` the other videos keep their frames with
+empty captions. The pairing rule is the same for both (:mod:`egoindex.ingest.pairing`).
 
 :func:`init_worker` / :func:`run_in_worker` run the same in a ``spawn`` process pool, one
 Whisper model per worker, reporting progress through a queue.
@@ -53,7 +58,8 @@ def video_record(v: VideoFile, split: str, part: int, status: str, reason: str =
 
 def sample_json(v: VideoFile, split: str, frame: SampledFrame, pair: Pair | None) -> dict[str, Any]:
     """The ``json`` member of a sample: the frame's times and size, and its utterance (with the
-    pairing's match kind, gap and Whisper scores) or None."""
+    pairing's match kind, gap, where the caption came from, Whisper scores, and the Ego4D verb /
+    noun tags when the caption file had them) or None."""
     d: dict[str, Any] = {
         "video_uid": v.video_uid,
         "source": v.source,
@@ -70,9 +76,24 @@ def sample_json(v: VideoFile, split: str, frame: SampledFrame, pair: Pair | None
         d["utterance"] = {
             "id": u.id, "start": u.start, "end": u.end, "match": pair.match, "gap": pair.gap,
             "no_speech_prob": u.no_speech_prob, "avg_logprob": u.avg_logprob,
-            "compression_ratio": u.compression_ratio,
+            "compression_ratio": u.compression_ratio, "source": u.source,
         }
+        if u.tag_verb is not None:
+            d["utterance"]["tag_verb"] = u.tag_verb
+        if u.tag_noun is not None:
+            d["utterance"]["tag_noun"] = u.tag_noun
     return d
+
+
+def covered_seconds(utts: list[Utterance]) -> float:
+    """Seconds covered by at least one utterance: file narrations overlap (EgoClip's clip windows
+    around each narration), and a sum would count those seconds twice."""
+    total, end = 0.0, float("-inf")
+    for u in sorted(utts, key=lambda u: u.start):
+        if u.end > end:
+            total += u.end - max(u.start, end)
+            end = u.end
+    return total
 
 
 class _Skip(Exception):
@@ -80,8 +101,12 @@ class _Skip(Exception):
 
 
 def process_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout: ShardsLayout,
-                  transcriber: Transcriber, report: Report) -> dict[str, Any]:
-    """Stage 1 for one video; always returns a record (ok / skipped / failed), never raises VideoError."""
+                  transcriber: Transcriber | None, report: Report,
+                  captions: list[Utterance] | None = None) -> dict[str, Any]:
+    """Stage 1 for one video; always returns a record (ok / skipped / failed), never raises VideoError.
+
+    ``captions``: the video's utterances from the captions file (then Whisper is not used), else
+    None: Whisper's, or none at all when ``transcriber`` is None (``--no-whisper``)."""
     t0 = time.perf_counter()
     if undecodable_name(v.path):  # its source (shown escaped) would not lead back to the file
         return video_record(v, split, part, "skipped", "bad-name: the file name is not valid UTF-8 (shown with \\x "
@@ -96,14 +121,17 @@ def process_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout
     base = {"duration_s": round(info.duration, 3), "width": info.width, "height": info.height,
             "rotation": info.rotation, "native_fps": round(info.native_fps, 3) if info.native_fps else None,
             "codec": info.codec}
-    if not info.has_audio and not cfg.allow_no_audio:
+    whisper = captions is None and not cfg.no_whisper
+    if whisper and not info.has_audio and not cfg.allow_no_audio:
         return video_record(v, split, part, "skipped",
                             "no-audio: no audio stream (use --allow-no-audio to keep its frames)", **base)
 
-    utts: list[Utterance] = []
+    utts: list[Utterance] = list(captions or [])
     meta: dict[str, Any] = {"audio_seconds": 0.0, "voiced_seconds": 0.0}
     t_audio = time.perf_counter()
-    if info.has_audio:
+    if whisper and info.has_audio:
+        if transcriber is None:
+            raise ValueError("process_video needs a Transcriber for a video without file captions")
         try:
             audio = load_audio(v.path)
         except Exception as e:  # PyAV raises many kinds for broken audio; a bad sample is a record
@@ -157,19 +185,26 @@ def process_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout
     t_frames = time.perf_counter() - t_frames
 
     kept = [u for u in utts if u.kept]
+    caption_source = cfg.captions_format if captions is not None else "whisper" if whisper else "none"
     write_transcript(layout, v.video_uid, {
-        "video_uid": v.video_uid, "source": v.source, "model": transcriber.name, **meta,
+        "video_uid": v.video_uid, "source": v.source, "captions": caption_source,
+        "model": transcriber.name if whisper and transcriber is not None else None, **meta,
         "thresholds": asdict(cfg.thresholds), "utterances": [u.to_json() for u in utts],
     })
     warnings = list(stats.warnings)
-    if not info.has_audio:
+    if captions is not None:
+        if not kept:
+            warnings.append(f"no caption in the {caption_source} file")
+    elif not whisper:
+        warnings.append("not in the captions file and --no-whisper: frames kept with empty captions")
+    elif not info.has_audio:
         warnings.append("no audio stream: frames kept with empty captions")
     elif not kept:
         warnings.append("no speech kept (silence or all utterances filtered)")
     return video_record(
-        v, split, part, "ok", "", **base, frames=frames, utterances=len(kept),
+        v, split, part, "ok", "", **base, captions=caption_source, frames=frames, utterances=len(kept),
         utterances_dropped=len(utts) - len(kept),
-        speech_s=round(sum(u.end - u.start for u in kept), 3),
+        speech_s=round(covered_seconds(kept), 3),
         audio_s=round(float(meta.get("audio_seconds", 0.0)), 3),
         captioned_frames=captioned, warnings=warnings,
         timing_s={"audio": round(t_audio, 3), "frames": round(t_frames, 3),
@@ -178,34 +213,36 @@ def process_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout
 
 
 def finish_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout: ShardsLayout,
-                 transcriber: Transcriber, report: Report) -> dict[str, Any]:
+                 transcriber: Transcriber | None, report: Report,
+                 captions: list[Utterance] | None = None) -> dict[str, Any]:
     """:func:`process_video`, then write its record (the video is finished from then on)."""
-    rec = process_video(v, split, part, cfg, layout, transcriber, report)
+    rec = process_video(v, split, part, cfg, layout, transcriber, report, captions)
     write_video_record(layout, rec)
     failpoints.hit("video-done")
     return rec
 
 
 # ----------------------------------------------------------------------------------------------
-# Worker processes (spawned: one Transcriber each, kept in this module's state)
+# Worker processes (spawned: one Transcriber each unless no video needs Whisper, kept in this module's state)
 
 
 _WORKER: dict[str, Any] = {}
 
 
 def init_worker(cfg: dict[str, Any], layout_root: str, device: str, compute_type: str, batch_size: int,
-                cpu_threads: int, q: Any) -> None:
-    """Process-pool initializer: load this worker's Whisper model once; progress goes to ``q``."""
+                cpu_threads: int, q: Any, load_whisper: bool = True) -> None:
+    """Process-pool initializer: load this worker's Whisper model once (unless ``load_whisper`` is
+    False: every video has file captions or ``--no-whisper``); progress goes to ``q``."""
     c = IngestConfig(**cfg)
     _WORKER["cfg"] = c
     _WORKER["layout"] = ShardsLayout(Path(layout_root))
     _WORKER["transcriber"] = Transcriber(c.whisper_model, device, compute_type, cpu_threads, batch_size,
-                                         c.language, c.thresholds)
+                                         c.language, c.thresholds) if load_whisper else None
     _WORKER["queue"] = q
 
 
-def run_in_worker(v: VideoFile, split: str, part: int) -> dict[str, Any]:
+def run_in_worker(v: VideoFile, split: str, part: int, captions: list[Utterance] | None = None) -> dict[str, Any]:
     """Process-pool task: :func:`finish_video` with this worker's model; returns the record."""
     q = _WORKER["queue"]
     return finish_video(v, split, part, _WORKER["cfg"], _WORKER["layout"], _WORKER["transcriber"],
-                        lambda kind, n: q.put((kind, n)))
+                        lambda kind, n: q.put((kind, n)), captions)

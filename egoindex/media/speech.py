@@ -21,7 +21,7 @@ The pieces inherit their segment's scores; start/end are the first and last word
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +66,27 @@ class Utterance:
     kept: bool = True
     drop_reason: str | None = None
     words: list[dict[str, Any]] = field(default_factory=list)
+    #: where the caption came from: ``whisper`` or a caption-file format (``egoindex.media.captions``)
+    source: str = "whisper"
+    #: Ego4D taxonomy verb / noun ids of a narration (EgoClip's ``tag_verb`` / ``tag_noun``), else None
+    tag_verb: list[int] | None = None
+    tag_noun: list[int] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every field; the tags only when the caption has them, so Whisper transcripts keep their shape."""
+        d = asdict(self)
+        for k in ("tag_verb", "tag_noun"):
+            if d[k] is None:
+                del d[k]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Utterance":
+        """The inverse of :meth:`to_json`, also for transcripts written before ``source`` and the
+        tags existed (they were all Whisper's): missing keys take their defaults, unknown keys
+        are ignored."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def resolve_model_path(name: str) -> str:

@@ -404,7 +404,10 @@ def generate_egomcq(
       ``min_gap_s`` seconds from the answer window (no overlap). A query that cannot get the four
       distractors its type needs is skipped.
     * Types alternate 1, 2, 1, 2, ... so the result is half inter, half intra (inter first when
-      ``n`` is odd); the answer's position is uniform over 0..4.
+      ``n`` is odd); with fewer than five val videos no inter question can exist, and all are
+      intra (a small run's val split still gets its EgoMCQ curve); with videos too short for
+      four windows clear of any answer, all are inter. The answer's position is
+      uniform over 0..4.
     * A choice's ``clip_text`` is the text of the val utterances overlapping its window, in time
       order ("" if none).
     * Every row has all of :data:`EGOCLIP_FIELDS`, so EgoVLP's loader reads the file unchanged:
@@ -463,6 +466,13 @@ def generate_egomcq(
         return egoclip_row(vid, w[0], w[1], _window_text(utts, *w), over[0] if over else -1)
 
     rng = np.random.default_rng(seed)
+    inter_possible = len(videos) >= N_CHOICES  # else intra-video questions only
+
+    def far_from(ws: list[tuple[float, float]], w: tuple[float, float]) -> list[tuple[float, float]]:
+        return [x for x in ws if x[0] >= w[1] + min_gap_s or x[1] <= w[0] - min_gap_s]
+
+    # videos too short for four windows clear of an answer: inter-video questions only
+    intra_possible = any(len(far_from(ws, w)) >= N_CHOICES - 1 for ws in windows.values() for w in ws)
     items: dict[str, EgoMCQItem] = {}
     for idx in rng.permutation(len(val)):
         if len(items) >= n:
@@ -475,7 +485,7 @@ def generate_egomcq(
         answer_w = _containing_window(windows[vid], (start + end) / 2)
         if answer_w is None:
             continue
-        kind = 1 if len(items) % 2 == 0 else 2
+        kind = 1 if inter_possible and (not intra_possible or len(items) % 2 == 0) else 2
         if kind == 1:
             others = [v for v in videos if v != vid]
             if len(others) < N_CHOICES - 1:
@@ -483,7 +493,7 @@ def generate_egomcq(
             picked = [others[int(i)] for i in rng.choice(len(others), size=N_CHOICES - 1, replace=False)]
             distractors = [row(v, windows[v][int(rng.integers(len(windows[v])))]) for v in picked]
         else:
-            far = [w for w in windows[vid] if w[0] >= answer_w[1] + min_gap_s or w[1] <= answer_w[0] - min_gap_s]
+            far = far_from(windows[vid], answer_w)
             if len(far) < N_CHOICES - 1:
                 continue
             distractors = [row(vid, far[int(i)]) for i in rng.choice(len(far), size=N_CHOICES - 1, replace=False)]

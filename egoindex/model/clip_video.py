@@ -13,17 +13,28 @@ transformer over one embedding per frame (CLIP4Clip's "seqTransf") works on any 
 (ModifiedResNet included), costs next to nothing beside the image tower (T tokens of width
 ``embed_dim``), keeps the frame tower exact, and can run on frame vectors a store already holds.
 
-The temporal head (:class:`TemporalHead`), on L2-normalised frame embeddings ``x`` (B, T, D)::
+The temporal head (:class:`TemporalHead`), on L2-normalised frame embeddings ``x`` (B, T, D),
+``T == num_frames``::
 
     h = x + pos[:T]                    # learned temporal position embeddings
     h = TransformerEncoder(h)          # pre-LN blocks, width D
-    y = x + proj(ln(h))                # proj is zero-initialised
-    clip = normalise(mean_t y)
+    y = mean_t x + proj(concat_t ln(h_t))   # proj: T*D -> D, zero-initialised
+    clip = normalise(y)
 
-``proj`` starts at zero, so at initialisation ``y == x`` exactly and the clip vector is the
-normalised mean of the frame vectors: the model STARTS AS THE FRAME MODEL (the CLIP4Clip way of
-zero-initialising the residual output). Its gradient is not zero (its input ``ln(h)`` is not), so
-training moves it off the frame mean; the position embeddings then make order matter.
+``proj`` starts at zero, so at initialisation the clip vector is exactly the normalised mean of
+the frame vectors: the model STARTS AS THE FRAME MODEL (the CLIP4Clip way of zero-initialising
+the residual output). Its gradient is not zero (its input ``ln(h)`` is not), so training moves it
+off the frame mean.
+
+Why ``proj`` reads the concatenation and not the mean of the tokens (CLIP4Clip's seqTransf
+averages them): averaging after a near-linear residual branch is nearly order-blind, since the
+mean of ``W ln(x_t + pos_t)`` over t changes little when the frames swap places. Measured on the
+motion corpus: after 180 training steps with the averaged head (also with a 10x learning rate on
+it), random frame sequences and their reversals pooled to cosine > 0.997, and the reversed-clip
+questions of the training videos were at chance (50.3 %).
+One output matrix per frame position (the concatenation) makes frame order a first-order
+effect. A clip shorter than ``num_frames`` is resampled to ``num_frames`` by the one sampling
+rule (:func:`egoindex.model.pooling.segment_indices`, frames repeat in order).
 
 ``forward(video, text)`` returns open_clip's output dict (``image_features`` = the video features,
 ``text_features``, ``logit_scale`` [, ``logit_bias``]), so open_clip's and egoindex's losses apply
@@ -38,7 +49,10 @@ Checkpoint (docs/formats.md "Checkpoints", kind ``clip_video``): a dict of plain
      [, "optimizer", "scaler"]}
 
 :func:`load_clip_video` reads it; egoindex's frame loader (:mod:`egoindex.model.openclip`)
-refuses it with a ModelError naming :func:`load_clip_video`.
+refuses it with a ModelError naming :func:`load_clip_video`. :func:`load_embedding_model` is the
+loader of everything that embeds (build, ``Store.embedder``, export, bench): frame checkpoints as
+``openclip.load_model`` gives them, clip checkpoints as a ``Loaded`` of their towers with the clip
+model as ``.video`` (``Embedder.encode_clips`` pools with it; docs/store.md, ``encoders``).
 """
 
 from __future__ import annotations
@@ -56,6 +70,7 @@ from torch.utils.checkpoint import checkpoint as grad_checkpoint
 
 from egoindex.errors import ModelError
 from egoindex.model import openclip
+from egoindex.model.pooling import segment_indices
 from egoindex.model.sources import locate
 
 #: The ``kind`` of a clip-model checkpoint (frame checkpoints have none).
@@ -123,20 +138,20 @@ class TemporalHead(nn.Module):
             for _ in range(cfg.temporal_layers)
         )
         self.ln = nn.LayerNorm(width)
-        self.proj = nn.Linear(width, width)
+        self.proj = nn.Linear(cfg.num_frames * width, width)
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
         self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, D) normalised frame embeddings -> (B, T, D) temporally contextualised ones."""
+        """(B, num_frames, D) normalised frame embeddings -> (B, D) clip vectors (not normalised)."""
         h = x + self.pos[: x.shape[1]].to(x.dtype)
         for layer in self.layers:
             if self.grad_checkpointing and torch.is_grad_enabled():
                 h = grad_checkpoint(layer, h, use_reentrant=False)
             else:
                 h = layer(h)
-        return x + self.proj(self.ln(h))
+        return x.mean(dim=1) + self.proj(self.ln(h).flatten(1))
 
 
 class ClipVideoModel(nn.Module):
@@ -189,7 +204,10 @@ class ClipVideoModel(nn.Module):
         if frames.dim() != 3 or not 1 <= frames.shape[1] <= self.num_frames or frames.shape[2] != self.width:
             raise ModelError(f"frame embeddings must be (B, T, {self.width}) with 1 <= T <= {self.num_frames}; got "
                              f"shape {tuple(frames.shape)}")
-        clip = self.temporal(frames).mean(dim=1)
+        if frames.shape[1] < self.num_frames:  # resample to num_frames, frames repeating in time order
+            idx = torch.as_tensor(segment_indices(frames.shape[1], self.num_frames), device=frames.device)
+            frames = frames.index_select(1, idx)
+        clip = self.temporal(frames)
         return F.normalize(clip, dim=-1) if normalize else clip
 
     def encode_video(self, video: torch.Tensor, normalize: bool = False) -> torch.Tensor:
@@ -340,6 +358,10 @@ def load_clip_video(path: Path | str, device: str | torch.device = "cpu") -> Loa
         raise ModelError(f"{path} is not a clip-level video checkpoint (no kind {KIND!r}); it is a frame model: load "
                          "it with egoindex.model.openclip.load_model, or start a clip model from it with "
                          "egoindex.model.clip_video.create_clip_video(FRAME_MODEL, init=PATH)")
+    return _loaded_video(obj, path, src.path, device)
+
+
+def _loaded_video(obj: dict[str, Any], path: Path | str, where: Path, device: str | torch.device) -> LoadedVideo:
     frame = obj.get("frame_model")
     if not isinstance(frame, str):
         raise ModelError(f"{path}: clip checkpoint without a 'frame_model' name")
@@ -356,5 +378,50 @@ def load_clip_video(path: Path | str, device: str | torch.device = "cpu") -> Loa
     _load_state(model, obj, str(path))
     model.to(device).eval()
     meta = {k: v for k, v in obj.items() if k not in ("state_dict", "optimizer", "scaler")}
-    return LoadedVideo(model, preprocess, open_clip.get_tokenizer(frame), str(obj.get("name")), frame, meta,
-                       src.path)
+    return LoadedVideo(model, preprocess, open_clip.get_tokenizer(frame), str(obj.get("name")), frame, meta, where)
+
+
+def checkpoint_kind(path: Path | str) -> str | None:
+    """A checkpoint's ``kind`` (:data:`KIND` for a clip model, None for every frame form) without
+    reading its weights: hub folders and safetensors files are frame forms; a torch file is
+    opened memory-mapped (``torch.load(mmap=True)``), so a multi-GB frame checkpoint costs no
+    second full read before :func:`egoindex.model.openclip.load_model` reads it. A file that
+    cannot be opened that way is treated as a frame form: the frame loader then gives its error."""
+    src = locate(path)
+    if src.config is not None or src.weights.suffix == ".safetensors" or not src.weights.is_file():
+        return None
+    try:
+        obj = torch.load(src.weights, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # legacy (non-zip) files, corrupt or foreign ones: the frame loader reports them
+        return None
+    kind = obj.get("kind") if isinstance(obj, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def load_embedding_model(path: Path | str, model_name: str | None = None,
+                         device: str | torch.device = "cpu") -> openclip.Loaded:
+    """The one loader of every consumer that embeds (build, ``Store.embedder``, export, bench):
+    any checkpoint, frame or clip, as :class:`egoindex.model.openclip.Loaded`.
+
+    A frame checkpoint (any of :data:`egoindex.model.openclip.FORMS`) is
+    :func:`egoindex.model.openclip.load_model`'s. A clip checkpoint (kind ``clip_video``) gives a
+    Loaded whose ``model`` is the clip model's own open_clip towers (``ClipVideoModel.clip``:
+    the image tower embeds the store's frames and image queries, the text tower the texts, both
+    exactly as in the clip model) and whose ``video`` is the :class:`ClipVideoModel`, which pools
+    frame vectors into clip vectors (``Embedder.encode_clips``). Why one Loaded and not a second
+    type: every frame-level use (frames table, text queries, the ONNX text export) works unchanged
+    on ``.model``, and only the few places that make clip vectors look at ``.video``.
+
+    ``model_name`` (``--model``) must be the clip model's name when given (``ego-tiny-rn-video``),
+    as a frame checkpoint's must be its recorded name.
+    """
+    if checkpoint_kind(path) != KIND:
+        return openclip.load_model(path, model_name, device=device)
+    src = locate(path)
+    obj = openclip.read_checkpoint(src.weights)
+    lv = _loaded_video(obj, path, src.path, device)
+    if model_name and model_name != lv.name:
+        raise ModelError(f"{path} is the clip model {lv.name} (on frame model {lv.frame_model}), not {model_name}; "
+                         f"leave out the model name to use {lv.name}")
+    return openclip.Loaded(lv.model.clip, lv.preprocess, lv.tokenizer, lv.name, lv.checkpoint, form="egoindex",
+                           path=lv.path, video=lv.model)

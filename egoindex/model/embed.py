@@ -14,6 +14,11 @@ it, not the model, sets the speed. egoindex splits preprocessing in two:
 Workers ship uint8 crops (``3*S*S`` bytes) instead of float tensors (4x more), which keeps the
 inter-process traffic small. The result matches open_clip's transform up to resampling rounding
 (cosine > 0.99 between the two embeddings of a frame; ``tests/test_store.py`` checks it).
+
+Clip vectors (:meth:`Embedder.encode_clips`, :meth:`Embedder.encode_windows`): a clip checkpoint
+(:func:`egoindex.model.clip_video.load_embedding_model`) pools ``num_frames`` frame vectors with its
+temporal head; a frame model takes their normalised mean. Every consumer that makes clip vectors
+goes through these, so a store's clips and a raw video's clips come from the same encoder.
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from egoindex.model.openclip import Loaded
-from egoindex.errors import ConfigError
+from egoindex.model.pooling import PooledClips, clip_windows, normalised_mean, pool_clips, segment_indices, window_mask
+from egoindex.errors import ConfigError, ModelError
 
-__all__ = ["Preprocessing", "Embedder", "crop_jpeg", "resolve_device"]
+__all__ = ["Preprocessing", "Embedder", "crop_jpeg", "encode_clip_windows", "resolve_device", "window_members"]
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,10 @@ class Embedder:
         self.loaded = loaded
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.model = loaded.model.to(self.device).eval()
+        #: the clip model (ClipVideoModel) of a clip checkpoint, else None: then clips are frame means
+        self.video = loaded.video.to(self.device).eval() if loaded.video is not None else None
+        #: how many frames the clip model pools (None for a frame model)
+        self.num_frames: int | None = int(self.video.num_frames) if self.video is not None else None
         self.pp = Preprocessing.of(self.model)
         if precision == "auto":
             precision = "bf16" if self.device.type == "cuda" else "fp32"
@@ -132,6 +142,68 @@ class Embedder:
         with self._autocast():
             f = self.model.encode_image(x.contiguous(memory_format=torch.channels_last))
         return F.normalize(f.float(), dim=-1).cpu().numpy()
+
+    @property
+    def clip_kind(self) -> str:
+        """How this embedder makes clip vectors: ``temporal-head`` (a clip model) or ``frame-mean``."""
+        return "temporal-head" if self.video is not None else "frame-mean"
+
+    @torch.inference_mode()
+    def encode_clips(self, frame_vecs: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Clip vectors [B, D] (float32, unit length) from normalised frame vectors [B, T, D] in time order.
+
+        A clip model pools them with its temporal head (``ClipVideoModel.pool``; T must be at most
+        its ``num_frames``); a frame model takes the normalised mean of each row's T vectors
+        (:func:`egoindex.model.pooling.normalised_mean`, the store's frame-mean rule, byte for byte).
+        Why on frame vectors and not pixels: a build already holds every frame's vector, so its
+        clips need no second decode, and the clip model's image tower is the one that made them."""
+        x = np.asarray(frame_vecs, np.float32)
+        if x.ndim != 3 or x.shape[1] < 1:
+            raise ModelError(f"encode_clips wants frame vectors [B, T, D] with T >= 1, got shape {x.shape}")
+        if self.video is None:
+            out = np.zeros((x.shape[0], x.shape[2]), np.float32)
+            for i in range(x.shape[0]):
+                out[i] = normalised_mean(x[i])
+            return out
+        if x.shape[0] == 0:
+            return np.zeros((0, x.shape[2]), np.float32)
+        parts = []
+        for i in range(0, x.shape[0], batch_size):
+            f = torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size])).to(self.device)
+            with self._autocast():
+                c = self.video.pool(f)
+            parts.append(F.normalize(c.float(), dim=-1).cpu().numpy())
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+    def encode_windows(self, vecs: np.ndarray, members: Sequence[np.ndarray]) -> np.ndarray:
+        """One clip vector per window [M, D] from time-sorted frame vectors ``vecs`` [N, D] and each
+        window's member frames (indices into ``vecs``, time order, none empty).
+
+        The one rule that turns a window's frames into its clip vector, for the build's clips table,
+        export feature windows and classification: a frame model takes the normalised mean of all
+        members (:func:`egoindex.model.pooling.normalised_mean`); a clip model sees ``num_frames`` of
+        them, the TSN segment middles (:func:`egoindex.model.pooling.segment_indices`, evaluation
+        mode; fewer members repeat), pooled by its temporal head (:meth:`encode_clips`)."""
+        dim = int(np.asarray(vecs).shape[1]) if np.asarray(vecs).ndim == 2 else self.dim
+        if any(len(m) == 0 for m in members):
+            raise ModelError("encode_windows: every window needs at least one frame")
+        if self.video is None:
+            return np.asarray([normalised_mean(vecs[np.asarray(m, np.int64)]) for m in members],
+                              np.float32).reshape(len(members), dim)
+        if not members:
+            return np.zeros((0, dim), np.float32)
+        t = int(self.num_frames or 1)
+        picks = np.stack([np.asarray(m, np.int64)[segment_indices(len(m), t)] for m in members])
+        return self.encode_clips(np.asarray(vecs, np.float32)[picks])
+
+    def encode_clip_crops(self, crops: torch.Tensor) -> np.ndarray:
+        """uint8 crops [B, T, S, S, 3] or [B, T, 3, S, S] -> clip vectors [B, D]: every frame through the
+        image tower (:meth:`encode_crops`), then :meth:`encode_clips`."""
+        if crops.ndim != 5:
+            raise ValueError(f"expected a batch of clips [B, T, ...], got shape {tuple(crops.shape)}")
+        b, t = crops.shape[:2]
+        frames = self.encode_crops(crops.flatten(0, 1)).reshape(b, t, -1)
+        return self.encode_clips(frames)
 
     @torch.inference_mode()
     def crops_from_jpegs_on_device(self, jpegs: Sequence[bytes]) -> torch.Tensor:
@@ -179,3 +251,44 @@ class Embedder:
         if not out:
             return np.zeros((0, getattr(self, "dim", 0)), np.float32)
         return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def window_members(times: np.ndarray, start: float, end: float, seconds: float, stride: float) -> list[np.ndarray]:
+    """The member frames (indices into time-sorted ``times``) of each window
+    :func:`egoindex.model.pooling.pool_clips` keeps, in its order: the same span, grid and
+    membership (:func:`~egoindex.model.pooling.window_mask`, the grid's last window closed).
+
+    Why here and not in ``pooling``: ``pool_clips`` returns only counts, and a clip model needs the
+    frames themselves; :func:`encode_clip_windows` checks these against ``pool_clips``' counts, so
+    the two copies of the span rule cannot drift apart silently (it belongs beside ``pool_clips``)."""
+    times = np.asarray(times, np.float64)
+    span = max(end - start, float(times.max()) - start if len(times) else 0.0)
+    grid = clip_windows(span, seconds, stride)
+    out = []
+    for i, (s, e) in enumerate(grid):
+        m = window_mask(times, round(start + s, 6), round(start + e, 6), last=i == len(grid) - 1)
+        if m.any():
+            out.append(np.flatnonzero(m))
+    return out
+
+
+def encode_clip_windows(embedder: Embedder | None, times: np.ndarray, vecs: np.ndarray, start: float, end: float,
+                        seconds: float, stride: float) -> PooledClips:
+    """The clip windows of the span ``[start, end]`` of time-sorted frames and their vectors by
+    ``embedder``'s clip encoder: the build's clips table and a raw video's clips (classification)
+    both come from here.
+
+    A frame model (or no embedder) gives :func:`egoindex.model.pooling.pool_clips` untouched (the
+    frame-mean bytes of every earlier store); a clip model keeps ``pool_clips``' windows and counts
+    and pools each window's members (:func:`window_members`) with :meth:`Embedder.encode_windows`."""
+    pooled = pool_clips(times, vecs, start, end, seconds, stride)
+    if embedder is None or embedder.video is None or not pooled.windows:
+        return pooled
+    t = np.asarray(times, np.float64)
+    if np.any(np.diff(t) < 0):
+        raise ModelError("a clip model's windows need the frames in time order")
+    members = window_members(t, start, end, seconds, stride)
+    if [len(m) for m in members] != list(pooled.n_frames):
+        raise ModelError(f"clip windows of {len(t)} frames disagree with egoindex.model.pooling.pool_clips "
+                         f"({[len(m) for m in members][:5]} vs {list(pooled.n_frames)[:5]} frames); a bug: report it")
+    return PooledClips(pooled.windows, pooled.n_frames, embedder.encode_windows(np.asarray(vecs, np.float32), members))

@@ -474,6 +474,10 @@ class Loaded:
     form: str = ""  # one of FORMS
     path: Path | None = None  # the file or folder to record and re-load (a hf-hub: id's cached folder)
     run_name: str | None = None  # open_clip_train's run name
+    #: the clip-level video model (egoindex.model.clip_video.ClipVideoModel) when the checkpoint is one
+    #: (kind ``clip_video``); then ``model`` is its open_clip towers and ``name`` the clip model's name.
+    #: None for a frame model. Loaded by egoindex.model.clip_video.load_embedding_model.
+    video: torch.nn.Module | None = None
 
 
 def load_model(checkpoint_path: Path | str, model_name: str | None = None,

@@ -87,3 +87,50 @@ def pool_clips(times: np.ndarray, vecs: np.ndarray, start: float, end: float, se
             counts.append(int(m.sum()))
             out.append(normalised_mean(vecs[m]))
     return PooledClips(windows, counts, np.asarray(out, np.float32).reshape(len(out), dim))
+
+
+# ----------------------------------------------------------------------------------------------
+# Frame sampling for clip-level models (one rule for training, validation, build and benchmarks)
+
+
+def segment_indices(n_available: int, num_frames: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Which of ``n_available`` time-ordered frames a clip model sees: ``num_frames`` indices.
+
+    TSN-style segments, as EgoVLP, LaViLa and AVION sample: the frames are cut into ``num_frames``
+    equal segments; evaluation (``rng`` None) takes each segment's middle frame, training
+    (``rng`` given) a uniformly random frame of each segment (a random offset per segment).
+    With fewer frames than ``num_frames`` some frames repeat (in time order), so a 1-frame
+    utterance still gives a clip of ``num_frames``. Returns int64 indices, non-decreasing.
+    """
+    if n_available < 1 or num_frames < 1:
+        raise ConfigError(f"segment_indices needs n_available >= 1 and num_frames >= 1, got {n_available}, "
+                          f"{num_frames}")
+    edges = np.arange(num_frames + 1, dtype=np.float64) * (n_available / num_frames)
+    if rng is None:
+        pos = (edges[:-1] + edges[1:]) / 2
+    else:
+        pos = edges[:-1] + rng.random(num_frames) * (edges[1:] - edges[:-1])
+    return np.minimum(np.floor(pos).astype(np.int64), n_available - 1)
+
+
+def window_frames(times: np.ndarray, start: float, end: float) -> np.ndarray:
+    """Indices (into time-sorted ``times``) of the frames of the moment ``[start, end]`` (closed),
+    or, when no frame falls inside (a moment shorter than the frame interval), the one frame
+    nearest to its middle. Empty only when ``times`` is."""
+    times = np.asarray(times, dtype=np.float64)
+    if times.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    inside = np.flatnonzero((times >= start - EPS) & (times <= end + EPS))
+    if inside.size:
+        return inside
+    return np.array([int(np.argmin(np.abs(times - (start + end) / 2)))], dtype=np.int64)
+
+
+def clip_frame_indices(times: np.ndarray, start: float, end: float, num_frames: int,
+                       rng: np.random.Generator | None = None) -> np.ndarray:
+    """``num_frames`` indices into time-sorted ``times`` for the moment ``[start, end]``:
+    :func:`window_frames`, then :func:`segment_indices` over them (middles, or random with ``rng``)."""
+    members = window_frames(times, start, end)
+    if members.size == 0:
+        raise ConfigError(f"no frames to sample for the moment {start:.3f}-{end:.3f} s")
+    return members[segment_indices(members.size, num_frames, rng)]

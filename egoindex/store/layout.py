@@ -31,6 +31,9 @@ from egoindex.errors import StoreError
 
 META_FILE = "egoindex.json"
 FORMAT_VERSION = 1
+#: ``encoders["clips"]["kind"]``: a clip checkpoint's temporal head, or the normalised frame mean.
+CLIPS_TEMPORAL_HEAD = "temporal-head"
+CLIPS_FRAME_MEAN = "frame-mean"
 
 
 class StoreLayout:
@@ -61,7 +64,9 @@ class StoreMeta:
     ``checkpoint_sha256`` its fingerprint (:func:`egoindex.model.sources.checkpoint_sha256`),
     ``checkpoint_form`` one of ``egoindex.model.openclip.FORMS`` and ``checkpoint_run_name``
     open_clip_train's run name; ``preprocessing`` is the image transform every frame and query
-    image went through (image_size, mean, std, interpolation, resize_mode). Fields added later
+    image went through (image_size, mean, std, interpolation, resize_mode). ``encoders`` says which
+    encoder made which table: ``{"frames": image tower, "clips": {"kind": "temporal-head" |
+    "frame-mean", ...}, "utterances": text tower}`` (:meth:`clips_encoder`; docs/store.md). Fields added later
     read with their defaults from older files ("" / None: not recorded), so older stores stay
     readable without a format bump.
     """
@@ -85,7 +90,16 @@ class StoreMeta:
     table_versions: dict[str, int] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
     build_seconds: float | None = None
+    encoders: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+
+    def clips_encoder(self) -> dict[str, Any]:
+        """What made the ``clips`` vectors: ``{"kind": "temporal-head", "num_frames": N, "model": ...}``
+        (a clip checkpoint's temporal head over N frames of each window) or ``{"kind": "frame-mean"}``
+        (the normalised mean of the window's frames). A store written before ``encoders`` existed
+        reads as frame-mean: that is how every such store was built."""
+        got = self.encoders.get("clips") if isinstance(self.encoders, dict) else None
+        return dict(got) if isinstance(got, dict) and got.get("kind") else {"kind": CLIPS_FRAME_MEAN}
 
     @classmethod
     def read(cls, root: str | Path) -> StoreMeta:

@@ -164,7 +164,9 @@ class Store:
                     if k in ("factory", "ntotal", "nprobe", "k_factor", "recall_at_10", "gpu")}
         keep = ("model", "checkpoint", "checkpoint_sha256", "embed_dim", "preprocessing", "egoindex_version",
                 "shards_dir", "videos_root", "clip_seconds", "clip_stride", "built_at", "build_seconds", "skipped")
-        return {"store": str(self.root), **{k: getattr(self.meta, k) for k in keep}, "tables": tables}
+        encoders = {**self.meta.encoders, "clips": self.clips_encoder}  # an older store: frame-mean clips
+        return {"store": str(self.root), **{k: getattr(self.meta, k) for k in keep}, "encoders": encoders,
+                "tables": tables}
 
     # ---- indexes ----------------------------------------------------------------------------
 
@@ -202,14 +204,25 @@ class Store:
     def embedder(self) -> Any:
         """The store's own model, loaded on the first query that needs it (text or image)."""
         # local: these pull in torch and open_clip, which info, vector and `like` searches never need
+        from egoindex.model.clip_video import load_embedding_model
         from egoindex.model.embed import Embedder
-        from egoindex.model.openclip import load_model
 
         ckpt = Path(self.meta.checkpoint)
         if not ckpt.exists():  # a checkpoint file or a hub folder
             raise StoreError(f"the store's checkpoint {ckpt} is gone; it is needed to embed queries")
         self.check_checkpoint(ckpt)
-        return Embedder(load_model(ckpt, self.model_name), device=self.device)
+        # a frame checkpoint, or a clip one (its towers, plus the temporal head that made the clips table)
+        embedder = Embedder(load_embedding_model(ckpt, self.model_name), device=self.device)
+        if embedder.clip_kind != self.clips_encoder["kind"]:
+            raise StoreError(f"store {self.root} records clips made by {self.clips_encoder['kind']}, but its "
+                             f"checkpoint {ckpt} makes them by {embedder.clip_kind}; rebuild the store")
+        return embedder
+
+    @property
+    def clips_encoder(self) -> dict[str, Any]:
+        """What made the clips table's vectors (:meth:`egoindex.store.layout.StoreMeta.clips_encoder`):
+        ``kind`` ``temporal-head`` (with ``num_frames``) or ``frame-mean`` (older stores too)."""
+        return self.meta.clips_encoder()
 
     @cached_property
     def text_encoder(self) -> Any:

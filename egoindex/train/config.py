@@ -13,7 +13,8 @@ import sys
 from dataclasses import dataclass, field, fields
 
 PRECISIONS = ("fp32", "amp", "amp_bf16")
-LOSSES = ("clip", "siglip")
+LOSSES = ("clip", "siglip", "egonce")
+EGONCE_TAGS = ("verb+noun", "verb", "noun")
 
 
 @dataclass
@@ -27,6 +28,12 @@ class TrainConfig:
     pretrained: str | None = None
     lock_image: bool = False
     loss: str = "clip"
+    egonce_tags: str = "verb+noun"
+    scene_negatives: bool = True
+    num_frames: int = 4
+    temporal_layers: int | None = None
+    temporal_lr_scale: float = 1.0
+    val_egomcq: str | None = None
     mask_duplicates: bool = True
     local_loss: bool = True
     gather_with_grad: bool = True
@@ -88,8 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("shards", metavar="SHARDS_DIR", help="folder written by `egoindex ingest`")
     p.add_argument("run_dir", metavar="RUN_DIR", help="output folder: checkpoints, logs, curves")
     g = p.add_argument_group("model")
-    g.add_argument("--model", default=d.model, help="open_clip model name (RN50, RN101, ViT-B-32, ViT-B-16, ViT-L-14, "
-                                                    "ego-tiny-vit, ego-small-vit, ...)")
+    g.add_argument("--model", default=d.model,
+                   help="open_clip frame model (RN50, ViT-B-32, ViT-B-16, ViT-L-14, ego-tiny-vit, ego-tiny-rn, ...) or a "
+                        "clip-level video model: a preset (ego-tiny-rn-video, ViT-B-32-video, ViT-B-16-video, "
+                        "ViT-L-14-video) or FRAME-video; clip models train on the clip shards, N frames per moment")
+    g.add_argument("--num-frames", type=int, default=d.num_frames,
+                   help="clip models: frames per clip (segments of the moment; a random frame of each in training, "
+                        "the middle one in validation)")
+    g.add_argument("--temporal-layers", type=int, default=None,
+                   help="clip models: temporal transformer layers (default: the preset's)")
+    g.add_argument("--temporal-lr-scale", type=float, default=d.temporal_lr_scale, metavar="X",
+                   help="clip models: the new temporal head learns X times the learning rate of the towers")
     g.add_argument("--init", default=None, metavar="PATH",
                    help="start from local weights: a checkpoint (egoindex, open_clip_train), a state dict "
                         "(.pt/.bin/.safetensors), a Hugging Face open_clip folder or a cached hf-hub:ORG/REPO")
@@ -98,7 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lock-image", action="store_true", help="freeze the image tower, train the text side (LiT)")
     g.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward (less memory)")
     g = p.add_argument_group("loss")
-    g.add_argument("--loss", choices=LOSSES, default=d.loss, help="CLIP softmax loss or SigLIP sigmoid loss")
+    g.add_argument("--loss", choices=LOSSES, default=d.loss,
+                   help="CLIP softmax loss, SigLIP sigmoid loss, or EgoNCE (EgoVLP: captions sharing a verb and a noun "
+                        "are positives; with clip models each batch adds a same-video clip per sample as a negative)")
+    g.add_argument("--egonce-tags", choices=EGONCE_TAGS, default=d.egonce_tags,
+                   help="EgoNCE positives: a shared verb and noun (EgoVLP), or only one of them (its ablations)")
+    g.add_argument("--scene-negatives", action=argparse.BooleanOptionalAction, default=d.scene_negatives,
+                   help="EgoNCE with a clip model: add a clip of the same video at another time per sample")
     g.add_argument("--mask-duplicates", action=argparse.BooleanOptionalAction, default=d.mask_duplicates,
                    help="pairs with the same caption (same utterance) are not negatives of each other")
     g.add_argument("--local-loss", action=argparse.BooleanOptionalAction, default=d.local_loss,
@@ -139,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="samples per epoch (default: captioned train frames from the ingest records)")
     g = p.add_argument_group("validation and checkpoints")
     g.add_argument("--val-batch-size", type=int, default=d.val_batch_size, help="batch size of the val loss")
+    g.add_argument("--val-egomcq", default=None, metavar="FILE",
+                   help="also score EgoMCQ (inter/intra accuracy) at every validation: an official or generated "
+                        "egomcq.json over val videos, or 'generate' (questions from the val clip shards' moments)")
     g.add_argument("--val-every-steps", type=int, default=None, help="also validate every N steps (always per epoch)")
     g.add_argument("--save-every-steps", type=int, default=None, help="also write latest.pt every N steps")
     g.add_argument("--keep-epochs", type=int, default=None, metavar="K",

@@ -37,28 +37,41 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import webdataset as wds
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from egoindex.dataset.layout import (has_sizes, is_captioned, read_pack_records, read_pair_sizes, read_video_record,
-                                     shard_layout)
-from egoindex.dataset.shards import list_pair_shards, read_shard
+from egoindex.dataset.layout import (has_sizes, is_captioned, read_clip_sizes, read_pack_records, read_pair_sizes,
+                                     read_video_record, shard_layout)
+from egoindex.dataset.shards import clip_sample_frames, list_clip_shards, list_pair_shards, read_shard
 from egoindex.errors import DatasetError
+from egoindex.metrics.egomcq import EGOCLIP_NOUN_DIM, EGOCLIP_VERB_DIM, tag_index
+from egoindex.metrics.tags import tag_text
+from egoindex.model.pooling import segment_indices
 
 
 @dataclass
 class Batch:
-    images: torch.Tensor  # [B, 3, H, W]
+    """One batch. ``images`` is ``[B, 3, H, W]`` for frame models and ``[B, T, 3, H, W]`` for clip
+    models; ``verbs``/``nouns`` are EgoNCE's multi-hot tags (``--loss egonce`` only). With scene-aware
+    negatives the batch holds ``2B`` rows: the B anchors, then one clip of the same video at another
+    time for each (``negatives`` counts those rows that really are same-video clips)."""
+
+    images: torch.Tensor
     tokens: torch.Tensor  # [B, context]
     text_keys: torch.Tensor  # [B] int64
     utt_keys: torch.Tensor  # [B] int64
+    verbs: torch.Tensor | None = None  # [B, EGOCLIP_VERB_DIM] uint8
+    nouns: torch.Tensor | None = None  # [B, EGOCLIP_NOUN_DIM] uint8
+    negatives: int = 0
 
     def to(self, device: torch.device) -> Batch:
         nb = device.type == "cuda"
+        tags = [t.to(device) if t is not None else None for t in (self.verbs, self.nouns)]
         return Batch(self.images.to(device, non_blocking=nb), self.tokens.to(device, non_blocking=nb),
-                     self.text_keys.to(device), self.utt_keys.to(device))
+                     self.text_keys.to(device), self.utt_keys.to(device), tags[0], tags[1], self.negatives)
 
 
 def key64(s: str) -> int:
@@ -213,11 +226,37 @@ def drop_words(text: str, p: float, rng: Any) -> str:
     return " ".join(kept) if kept else rng.choice(words) if words else text
 
 
-def prepare(sample: dict[str, Any], preprocess: Callable[[Image.Image], torch.Tensor], word_drop: float = 0.0) -> tuple:
-    """Raw tar members -> (image tensor, caption, text key, utterance key).
+def tag_ids(utterance: dict[str, Any] | None, text: str) -> tuple[list[int], list[int]]:
+    """EgoNCE's verb and noun tag ids of a caption.
+
+    The caption file's own tags when it carries them (EgoClip's ``tag_verb``/``tag_noun``, Ego4D
+    taxonomy ids), else the package's offline tagger (:func:`egoindex.metrics.tags.tag_text`) with
+    each word hashed into the same index space (:func:`egoindex.metrics.egomcq.tag_index`, the ids
+    generated EgoMCQ files carry). Hashing can make two different words share an id (1 in 118 for
+    verbs); a false action-positive then needs a verb AND a noun collision."""
+    utt = utterance or {}
+    tv, tn = utt.get("tag_verb"), utt.get("tag_noun")
+    if isinstance(tv, list) and isinstance(tn, list):
+        return ([int(i) % EGOCLIP_VERB_DIM for i in tv], [int(i) % EGOCLIP_NOUN_DIM for i in tn])
+    verbs, nouns = tag_text(text)
+    return [tag_index(w, EGOCLIP_VERB_DIM) for w in verbs], [tag_index(w, EGOCLIP_NOUN_DIM) for w in nouns]
+
+
+def multi_hot(ids: list[list[int]], dim: int) -> torch.Tensor:
+    out = torch.zeros((len(ids), dim), dtype=torch.uint8)
+    for i, row in enumerate(ids):
+        if row:
+            out[i, torch.tensor(row, dtype=torch.int64)] = 1
+    return out
+
+
+def prepare(sample: dict[str, Any], preprocess: Callable[[Image.Image], torch.Tensor], word_drop: float = 0.0,
+            with_tags: bool = False) -> tuple:
+    """Raw tar members -> (image tensor, caption, text key, utterance key, verb ids, noun ids).
 
     The text key is the hash of the *original* caption even when words were dropped: frames of
-    one utterance stay duplicates of each other for the loss whatever their augmented text.
+    one utterance stay duplicates of each other for the loss whatever their augmented text. Tags
+    (of the original caption) only with ``with_tags`` (EgoNCE), else None.
     """
     with Image.open(io.BytesIO(sample["jpg"])) as im:
         image = preprocess(im.convert("RGB"))
@@ -225,14 +264,209 @@ def prepare(sample: dict[str, Any], preprocess: Callable[[Image.Image], torch.Te
     meta = json.loads(sample["json"])
     utt = meta.get("utterance") or {}
     utt_id = utt.get("id") or f"{meta.get('video_uid')}/{text}"
-    return image, drop_words(text, word_drop, random), key64(normalize_text(text)), key64(utt_id)
+    verbs, nouns = tag_ids(utt, text) if with_tags else (None, None)
+    return image, drop_words(text, word_drop, random), key64(normalize_text(text)), key64(utt_id), verbs, nouns
 
 
-def collate(samples: list[tuple], tokenizer: Callable[[list[str]], torch.Tensor]) -> Batch:
+def collate(samples: list[tuple], tokenizer: Callable[[list[str]], torch.Tensor], negatives: int = 0) -> Batch:
     """Stack a batch; captions are tokenised per batch in the worker (cheaper than per sample)."""
-    images, texts, tkeys, ukeys = zip(*samples)
+    images, texts, tkeys, ukeys, verbs, nouns = zip(*samples)
+    tagged = verbs[0] is not None
     return Batch(torch.stack(images), tokenizer(list(texts)), torch.tensor(tkeys, dtype=torch.int64),
-                 torch.tensor(ukeys, dtype=torch.int64))
+                 torch.tensor(ukeys, dtype=torch.int64),
+                 multi_hot(list(verbs), EGOCLIP_VERB_DIM) if tagged else None,
+                 multi_hot(list(nouns), EGOCLIP_NOUN_DIM) if tagged else None, negatives)
+
+
+# ----------------------------------------------------------------------------------------------
+# Clip samples (clip-level video models): SHARDS_DIR/clips/clips-{split}-*.tar, one moment each
+
+
+@dataclass
+class ClipSample:
+    """One decoded training clip (a moment of a video with its caption)."""
+
+    video: torch.Tensor  # [T, 3, H, W]
+    text: str
+    text_key: int
+    utt_key: int
+    verbs: list[int] | None
+    nouns: list[int] | None
+    video_uid: str
+    start: float
+    end: float
+
+    def row(self) -> tuple:
+        return self.video, self.text, self.text_key, self.utt_key, self.verbs, self.nouns
+
+
+def same_crop(preprocess: Callable[[Image.Image], torch.Tensor], images: list[Image.Image], seed: int) -> torch.Tensor:
+    """``preprocess`` every frame of a clip with the SAME random crop and flip: torch's RNG is
+    reseeded identically before each frame (and restored after), so the random-resized crop of
+    open_clip's train transform draws the same box for all of them. Independent crops per frame
+    would move the object between frames and make motion (the point of a clip model) noise."""
+    out = []
+    for im in images:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            out.append(preprocess(im))
+    return torch.stack(out)
+
+
+def prepare_clip(sample: dict[str, Any], preprocess: Callable[[Image.Image], torch.Tensor], num_frames: int,
+                 train: bool, word_drop: float = 0.0, with_tags: bool = False) -> ClipSample:
+    """A clip-shard sample -> ``num_frames`` preprocessed frames (:func:`egoindex.model.pooling.segment_indices`:
+    random frame per segment in training, segment middles otherwise) and its caption, keys and tags."""
+    meta, jpegs = clip_sample_frames(sample)
+    if not jpegs:
+        raise DatasetError("clip sample without frames")
+    rng = np.random.default_rng(random.getrandbits(63)) if train else None
+    idx = segment_indices(len(jpegs), num_frames, rng)
+    images = []
+    for i in idx.tolist():
+        with Image.open(io.BytesIO(jpegs[i])) as im:
+            images.append(im.convert("RGB"))
+    video = same_crop(preprocess, images, random.getrandbits(63) if train else 0)
+    text = sample["txt"].decode("utf-8").strip()
+    utt = meta.get("utterance") or {}
+    uid = str(meta.get("video_uid"))
+    utt_id = utt.get("id") or f"{uid}/{text}"
+    verbs, nouns = tag_ids(utt, text) if with_tags else (None, None)
+    return ClipSample(video, drop_words(text, word_drop, random) if train else text, key64(normalize_text(text)),
+                      key64(utt_id), verbs, nouns, uid, float(utt.get("start", 0.0)), float(utt.get("end", 0.0)))
+
+
+def decode_clips(src: Iterator[dict[str, Any]], faults: FaultLog, split: str, **kw: Any) -> Iterator[ClipSample]:
+    """:func:`prepare_clip` each sample; an undecodable one is recorded and skipped."""
+    for sample in src:
+        try:
+            yield prepare_clip(sample, **kw)
+        except Exception as e:
+            faults.record(split, sample.get("__url__", ""), sample.get("__key__"), repr(e)[:300])
+
+
+class SceneNegatives(wds.utils.PipelineStage):
+    """EgoNCE's scene-aware negatives: pair every clip with a clip of the SAME video at another time.
+
+    Clip shards keep a video's clips together in runs of up to 8 (``egoindex.ingest.pack``), so a
+    small per-video memory finds a partner without a second read: each incoming clip is paired
+    with a random remembered clip of its video that does not overlap it in time and has another
+    caption; a clip with no partner yet waits (per video) and is paired with the next clip of its
+    video that fits. When more than ``max_waiting`` clips wait (videos with a single moment), the
+    oldest goes out with a clip of another video instead, so no clip is ever lost; such rows are
+    counted (``(anchor, negative, same_video)`` items) and the loop logs the fraction."""
+
+    def __init__(self, *, rank: int, world_size: int, seed: int, start_pass: float, memory: int = 8,
+                 max_waiting: int = 64):
+        self.rank, self.world_size, self.seed, self.start_pass = rank, world_size, seed, start_pass
+        self.memory, self.max_waiting = memory, max_waiting
+
+    @staticmethod
+    def fits(a: ClipSample, b: ClipSample) -> bool:
+        return a.video_uid == b.video_uid and a.text_key != b.text_key and (a.end <= b.start or b.end <= a.start)
+
+    def run(self, src: Iterator[ClipSample]) -> Iterator[tuple[ClipSample, ClipSample, bool]]:
+        slot, _ = _reader_slot(self.rank, self.world_size)
+        rng = random.Random(f"scene/{self.seed}/{slot}/{self.start_pass:.6f}")
+        recent: dict[str, list[ClipSample]] = {}
+        waiting: list[ClipSample] = []
+        for clip in src:
+            still: list[ClipSample] = []
+            for w in waiting:
+                if self.fits(w, clip):
+                    yield w, clip, True
+                else:
+                    still.append(w)
+            waiting = still
+            mem = recent.setdefault(clip.video_uid, [])
+            partners = [c for c in mem if self.fits(clip, c)]
+            if partners:
+                yield clip, rng.choice(partners), True
+            else:
+                waiting.append(clip)
+            mem.append(clip)
+            del mem[:-self.memory]
+            if len(recent) > 4 * self.max_waiting:  # forget the videos seen longest ago
+                for uid in list(recent)[: len(recent) - 4 * self.max_waiting]:
+                    del recent[uid]
+            while len(waiting) > self.max_waiting:
+                old = waiting.pop(0)
+                others = [c for m in recent.values() for c in m[-1:] if c.video_uid != old.video_uid]
+                yield old, (rng.choice(others) if others else clip), False
+        last = [m[-1] for m in recent.values()]
+        for old in waiting:  # the stream ended (validation-sized inputs, tests): nobody is lost
+            others = [c for c in last if c.video_uid != old.video_uid]
+            yield old, (rng.choice(others) if others else old), False
+
+
+def collate_clips(samples: list[Any], tokenizer: Callable[[list[str]], torch.Tensor]) -> Batch:
+    """Stack clips (``[B, T, 3, H, W]``); (anchor, negative, same_video) triples give ``2B`` rows,
+    anchors first (EgoVLP's order: the batch, then its negatives)."""
+    if samples and isinstance(samples[0], tuple):
+        rows = [a.row() for a, _, _ in samples] + [n.row() for _, n, _ in samples]
+        return collate(rows, tokenizer, negatives=sum(1 for _, _, same in samples if same))
+    return collate([c.row() for c in samples], tokenizer)
+
+
+def clip_urls(shards_dir: Path, split: str) -> list[str]:
+    return [str(p) for p in list_clip_shards(Path(shards_dir), split)]
+
+
+def count_train_clips(shards_dir: Path) -> tuple[int, str]:
+    """Clips per pass over the train clip shards (``clips/sizes.json``)."""
+    names = {Path(u).name for u in clip_urls(shards_dir, "train")}
+    if not names:
+        raise DatasetError(f"no clip shards (clips/clips-train-*.tar) in {shards_dir}: clip models train on the "
+                           "clip series that `egoindex ingest` writes since shard layout 3; ingest into a new "
+                           "SHARDS_DIR to get them")
+    sizes = read_clip_sizes(Path(shards_dir))
+    return sum(n for name, n in sizes.items() if name in names), "clips/sizes.json"
+
+
+def clip_train_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable, batch_size: int, workers: int,
+                      rank: int, world_size: int, seed: int, num_frames: int, start_pass: float = 0.0,
+                      resampled: bool = False, shuffle_buffer: int = 1000, pin: bool = False, word_drop: float = 0.0,
+                      with_tags: bool = False, scene_negatives: bool = False,
+                      faults: FaultLog | None = None) -> DataLoader:
+    """Endless loader of training clip batches (``batch_size`` anchors per rank; with
+    ``scene_negatives`` each batch also carries a same-video clip per anchor, :class:`SceneNegatives`)."""
+    faults = faults or FaultLog(None, rank)
+    urls = clip_urls(shards_dir, "train")
+    if not urls:
+        count_train_clips(shards_dir)  # raises the explanation
+    stages: list[Any] = [
+        ShardStream(urls, rank=rank, world_size=world_size, seed=seed, start_pass=start_pass, resampled=resampled),
+        partial(read_samples, faults=faults, split="train"),
+        wds.select(has_text),
+        partial(decode_clips, faults=faults, split="train", preprocess=preprocess, num_frames=num_frames,
+                train=True, word_drop=word_drop, with_tags=with_tags),
+    ]
+    if scene_negatives:
+        stages.append(SceneNegatives(rank=rank, world_size=world_size, seed=seed, start_pass=start_pass))
+    stages += [
+        ReaderShuffle(max(1, shuffle_buffer // 8), rank=rank, world_size=world_size, seed=seed, start_pass=start_pass),
+        wds.batched(batch_size, collation_fn=partial(collate_clips, tokenizer=tokenizer), partial=False),
+    ]
+    return _loader(wds.DataPipeline(*stages), workers, pin)
+
+
+def clip_val_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable, batch_size: int, workers: int,
+                    rank: int, world_size: int, num_frames: int, pin: bool = False,
+                    faults: FaultLog | None = None) -> DataLoader | None:
+    """This rank's share of the val clip shards, each clip once, frames at segment middles."""
+    urls = clip_urls(shards_dir, "val")
+    if not urls:
+        return None
+    mine = len(urls[rank::world_size])
+    faults = faults or FaultLog(None, rank)
+    pipeline = wds.DataPipeline(
+        ValShards(urls, rank, world_size),
+        partial(read_samples, faults=faults, split="val"),
+        wds.select(has_text),
+        partial(decode_clips, faults=faults, split="val", preprocess=preprocess, num_frames=num_frames, train=False),
+        wds.batched(batch_size, collation_fn=partial(collate_clips, tokenizer=tokenizer), partial=True),
+    )
+    return _loader(pipeline, min(workers, mine), pin)
 
 
 def _loader(dataset: IterableDataset, workers: int, pin: bool) -> DataLoader:
@@ -245,7 +479,7 @@ def _loader(dataset: IterableDataset, workers: int, pin: bool) -> DataLoader:
 
 def train_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable, batch_size: int, workers: int,
                  rank: int, world_size: int, seed: int, start_pass: float = 0.0, resampled: bool = False,
-                 shuffle_buffer: int = 1000, pin: bool = False, word_drop: float = 0.0,
+                 shuffle_buffer: int = 1000, pin: bool = False, word_drop: float = 0.0, with_tags: bool = False,
                  faults: FaultLog | None = None) -> DataLoader:
     """Endless loader of training batches for this rank (``batch_size`` per rank); damaged
     samples and shards go to ``faults``."""
@@ -258,7 +492,8 @@ def train_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable,
         partial(read_samples, faults=faults, split="train"),
         wds.select(has_text),
         ReaderShuffle(shuffle_buffer, rank=rank, world_size=world_size, seed=seed, start_pass=start_pass),
-        partial(decode_samples, faults=faults, split="train", preprocess=preprocess, word_drop=word_drop),
+        partial(decode_samples, faults=faults, split="train", preprocess=preprocess, word_drop=word_drop,
+                with_tags=with_tags),
         wds.batched(batch_size, collation_fn=partial(collate, tokenizer=tokenizer), partial=False),
     )
     return _loader(pipeline, workers, pin)

@@ -135,14 +135,27 @@ def plot_curves(metrics_path: Path, out_png: Path) -> Path | None:
     recs = read_jsonl(metrics_path)
     train = [r for r in recs if r["kind"] == "train" and "loss" in r]
     val = [r for r in recs if r["kind"] == "val" and "val_loss" in r]
-    if not train and not val:
+    mcq = [r for r in recs if r["kind"] == "val" and "egomcq_inter_acc" in r]
+    if not train and not val and not mcq:
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_loss, ax_r) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = plt.subplots(1, 3 if mcq else 2, figsize=(18 if mcq else 12, 4.5))
+    ax_loss, ax_r = axes[0], axes[1]
+    if mcq:  # EgoVLP's pretraining monitor: EgoMCQ accuracy against step, chance 20 %
+        ax_m = axes[2]
+        for key, label in (("egomcq_inter_acc", "inter-video"), ("egomcq_intra_acc", "intra-video")):
+            ax_m.plot([r["step"] for r in mcq], [r.get(key, float("nan")) for r in mcq], "o-", label=label)
+        ax_m.axhline(20.0, color="grey", linestyle=":", label="chance (1 in 5)")
+        ax_m.set_xlabel("step")
+        ax_m.set_ylabel("accuracy (%)")
+        ax_m.set_ylim(0, 100)
+        ax_m.set_title("val EgoMCQ")
+        ax_m.legend(fontsize=7)
+        ax_m.grid(alpha=0.3)
     if train:
         ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss", alpha=0.8)
     if val:

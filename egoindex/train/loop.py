@@ -42,16 +42,25 @@ from egoindex.core.fsutil import remove_stale_tmp, write_json
 from egoindex.core.progress import progress_bar
 from egoindex.core.resources import available_cpus
 from egoindex.errors import EgoindexError, TrainError
-from egoindex.model.sources import locate
+from egoindex.model.clip_video import (VIDEO_PRESETS, create_clip_video, make_clip_video_checkpoint,
+                                       resolve_video_name)
 from egoindex.model.openclip import (check_model_name, create, link_or_copy, make_checkpoint, pretrained_tag_error,
                                      read_checkpoint, save_checkpoint, state_dict_of, unwrap, weight_differences)
+from egoindex.model.sources import locate
 from egoindex.train.config import TrainConfig, parse, torchrun_command
-from egoindex.train.data import Batch, FaultLog, count_train_samples, train_loader, val_loader
+from egoindex.train.data import (Batch, FaultLog, clip_train_loader, clip_val_loader, count_train_clips,
+                                 count_train_samples, train_loader, val_loader)
+from egoindex.train.egomcq_val import EgoMCQMonitor
 from egoindex.train.eval import encode_val, gather_to_rank0, merge_and_score
 from egoindex.train.log import JsonlWriter, MetricsLog, check_reporters, plot_curves, truncate_jsonl
-from egoindex.train.loss import DedupClipLoss, DedupSigLipLoss
+from egoindex.train.loss import DedupClipLoss, DedupSigLipLoss, EgoNCELoss
 
 MAX_LOGIT_SCALE = math.log(100)  # open_clip's clamp: temperature never below 0.01
+
+
+def is_clip_model(name: str) -> bool:
+    """A clip-level video model (a preset or ``FRAME-video``) rather than an open_clip frame model."""
+    return name in VIDEO_PRESETS or name.endswith("-video")
 
 
 def launch(argv: list[str]) -> int:
@@ -135,15 +144,20 @@ def autocast_factory(precision: str, device: torch.device) -> Callable[[], conte
 # Optimisation
 
 
-def param_groups(model: torch.nn.Module, wd: float) -> list[dict[str, Any]]:
-    """open_clip's split: no weight decay on gains, biases, norms and the logit scale/bias."""
-    decay, no_decay = [], []
+def param_groups(model: torch.nn.Module, wd: float, temporal_lr_scale: float = 1.0) -> list[dict[str, Any]]:
+    """open_clip's split: no weight decay on gains, biases, norms and the logit scale/bias; a clip
+    model's new temporal head (``temporal.*``) may learn ``temporal_lr_scale`` times faster than
+    the towers it sits on (each group's ``lr_scale`` multiplies the schedule's rate)."""
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for n, p in model.named_parameters():
         if not p.requires_grad:
             continue
         exclude = p.ndim < 2 or "bn" in n or "ln" in n or "bias" in n or "logit_scale" in n
-        (no_decay if exclude else decay).append(p)
-    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": wd}]
+        temporal = n.startswith("temporal.") or ".temporal." in n
+        groups.setdefault((exclude, temporal), []).append(p)
+    return [{"params": ps, "weight_decay": 0.0 if exclude else wd, "lr_scale": temporal_lr_scale if temporal else 1.0}
+            for (exclude, temporal), ps in sorted(groups.items(), key=lambda kv: (not kv[0][0], kv[0][1]))]
+    # (no-decay groups first: the order of egoindex <= 0.3 checkpoints' optimizer state)
 
 
 def cosine_lr(step: int, base_lr: float, warmup: int, total: int) -> float:
@@ -169,6 +183,13 @@ class Trainer:
     def _forward(self, b: Batch) -> dict[str, torch.Tensor]:
         return self.model(b.images, b.tokens)
 
+    def _loss(self, img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None,
+              keys: torch.Tensor | None, batches: list[Batch]) -> torch.Tensor:
+        if self.cfg.loss != "egonce":
+            return self.loss_fn(img, txt, scale, bias, keys=keys)
+        return self.loss_fn(img, txt, scale, bias, keys=keys, verbs=torch.cat([b.verbs for b in batches]),
+                            nouns=torch.cat([b.nouns for b in batches]))
+
     def _backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
@@ -182,14 +203,14 @@ class Trainer:
         detached): every micro-loss has the same value, so summing all would count it n times.
         """
         for g in self.optimizer.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_scale", 1.0)
         self.optimizer.zero_grad(set_to_none=True)
         keys = torch.cat([b.text_keys for b in batches]) if self.cfg.mask_duplicates else None
         if len(batches) == 1:
             with self.autocast():
                 out = self._forward(batches[0])
-                loss = self.loss_fn(out["image_features"], out["text_features"], out["logit_scale"],
-                                    out.get("logit_bias"), keys=keys)
+                loss = self._loss(out["image_features"], out["text_features"], out["logit_scale"],
+                                  out.get("logit_bias"), keys, batches)
             self._backward(loss)
             losses = [loss.detach()]
         else:
@@ -209,7 +230,7 @@ class Trainer:
                         scale, bias = out["logit_scale"], out.get("logit_bias")
                         if not last:
                             scale, bias = scale.detach(), (bias.detach() if bias is not None else None)
-                        loss = self.loss_fn(img, txt, scale, bias, keys=keys)
+                        loss = self._loss(img, txt, scale, bias, keys, batches)
                     self._backward(loss)
                 losses.append(loss.detach())
         if self.scaler is not None:
@@ -228,6 +249,11 @@ class Trainer:
 
 
 def make_loss(cfg: TrainConfig, rank: int, world_size: int) -> torch.nn.Module:
+    if cfg.loss == "egonce":
+        # labels are not cached: a scene-negative batch has 2B rows, validation B
+        return EgoNCELoss(local_loss=cfg.local_loss, gather_with_grad=cfg.gather_with_grad, cache_labels=False,
+                          rank=rank, world_size=world_size, use_verb="verb" in cfg.egonce_tags,
+                          use_noun="noun" in cfg.egonce_tags)
     if cfg.loss == "siglip":
         return DedupSigLipLoss(rank=rank, world_size=world_size)
     return DedupClipLoss(local_loss=cfg.local_loss, gather_with_grad=cfg.gather_with_grad, cache_labels=True,
@@ -254,6 +280,8 @@ class Plan:
 def make_plan(cfg: TrainConfig, world_size: int) -> Plan:
     if cfg.train_num_samples:
         n, source = cfg.train_num_samples, "--train-num-samples"
+    elif is_clip_model(cfg.model):
+        n, source = count_train_clips(Path(cfg.shards))
     else:
         n, source = count_train_samples(Path(cfg.shards))
     global_batch = cfg.batch_size * cfg.accum_freq * world_size
@@ -269,7 +297,14 @@ def make_plan(cfg: TrainConfig, world_size: int) -> Plan:
 def validate_config(cfg: TrainConfig) -> None:
     if cfg.pretrained:
         raise pretrained_tag_error(cfg.model, cfg.pretrained)
-    check_model_name(cfg.model)
+    if is_clip_model(cfg.model):
+        resolve_video_name(cfg.model)
+        if cfg.num_frames < 1:
+            raise TrainError("--num-frames must be >= 1")
+        if cfg.temporal_layers is not None and cfg.temporal_layers < 1:
+            raise TrainError("--temporal-layers must be >= 1")
+    else:
+        check_model_name(cfg.model)
     for name in ("epochs", "batch_size", "accum_freq", "val_batch_size", "log_every"):
         if getattr(cfg, name) < 1:
             raise TrainError(f"--{name.replace('_', '-')} must be >= 1")
@@ -343,8 +378,15 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
     if cfg.precision == "amp_bf16" and d.device.type == "cpu" and not cpu_has_bf16():
         say("[yellow]note:[/] this CPU has no native bf16 (avx512_bf16/amx): amp_bf16 runs many times slower than fp32")
 
-    created = create(cfg.model, init=Path(cfg.init) if (cfg.init and not ckpt) else None,
-                     siglip=cfg.loss == "siglip", device=d.device, aug_cfg={"scale": tuple(cfg.aug_scale)})
+    clip_mode = is_clip_model(cfg.model)
+    init = Path(cfg.init) if (cfg.init and not ckpt) else None
+    if clip_mode:
+        created = create_clip_video(cfg.model, init=init, num_frames=cfg.num_frames,
+                                    temporal_layers=cfg.temporal_layers, siglip=cfg.loss == "siglip",
+                                    device=d.device, aug_cfg={"scale": tuple(cfg.aug_scale)})
+    else:
+        created = create(cfg.model, init=init, siglip=cfg.loss == "siglip", device=d.device,
+                         aug_cfg={"scale": tuple(cfg.aug_scale)})
     model = created.model
     if ckpt:
         sd = state_dict_of(ckpt)
@@ -354,10 +396,11 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
                              + "\n  ".join(diffs))
         model.load_state_dict(sd)
     if cfg.lock_image:
-        model.lock_image_tower(unlocked_groups=0, freeze_bn_stats=True)
+        (model.clip if clip_mode else model).lock_image_tower(unlocked_groups=0, freeze_bn_stats=True)
     if cfg.grad_checkpointing:
         model.set_grad_checkpointing(True)
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.wd), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+    groups = param_groups(model, cfg.wd, cfg.temporal_lr_scale if clip_mode else 1.0)
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
     scaler = torch.amp.GradScaler("cuda") if cfg.precision == "amp" else None
     if ckpt:
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -393,14 +436,31 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
     pin = d.device.type == "cuda"
     faults = FaultLog(run_dir / "data_faults.jsonl", d.rank)
     faults_seen = faults.count()
-    loader = train_loader(Path(cfg.shards), preprocess=created.preprocess_train, tokenizer=created.tokenizer,
-                          batch_size=cfg.batch_size, workers=workers, rank=d.rank, world_size=d.world_size,
-                          seed=cfg.seed, start_pass=start_step * plan.global_batch / plan.train_samples,
-                          resampled=cfg.resampled, shuffle_buffer=cfg.shuffle_buffer, pin=pin,
-                          word_drop=cfg.caption_word_drop, faults=faults)
-    vloader = val_loader(Path(cfg.shards), preprocess=created.preprocess_val, tokenizer=created.tokenizer,
-                         batch_size=cfg.val_batch_size, workers=workers, rank=d.rank, world_size=d.world_size, pin=pin,
-                         faults=faults)
+    start_pass = start_step * plan.global_batch / plan.train_samples
+    egonce = cfg.loss == "egonce"
+    if clip_mode:
+        loader = clip_train_loader(Path(cfg.shards), preprocess=created.preprocess_train, tokenizer=created.tokenizer,
+                                   batch_size=cfg.batch_size, workers=workers, rank=d.rank, world_size=d.world_size,
+                                   seed=cfg.seed, num_frames=cfg.num_frames, start_pass=start_pass,
+                                   resampled=cfg.resampled, shuffle_buffer=cfg.shuffle_buffer, pin=pin,
+                                   word_drop=cfg.caption_word_drop, with_tags=egonce,
+                                   scene_negatives=egonce and cfg.scene_negatives, faults=faults)
+        vloader = clip_val_loader(Path(cfg.shards), preprocess=created.preprocess_val, tokenizer=created.tokenizer,
+                                  batch_size=cfg.val_batch_size, workers=workers, rank=d.rank,
+                                  world_size=d.world_size, num_frames=cfg.num_frames, pin=pin, faults=faults)
+    else:
+        loader = train_loader(Path(cfg.shards), preprocess=created.preprocess_train, tokenizer=created.tokenizer,
+                              batch_size=cfg.batch_size, workers=workers, rank=d.rank, world_size=d.world_size,
+                              seed=cfg.seed, start_pass=start_pass, resampled=cfg.resampled,
+                              shuffle_buffer=cfg.shuffle_buffer, pin=pin, word_drop=cfg.caption_word_drop,
+                              with_tags=egonce, faults=faults)
+        vloader = val_loader(Path(cfg.shards), preprocess=created.preprocess_val, tokenizer=created.tokenizer,
+                             batch_size=cfg.val_batch_size, workers=workers, rank=d.rank, world_size=d.world_size,
+                             pin=pin, faults=faults)
+    mcq = EgoMCQMonitor.open(cfg.val_egomcq, Path(cfg.shards), run_dir, cfg.seed) \
+        if (cfg.val_egomcq and d.is_main) else None
+    if mcq is not None:
+        say(escape(f"EgoMCQ at every validation: {mcq.source}"))
     if vloader is None:
         say("[yellow]no val-*.tar shards: training without validation[/]")
     say(f"{cfg.model} on {d.world_size} x {d.device.type} ({torch.get_num_threads()} threads each): "
@@ -411,24 +471,34 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
     val_loss_fn = make_loss(cfg, 0, 1)
 
     def validate(step: int) -> None:
-        if vloader is None:
+        if vloader is None and mcq is None:
             return
         t0 = time.perf_counter()
-        part = encode_val(unwrap(model), vloader, val_loss_fn, d.device, autocast, cfg.mask_duplicates)
-        parts = gather_to_rank0(part, d.rank, d.world_size)
-        if metrics is not None and parts is not None:
-            scores = merge_and_score(parts)
+        parts = None
+        if vloader is not None:
+            part = encode_val(unwrap(model), vloader, val_loss_fn, d.device, autocast, cfg.mask_duplicates)
+            parts = gather_to_rank0(part, d.rank, d.world_size)
+        if metrics is not None:
+            scores = merge_and_score(parts) if parts is not None else {}
+            if mcq is not None:
+                scores.update(mcq.score(unwrap(model), created.preprocess_val, created.tokenizer, d.device, autocast,
+                                        cfg.num_frames))
             scores["val_seconds"] = round(time.perf_counter() - t0, 2)
             metrics.log("val", step, {"epoch": step / plan.steps_per_epoch, **scores})
-            say(_val_line(step, scores))
+            say(_val_line(step, scores, "clip" if clip_mode else "frame"))
         d.barrier()
         model.train()
 
     def save(step: int, epoch_end: bool) -> None:
         if not d.is_main:
             return
-        c = make_checkpoint(model, cfg.model, epoch=step // plan.steps_per_epoch, step=step, config=config,
-                            optimizer=optimizer, scaler=scaler)
+        if clip_mode:
+            c = make_clip_video_checkpoint(model, created.name, created.frame_model,
+                                           epoch=step // plan.steps_per_epoch, step=step, config=config,
+                                           optimizer=optimizer, scaler=scaler)
+        else:
+            c = make_checkpoint(model, cfg.model, epoch=step // plan.steps_per_epoch, step=step, config=config,
+                                optimizer=optimizer, scaler=scaler)
         if epoch_end:
             path = run_dir / f"epoch_{step // plan.steps_per_epoch}.pt"
             save_checkpoint(path, c)
@@ -443,11 +513,15 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
     batches: Iterator[Batch] = iter(loader)
     step = start_step
     t_last, n_last = time.perf_counter(), 0
+    neg_rows = neg_same = 0
     show_bar = cfg.progress and d.is_main and console.is_terminal
     with progress_bar("train", enabled=show_bar, fields="info", console=console) as bar:
         task = bar.add_task("", total=plan.total_steps, completed=start_step, info="")
         while step < plan.total_steps:
             micro = [next(batches).to(d.device) for _ in range(cfg.accum_freq)]
+            if clip_mode and egonce and cfg.scene_negatives:  # batches of 2B rows: B anchors, B negatives
+                neg_rows += sum(len(b.text_keys) // 2 for b in micro)
+                neg_same += sum(b.negatives for b in micro)
             lr = cosine_lr(step, cfg.lr, plan.warmup, plan.total_steps)
             loss = trainer.step(micro, lr)
             step += 1
@@ -464,8 +538,9 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
                 t_last, n_last = time.perf_counter(), 0
                 if metrics is not None:
                     scale = unwrap(model).logit_scale.detach().exp().item()
+                    extra = {"scene_negatives_same_video": neg_same / neg_rows} if neg_rows else {}
                     metrics.log("train", step, {"epoch": step / plan.steps_per_epoch, "loss": mean_loss, "lr": lr,
-                                                "logit_scale": scale, "samples_per_s": rate})
+                                                "logit_scale": scale, "samples_per_s": rate, **extra})
                     if not show_bar:
                         say(f"step {step}/{plan.total_steps}  loss {mean_loss:.4f}  lr {lr:.2e}  "
                             f"{rate:.1f} samples/s  scale {scale:.1f}")
@@ -491,13 +566,15 @@ def epoch_checkpoints(run_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def _val_line(step: int, s: dict[str, float]) -> str:
+def _val_line(step: int, s: dict[str, float], unit: str = "frame") -> str:
+    mcq = (f"  EgoMCQ inter/intra {s['egomcq_inter_acc']:.1f}/{s['egomcq_intra_acc']:.1f} % (chance 20)"
+           if "egomcq_inter_acc" in s else "")
     if "f2t_R@1" not in s:
-        return f"val @ {step}: no captioned val frames"
-    return (f"val @ {step}: loss {s['val_loss']:.4f}  frame->text R@1/5/10 {s['f2t_R@1']:.1f}/{s['f2t_R@5']:.1f}/"
-            f"{s['f2t_R@10']:.1f}  text->frame {s['t2f_R@1']:.1f}/{s['t2f_R@5']:.1f}/{s['t2f_R@10']:.1f}  "
+        return f"val @ {step}: no captioned val {unit}s" + mcq
+    return (f"val @ {step}: loss {s['val_loss']:.4f}  {unit}->text R@1/5/10 {s['f2t_R@1']:.1f}/{s['f2t_R@5']:.1f}/"
+            f"{s['f2t_R@10']:.1f}  text->{unit} {s['t2f_R@1']:.1f}/{s['t2f_R@5']:.1f}/{s['t2f_R@10']:.1f}  "
             f"(chance f2t {s['chance_f2t_R@1']:.1f}/{s['chance_f2t_R@5']:.1f}/{s['chance_f2t_R@10']:.1f}; "
-            f"{int(s['val_utterances'])} utterances, {int(s['val_frames'])} frames, {s['val_seconds']:.1f} s)")
+            f"{int(s['val_utterances'])} utterances, {int(s['val_frames'])} {unit}s, {s['val_seconds']:.1f} s)" + mcq)
 
 
 def main() -> None:

@@ -358,9 +358,10 @@ def test_generate_refuses_video_in_two_splits_and_skips_impossible(corpus) -> No
     leaky = utts + [{"video_uid": "val0", "start": 1.0, "end": 2.0, "text": "x", "split": "train"}]
     with pytest.raises(ValueError, match="leak"):
         generate_egomcq(leaky, clips, n=4, seed=0)
-    # Gap larger than any video: intra questions are impossible, so only one inter item is made.
+    # Gap larger than any video: intra questions are impossible anywhere, so every item is inter
+    # (it used to stop after one inter item, leaving short-video corpora with a 1-question curve).
     items = generate_egomcq(utts, clips, n=4, seed=0, min_gap_s=1000.0)
-    assert [it["types"] for it in items.values()] == [1]
+    assert [it["types"] for it in items.values()] == [1, 1, 1, 1]
 
 
 # ----------------------------------------------------------------------------- reports

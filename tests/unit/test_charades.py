@@ -123,21 +123,6 @@ def test_samples_video_and_segment_levels(tmp_path: Path) -> None:
         samples_of(rows, ["c000"], "clip")
 
 
-def test_class_prompts_average_normalised_templates() -> None:
-    from egoindex.bench.charades import class_prompts  # torch (the raw-video path): not at collection
-
-    class Fake:
-        dim = 2
-
-        def encode_texts(self, texts: list[str]) -> np.ndarray:
-            return np.array([[3.0, 0.0] if t.startswith("a person") else [0.0, 1.0] for t in texts])
-
-    w = class_prompts(Fake(), ["x", "y"], ["a person {}", "{}"])
-    assert np.allclose(w, [[2 ** -0.5, 2 ** -0.5]] * 2)
-    with pytest.raises(BenchError, match="template"):
-        class_prompts(Fake(), ["x"], ["no slot"])
-
-
 # --------------------------------------------------------------------------------------------- metric
 
 

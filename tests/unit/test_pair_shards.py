@@ -131,7 +131,7 @@ def test_shards_csv_and_manifest_name_both_series(ingested: tuple[Path, str]) ->
         assert r["captioned"] == ("0" if r["shard"].startswith("uncaptioned-") else "1")
     for m in read_manifest(out):
         assert all(n in sizes for n in m["shards"].split())
-    assert read_json(out / "_ingest" / "config.json")[SHARD_LAYOUT_KEY] == 2 and shard_layout(out) == 2
+    assert read_json(out / "_ingest" / "config.json")[SHARD_LAYOUT_KEY] == 3 and shard_layout(out) == 3
 
 
 @pytest.mark.slow
@@ -211,4 +211,4 @@ def test_an_egoindex_0_2_folder_is_read_and_refused_for_new_videos(corpus: Path,
     with pytest.raises(IngestError, match="egoindex 0.2.*new SHARDS_DIR"):
         run(corpus, old, IngestConfig(shard_size=3, val_fraction=0.3), RunOptions(progress=False))
     shutil.rmtree(old / "_ingest")  # copied without _ingest/: still told apart by uncaptioned/sizes.json
-    assert shard_layout(old) == 1 and shard_layout(ref) == 2
+    assert shard_layout(old) == 1 and shard_layout(ref) == 3
