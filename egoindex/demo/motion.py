@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -54,10 +54,10 @@ from egoindex.demo.scenes import (
     OBJECTS,
     ROOMS,
     SURFACES,
-    Scene,
     VideoRenderer,
     motion_window,
 )
+from egoindex.demo.plan import SceneRecord
 from egoindex.errors import ConfigError
 
 __all__ = [
@@ -95,7 +95,7 @@ _TEMPLATES: dict[str, tuple[str, ...]] = {
 
 
 @dataclass
-class MotionScene:
+class MotionScene(SceneRecord):
     """One scene of a motion video, as recorded in ``ground_truth.json`` (times in video seconds)."""
 
     start: float
@@ -110,15 +110,6 @@ class MotionScene:
     motion_end: float
     variant: int = field(default=0, repr=False)
     room_seed: int = field(default=0, repr=False)
-
-    def ground_truth(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("variant")
-        d.pop("room_seed")
-        return d
-
-    def scene(self) -> Scene:
-        return Scene(self.room, self.object, self.colour, self.action, self.end - self.start, self.variant, self.room_seed)
 
 
 def motion_video_names(n_videos: int) -> list[str]:

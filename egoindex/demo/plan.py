@@ -88,8 +88,32 @@ CORPUS_VOICES: tuple[str, ...] = ("en-us+f4", "en-us+m3", "en-us", "en-us+f1", "
 # planning (everything that ends up in the ground truth)
 
 
+class SceneRecord:
+    """What every planned scene of a demo corpus shares: the render seeds ``variant`` and
+    ``room_seed`` stay out of its ground truth, and the renderer's :class:`Scene` comes from its
+    room, object, colour, action and length (the default and the motion corpus both)."""
+
+    start: float
+    end: float
+    room: str
+    object: str
+    colour: str
+    action: str
+    variant: int
+    room_seed: int
+
+    def ground_truth(self) -> dict[str, Any]:
+        d = asdict(self)  # type: ignore[call-overload]
+        d.pop("variant")
+        d.pop("room_seed")
+        return d
+
+    def scene(self) -> Scene:
+        return Scene(self.room, self.object, self.colour, self.action, self.end - self.start, self.variant, self.room_seed)
+
+
 @dataclass
-class PlannedScene:
+class PlannedScene(SceneRecord):
     """One scene of a planned video, exactly as recorded in ``ground_truth.json``."""
 
     start: float
@@ -103,15 +127,6 @@ class PlannedScene:
     speech_end: float
     variant: int = field(default=0, repr=False)  # per-scene render seed (not in the ground truth)
     room_seed: int = field(default=0, repr=False)  # the room's look, shared within a home (ditto)
-
-    def ground_truth(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("variant")
-        d.pop("room_seed")
-        return d
-
-    def scene(self) -> Scene:
-        return Scene(self.room, self.object, self.colour, self.action, self.end - self.start, self.variant, self.room_seed)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from egoindex.cli.main import app
+from egoindex.dataset.shards import list_shards
 from egoindex.store import Store
 
 runner = CliRunner()
@@ -91,8 +92,8 @@ def test_frames_projector_sprite_shows_the_shard_frames(demo_store: Path, demo_s
     np.testing.assert_allclose(tsv, vecs[picked], rtol=1e-6, atol=1e-7)
     lines = (proj / "metadata.tsv").read_text().splitlines()
     assert lines[0] == "video\ttime\tend\tsplit\tlevel\ttext" and len(lines) == 21
-    # every frame's JPEG, read back from the shards (both series) with webdataset
-    tars = sorted(str(p) for p in demo_shards.rglob("*.tar") if not p.name.startswith("."))
+    # every frame's JPEG, read back from the shards (both frame series; clips/ holds moments) with webdataset
+    tars = [str(p) for p in list_shards(demo_shards)]
     jpgs = {s["__key__"]: s["jpg"] for s in wds.WebDataset(tars, shardshuffle=False, empty_check=False)}
     sprite = Image.open(proj / "sprite.png").convert("RGB")
     cols = math.ceil(math.sqrt(20))
