@@ -38,6 +38,9 @@ def info(store: Path = typer.Argument(..., help="Store folder."),
     t.add_row("preprocessing", ", ".join(
         f"{k} {pp[k]}" for k in ("image_size", "mean", "std", "interpolation", "resize_mode") if k in pp) or "not recorded")
     t.add_row("embed_dim", str(facts.get("embed_dim")))
+    clips = (facts.get("encoders") or {}).get("clips") or {}
+    t.add_row("clips encoder", clips.get("kind", "frame-mean")
+              + (f", {clips['num_frames']} frames" if clips.get("num_frames") else ""))
     for k in ("clip_seconds", "clip_stride", "built_at", "egoindex_version", "shards_dir", "videos_root"):
         t.add_row(k, str(facts.get(k)))
     t.add_row("skipped", str(len(facts.get("skipped") or [])))
