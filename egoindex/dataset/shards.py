@@ -134,11 +134,14 @@ class TarReaders:
         self._open.clear()
 
 
-def _published(directory: Path, split: str | None, uncaptioned: bool) -> list[Path]:
+def _published(directory: Path, split: str | None, uncaptioned: bool = False,
+               pattern: re.Pattern[str] = SHARD_RE) -> list[Path]:
+    """The shards of ``directory`` whose names match ``pattern`` (of the uncaptioned series or not,
+    of ``split`` or any), sorted by name; hidden temporaries never match. A missing folder has none."""
     out = []
     for p in sorted(Path(directory).glob("*.tar")):
-        m = SHARD_RE.match(p.name)
-        if m and bool(m["uncaptioned"]) == uncaptioned and (split is None or m["split"] == split):
+        m = pattern.match(p.name)
+        if m and bool(m.groupdict().get("uncaptioned")) == uncaptioned and (split is None or m["split"] == split):
             out.append(p)
     return out
 
@@ -152,13 +155,7 @@ def list_pair_shards(root: Where, split: str | None = None) -> list[Path]:
 def list_clip_shards(root: Where, split: str | None = None) -> list[Path]:
     """The published clip shards ``clips/clips-{split}-*.tar`` of SHARDS_DIR, sorted by name: what
     a clip-level video model reads (none in a SHARDS_DIR of shard layout 2 or 1)."""
-    folder = as_layout(root).clips
-    out = []
-    for p in sorted(folder.glob("*.tar")) if folder.is_dir() else []:
-        m = CLIP_SHARD_RE.match(p.name)
-        if m and (split is None or m["split"] == split):
-            out.append(p)
-    return out
+    return _published(as_layout(root).clips, split, pattern=CLIP_SHARD_RE)
 
 
 def clip_sample_frames(sample: dict) -> tuple[dict, list[bytes]]:

@@ -214,10 +214,7 @@ def pool_windows(
     order = np.argsort(t, kind="stable")
     t, v = t[order], v[order]
     starts, ends = w[:, 0], w[:, 1]
-    lo = np.searchsorted(t, starts, side="left")
-    hi = np.searchsorted(t, ends, side="left")
-    last = ends >= ends.max()
-    hi[last] = np.searchsorted(t, ends[last], side="right")
+    lo, hi = _member_bounds(t, w)
     counts = hi - lo
 
     csum = np.vstack([np.zeros((1, v.shape[1])), np.cumsum(v, axis=0)])
@@ -237,6 +234,17 @@ def pool_windows(
     return result
 
 
+def _member_bounds(sorted_times: np.ndarray, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The one membership rule of feature windows: window i holds the sorted frames ``lo[i]:hi[i]``,
+    ``start <= t < end``, and the window that ends last also takes a frame on its end."""
+    starts, ends = windows[:, 0], windows[:, 1]
+    lo = np.searchsorted(sorted_times, starts, side="left")
+    hi = np.searchsorted(sorted_times, ends, side="left")
+    last = ends >= ends.max()
+    hi[last] = np.searchsorted(sorted_times, ends[last], side="right")
+    return lo, hi
+
+
 def window_members(frame_times: np.ndarray, windows: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """The frames :func:`pool_windows` pools per window, for a clip-level encoder: (the time order
     of ``frame_times``, then per window the indices into the *sorted* frames).
@@ -254,10 +262,7 @@ def window_members(frame_times: np.ndarray, windows: np.ndarray) -> tuple[np.nda
     order = np.argsort(t, kind="stable")
     ts = t[order]
     starts, ends = w[:, 0], w[:, 1]
-    lo = np.searchsorted(ts, starts, side="left")
-    hi = np.searchsorted(ts, ends, side="left")
-    last = ends >= ends.max()
-    hi[last] = np.searchsorted(ts, ends[last], side="right")
+    lo, hi = _member_bounds(ts, w)
     members = [np.arange(a, b, dtype=np.int64) if b > a else np.array([_nearest(ts, 0.5 * (s + e))], np.int64)
                for a, b, s, e in zip(lo, hi, starts, ends)]
     return order, members

@@ -40,7 +40,7 @@ class IngestConfig:
     allow_no_audio: bool = False
     keep_truncated: bool = False
     #: ``--transcripts``: the captions' identity (``captions_sha256``: the file's sha256, or a
-    #: folder's, see ``egoindex.media.captions.captions_sha256``) and its format (resolved, never
+    #: folder's, see ``egoindex.media.captions.read_captions``) and its format (resolved, never
     #: ``auto``); both None without a captions file. Another file changes the output.
     captions_sha256: str | None = None
     captions_format: str | None = None

@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -78,20 +80,11 @@ def pack_split(layout: ShardsLayout, split: str, part: int, uids: list[str], sha
     first = {cap: max((s["index"] for r in prior for s in r["shards"] if is_uncaptioned_name(s["name"]) != cap),
                       default=-1) + 1 for cap in (True, False)}
     first_clip = max((s["index"] for r in prior for s in r.get("clips", [])), default=-1) + 1
-    clip_stem = clip_shard_name(split, part, 0)[: -len("00000.tar")]
-    for p in layout.clips.glob(f"{clip_stem}*.tar") if layout.clips.is_dir() else []:
-        m = CLIP_SHARD_RE.match(p.name)
-        if m and int(m["index"]) >= first_clip:
-            p.unlink()
-    remove_stale_tmp(layout.clips, clip_stem)
     # Shards of this part at or beyond `first` were left by a killed pack: not referenced, remove.
     for cap in (True, False):
-        folder, stem = layout.shard_dir(shard_name(split, part, 0, captioned=cap)), _stem(split, part, cap)
-        for p in folder.glob(f"{stem}*.tar"):
-            m = SHARD_RE.match(p.name)
-            if m and int(m["index"]) >= first[cap]:
-                p.unlink()
-        remove_stale_tmp(folder, stem)
+        _remove_unrecorded(layout.shard_dir(shard_name(split, part, 0, captioned=cap)), _stem(split, part, cap),
+                           SHARD_RE, first[cap])
+    _remove_unrecorded(layout.clips, clip_shard_name(split, part, 0)[: -len("00000.tar")], CLIP_SHARD_RE, first_clip)
 
     piece = max(1, shard_size // 4)
     indexes = {u: index_tar(layout.staged(u)) for u in sorted(uids)}
@@ -222,6 +215,16 @@ def _write_clips(layout: ShardsLayout, split: str, part: int, first: int, order:
             writer.abort()
         raise
     return rows
+
+
+def _remove_unrecorded(folder: Path, stem: str, pattern: re.Pattern[str], first: int) -> None:
+    """Delete a part's shards of one series (names ``{stem}NNNNN.tar`` matching ``pattern``) numbered
+    ``first`` or more, and its temporaries: a killed pack left them, and no pack record names them."""
+    for p in folder.glob(f"{stem}*.tar"):
+        m = pattern.match(p.name)
+        if m and int(m["index"]) >= first:
+            p.unlink()
+    remove_stale_tmp(folder, stem)
 
 
 def _stem(split: str, part: int, captioned: bool) -> str:

@@ -43,7 +43,7 @@ from egoindex.errors import IngestError, MediaError
 from egoindex.ingest.config import SPLITS, IngestConfig, RunOptions, check_config, resolve_parts
 from egoindex.ingest.pack import finalize, pack_split, packed_uids
 from egoindex.ingest.video import Report, finish_video, fingerprint, init_worker, run_in_worker
-from egoindex.media.captions import Captions, captions_sha256, read_captions
+from egoindex.media.captions import Captions, read_captions
 from egoindex.media.discover import VideoFile, assign_part, assign_split, describe_extensions, find_videos
 from egoindex.media.speech import Transcriber, Utterance
 
@@ -133,9 +133,9 @@ def load_captions(cfg: IngestConfig, transcripts: Path | None, fmt: str,
     names = {k for v in videos for k in caption_keys(v)}
     try:
         captions = read_captions(Path(transcripts), fmt, keep=names.__contains__)
-        sha = captions_sha256(Path(transcripts))
     except MediaError as e:
         raise IngestError(f"--transcripts: {e}") from e
+    sha = captions.sha256
     if cfg.captions_sha256 not in (None, sha):
         raise IngestError(f"--transcripts {transcripts} has sha256 {sha}, not the config's {cfg.captions_sha256}")
     return replace(cfg, captions_sha256=sha, captions_format=captions.format), captions

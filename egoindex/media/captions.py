@@ -44,11 +44,10 @@ import hashlib
 import io
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from egoindex.core.fsutil import sha256_file
 from egoindex.errors import MediaError
 from egoindex.media.speech import Utterance
 
@@ -72,6 +71,7 @@ class Captions(dict[str, list[Utterance]]):
         self.notes: dict[str, int] = {}
         self.examples: list[str] = []
         self.files: list[Path] = []
+        self.sha256 = ""  # the input's identity (read_captions), recorded by --transcripts
 
     @property
     def n_utterances(self) -> int:
@@ -142,20 +142,13 @@ def read_captions(path: Path, fmt: str = "auto", keep: Callable[[str], bool] | N
     path = Path(path)
     if fmt != "auto" and fmt not in FORMATS:
         raise MediaError(f"unknown caption format {fmt!r}; known: {', '.join(format_names())}")
-    if path.is_dir():
-        exts = {e for f in FORMATS.values() for e in f.extensions}
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
-                       and p.suffix.lower() in exts)
-        if not files:
-            raise MediaError(f"no caption files in {path} (extensions: {' '.join(sorted(exts))})")
-    elif path.is_file():
-        files = [path]
-    else:
-        raise MediaError(f"captions file not found: {path}")
+    files = caption_files(path)
     out = Captions()
     owner: dict[str, Path] = {}
+    folder_hash = hashlib.sha256()
     for f in files:
         one = _read_one(f, fmt, keep)
+        folder_hash.update(f"{f.relative_to(path).as_posix()}\0{one.sha256}\n".encode())
         if out.format and one.format != out.format:
             raise MediaError(f"{f} is {one.format} but {out.files[0]} is {out.format}: one format per folder")
         out.format = one.format
@@ -173,21 +166,25 @@ def read_captions(path: Path, fmt: str = "auto", keep: Callable[[str], bool] | N
                 raise MediaError(f"video {uid!r} has captions in two files: {owner[uid]} and {f}")
             owner[uid] = f
             out[uid] = utts
+    # the input's identity, from the bytes just read: a file's sha256, or for a folder the sha256
+    # of its caption files' relative paths and sha256s, in reading order
+    out.sha256 = one.sha256 if path.is_file() else folder_hash.hexdigest()
     return out
 
 
-def captions_sha256(path: Path) -> str:
-    """The identity of a caption input: a file's sha256, or for a folder the sha256 of its caption
-    files' relative paths and sha256s (what :func:`read_captions` reads, in its order)."""
-    path = Path(path)
+def caption_files(path: Path) -> list[Path]:
+    """The files :func:`read_captions` reads: ``path`` itself, or a folder's files of a known
+    caption extension (recursively, sorted, hidden files left out)."""
+    if path.is_dir():
+        exts = {e for f in FORMATS.values() for e in f.extensions}
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
+                       and p.suffix.lower() in exts)
+        if not files:
+            raise MediaError(f"no caption files in {path} (extensions: {' '.join(sorted(exts))})")
+        return files
     if path.is_file():
-        return sha256_file(path)
-    exts = {e for f in FORMATS.values() for e in f.extensions}
-    h = hashlib.sha256()
-    for p in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
-                    and p.suffix.lower() in exts):
-        h.update(f"{p.relative_to(path).as_posix()}\0{sha256_file(p)}\n".encode())
-    return h.hexdigest()
+        return [path]
+    raise MediaError(f"captions file not found: {path}")
 
 
 def detect_format(path: Path, first_line: str) -> str:
@@ -214,6 +211,7 @@ def _read_one(path: Path, fmt: str, keep: Callable[[str], bool] | None) -> Capti
     first = next(iter(text.splitlines()), "")
     name = detect_format(path, first) if fmt == "auto" else fmt
     out = Captions(name, keep)
+    out.sha256 = hashlib.sha256(raw).hexdigest()
     FORMATS[name].read(path, text, out)
     if not out and not out.ignored:
         detail = f"; {out.describe_skips()}, first: {'; '.join(out.examples)}" if out.skipped else ""
@@ -308,14 +306,9 @@ def _sniff_egoclip(line: str) -> bool:
     return set(EGOCLIP_REQUIRED) <= set(_egoclip_header(line))
 
 
-def _lines(text: str) -> Iterator[tuple[int, str]]:
-    for n, line in enumerate(text.splitlines(), 1):
-        yield n, line
-
-
 def read_egoclip(path: Path, text: str, out: Captions) -> None:
     """EgoClip metadata rows -> utterances (module docstring: ids, text, tags, skipped rows)."""
-    lines = _lines(text)
+    lines = enumerate(text.splitlines(), 1)
     _, head = next(lines, (1, ""))
     header = _egoclip_header(head)
     missing = [c for c in EGOCLIP_REQUIRED if c not in header]

@@ -261,12 +261,11 @@ def resolve_video_name(name: str) -> tuple[str, VideoPreset | None]:
 
 
 def peek_clip_checkpoint(init: Path | str) -> dict[str, Any] | None:
-    """The checkpoint dict if ``init`` is a clip-model file, else None (frame forms, hub folders)."""
-    src = locate(init)
-    if src.config is not None or src.weights.suffix == ".safetensors":
+    """The checkpoint dict if ``init`` is a clip-model file, else None (frame forms, hub folders);
+    a frame checkpoint is only opened memory-mapped (:func:`checkpoint_kind`), never read whole."""
+    if checkpoint_kind(init) != KIND:
         return None
-    obj = openclip.read_checkpoint(src.weights)
-    return obj if obj.get("kind") == KIND else None
+    return openclip.read_checkpoint(locate(init).weights)
 
 
 def create_clip_video(
@@ -351,14 +350,12 @@ class LoadedVideo:
 
 def load_clip_video(path: Path | str, device: str | torch.device = "cpu") -> LoadedVideo:
     """Load a clip checkpoint (kind ``clip_video``) for inference; a frame checkpoint is refused."""
-    src = locate(path)
-    obj = None if src.config is not None or src.weights.suffix == ".safetensors" else openclip.read_checkpoint(
-        src.weights)
-    if obj is None or obj.get("kind") != KIND:
+    obj = peek_clip_checkpoint(path)
+    if obj is None:
         raise ModelError(f"{path} is not a clip-level video checkpoint (no kind {KIND!r}); it is a frame model: load "
                          "it with egoindex.model.openclip.load_model, or start a clip model from it with "
                          "egoindex.model.clip_video.create_clip_video(FRAME_MODEL, init=PATH)")
-    return _loaded_video(obj, path, src.path, device)
+    return _loaded_video(obj, path, locate(path).path, device)
 
 
 def _loaded_video(obj: dict[str, Any], path: Path | str, where: Path, device: str | torch.device) -> LoadedVideo:
@@ -415,11 +412,10 @@ def load_embedding_model(path: Path | str, model_name: str | None = None,
     ``model_name`` (``--model``) must be the clip model's name when given (``ego-tiny-rn-video``),
     as a frame checkpoint's must be its recorded name.
     """
-    if checkpoint_kind(path) != KIND:
+    obj = peek_clip_checkpoint(path)
+    if obj is None:
         return openclip.load_model(path, model_name, device=device)
-    src = locate(path)
-    obj = openclip.read_checkpoint(src.weights)
-    lv = _loaded_video(obj, path, src.path, device)
+    lv = _loaded_video(obj, path, locate(path).path, device)
     if model_name and model_name != lv.name:
         raise ModelError(f"{path} is the clip model {lv.name} (on frame model {lv.frame_model}), not {model_name}; "
                          f"leave out the model name to use {lv.name}")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -34,10 +34,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from egoindex.model.openclip import Loaded
-from egoindex.model.pooling import PooledClips, clip_windows, normalised_mean, pool_clips, segment_indices, window_mask
+from egoindex.model.pooling import PooledClips, normalised_mean, pool_clips, segment_indices
 from egoindex.errors import ConfigError, ModelError
 
-__all__ = ["Preprocessing", "Embedder", "crop_jpeg", "encode_clip_windows", "resolve_device", "window_members"]
+__all__ = ["Preprocessing", "Embedder", "crop_jpeg", "encode_clip_windows", "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -253,25 +253,6 @@ class Embedder:
         return np.concatenate(out).astype(np.float32, copy=False)
 
 
-def window_members(times: np.ndarray, start: float, end: float, seconds: float, stride: float) -> list[np.ndarray]:
-    """The member frames (indices into time-sorted ``times``) of each window
-    :func:`egoindex.model.pooling.pool_clips` keeps, in its order: the same span, grid and
-    membership (:func:`~egoindex.model.pooling.window_mask`, the grid's last window closed).
-
-    Why here and not in ``pooling``: ``pool_clips`` returns only counts, and a clip model needs the
-    frames themselves; :func:`encode_clip_windows` checks these against ``pool_clips``' counts, so
-    the two copies of the span rule cannot drift apart silently (it belongs beside ``pool_clips``)."""
-    times = np.asarray(times, np.float64)
-    span = max(end - start, float(times.max()) - start if len(times) else 0.0)
-    grid = clip_windows(span, seconds, stride)
-    out = []
-    for i, (s, e) in enumerate(grid):
-        m = window_mask(times, round(start + s, 6), round(start + e, 6), last=i == len(grid) - 1)
-        if m.any():
-            out.append(np.flatnonzero(m))
-    return out
-
-
 def encode_clip_windows(embedder: Embedder | None, times: np.ndarray, vecs: np.ndarray, start: float, end: float,
                         seconds: float, stride: float) -> PooledClips:
     """The clip windows of the span ``[start, end]`` of time-sorted frames and their vectors by
@@ -279,16 +260,11 @@ def encode_clip_windows(embedder: Embedder | None, times: np.ndarray, vecs: np.n
     both come from here.
 
     A frame model (or no embedder) gives :func:`egoindex.model.pooling.pool_clips` untouched (the
-    frame-mean bytes of every earlier store); a clip model keeps ``pool_clips``' windows and counts
-    and pools each window's members (:func:`window_members`) with :meth:`Embedder.encode_windows`."""
+    frame-mean bytes of every earlier store); a clip model keeps ``pool_clips``' windows and
+    members and pools each window's members with :meth:`Embedder.encode_windows`."""
     pooled = pool_clips(times, vecs, start, end, seconds, stride)
     if embedder is None or embedder.video is None or not pooled.windows:
         return pooled
-    t = np.asarray(times, np.float64)
-    if np.any(np.diff(t) < 0):
+    if np.any(np.diff(np.asarray(times, np.float64)) < 0):
         raise ModelError("a clip model's windows need the frames in time order")
-    members = window_members(t, start, end, seconds, stride)
-    if [len(m) for m in members] != list(pooled.n_frames):
-        raise ModelError(f"clip windows of {len(t)} frames disagree with egoindex.model.pooling.pool_clips "
-                         f"({[len(m) for m in members][:5]} vs {list(pooled.n_frames)[:5]} frames); a bug: report it")
-    return PooledClips(pooled.windows, pooled.n_frames, embedder.encode_windows(np.asarray(vecs, np.float32), members))
+    return replace(pooled, vectors=embedder.encode_windows(np.asarray(vecs, np.float32), pooled.members))

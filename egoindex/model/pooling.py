@@ -59,11 +59,17 @@ def normalised_mean(vecs: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PooledClips:
-    """The windows that hold at least one frame, how many frames each holds, and their vectors."""
+    """The windows that hold at least one frame, their member frames (indices into the ``times``
+    given to :func:`pool_clips`, in index order) and their vectors."""
 
     windows: list[tuple[float, float]]
-    n_frames: list[int]
+    members: list[np.ndarray]
     vectors: np.ndarray  # [M, D] float32, L2-normalised
+
+    @property
+    def n_frames(self) -> list[int]:
+        """How many frames each window holds."""
+        return [len(m) for m in self.members]
 
 
 def pool_clips(times: np.ndarray, vecs: np.ndarray, start: float, end: float, seconds: float,
@@ -77,16 +83,16 @@ def pool_clips(times: np.ndarray, vecs: np.ndarray, start: float, end: float, se
     span = max(end - start, float(times.max()) - start if len(times) else 0.0)
     grid = clip_windows(span, seconds, stride)
     windows: list[tuple[float, float]] = []
-    counts: list[int] = []
+    members: list[np.ndarray] = []
     out: list[np.ndarray] = []
     for i, (s, e) in enumerate(grid):
         s, e = round(start + s, 6), round(start + e, 6)
         m = window_mask(times, s, e, last=i == len(grid) - 1)
         if m.any():
             windows.append((s, e))
-            counts.append(int(m.sum()))
+            members.append(np.flatnonzero(m))
             out.append(normalised_mean(vecs[m]))
-    return PooledClips(windows, counts, np.asarray(out, np.float32).reshape(len(out), dim))
+    return PooledClips(windows, members, np.asarray(out, np.float32).reshape(len(out), dim))
 
 
 # ----------------------------------------------------------------------------------------------

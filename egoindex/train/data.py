@@ -200,12 +200,15 @@ def read_samples(src: Iterator[dict[str, str]], faults: FaultLog, split: str) ->
             yield {"__key__": key, "__url__": url, **sample}  # type: ignore[dict-item]
 
 
-def decode_samples(src: Iterator[dict[str, Any]], faults: FaultLog, split: str, **prepare_kw: Any) -> Iterator[tuple]:
-    """``prepare`` each sample; one that cannot be decoded (not a JPEG, bad UTF-8, bad JSON) is
-    recorded and skipped, and the rest of its shard goes on."""
+def decode_samples(src: Iterator[dict[str, Any]], faults: FaultLog, split: str, prepare_fn: Callable[..., Any] | None = None,
+                   **prepare_kw: Any) -> Iterator[Any]:
+    """``prepare_fn`` (default :func:`prepare`; :func:`prepare_clip` for clip shards) each sample;
+    one that cannot be decoded (not a JPEG, bad UTF-8, bad JSON, missing frames) is recorded and
+    skipped, and the rest of its shard goes on."""
+    fn = prepare_fn or prepare
     for sample in src:
         try:
-            yield prepare(sample, **prepare_kw)
+            yield fn(sample, **prepare_kw)
         except Exception as e:
             faults.record(split, sample.get("__url__", ""), sample.get("__key__"), repr(e)[:300])
 
@@ -336,15 +339,6 @@ def prepare_clip(sample: dict[str, Any], preprocess: Callable[[Image.Image], tor
                       key64(utt_id), verbs, nouns, uid, float(utt.get("start", 0.0)), float(utt.get("end", 0.0)))
 
 
-def decode_clips(src: Iterator[dict[str, Any]], faults: FaultLog, split: str, **kw: Any) -> Iterator[ClipSample]:
-    """:func:`prepare_clip` each sample; an undecodable one is recorded and skipped."""
-    for sample in src:
-        try:
-            yield prepare_clip(sample, **kw)
-        except Exception as e:
-            faults.record(split, sample.get("__url__", ""), sample.get("__key__"), repr(e)[:300])
-
-
 class SceneNegatives(wds.utils.PipelineStage):
     """EgoNCE's scene-aware negatives: pair every clip with a clip of the SAME video at another time.
 
@@ -438,7 +432,8 @@ def clip_train_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Call
         ShardStream(urls, rank=rank, world_size=world_size, seed=seed, start_pass=start_pass, resampled=resampled),
         partial(read_samples, faults=faults, split="train"),
         wds.select(has_text),
-        partial(decode_clips, faults=faults, split="train", preprocess=preprocess, num_frames=num_frames,
+        partial(decode_samples, faults=faults, split="train", prepare_fn=prepare_clip, preprocess=preprocess,
+                num_frames=num_frames,
                 train=True, word_drop=word_drop, with_tags=with_tags),
     ]
     if scene_negatives:
@@ -454,17 +449,26 @@ def clip_val_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callab
                     rank: int, world_size: int, num_frames: int, pin: bool = False,
                     faults: FaultLog | None = None) -> DataLoader | None:
     """This rank's share of the val clip shards, each clip once, frames at segment middles."""
-    urls = clip_urls(shards_dir, "val")
+    prepare_fn = partial(prepare_clip, preprocess=preprocess, num_frames=num_frames, train=False)
+    return _val_loader(clip_urls(shards_dir, "val"), prepare_fn, partial(collate_clips, tokenizer=tokenizer),
+                       batch_size, workers, rank, world_size, pin, faults)
+
+
+def _val_loader(urls: list[str], prepare_fn: Callable[..., Any], collation_fn: Callable[[list[Any]], Batch],
+                batch_size: int, workers: int, rank: int, world_size: int, pin: bool,
+                faults: FaultLog | None) -> DataLoader | None:
+    """This rank's share of ``urls``, each sample once (``prepare_fn``, then ``collation_fn``); the
+    last partial batch is kept, so every val sample is scored exactly once. None without urls."""
     if not urls:
         return None
-    mine = len(urls[rank::world_size])
+    mine = len(urls[rank::world_size])  # a rank without val shards still joins the gather, empty
     faults = faults or FaultLog(None, rank)
     pipeline = wds.DataPipeline(
         ValShards(urls, rank, world_size),
         partial(read_samples, faults=faults, split="val"),
         wds.select(has_text),
-        partial(decode_clips, faults=faults, split="val", preprocess=preprocess, num_frames=num_frames, train=False),
-        wds.batched(batch_size, collation_fn=partial(collate_clips, tokenizer=tokenizer), partial=True),
+        partial(decode_samples, faults=faults, split="val", prepare_fn=prepare_fn),
+        wds.batched(batch_size, collation_fn=collation_fn, partial=True),
     )
     return _loader(pipeline, min(workers, mine), pin)
 
@@ -518,16 +522,6 @@ def val_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable, b
 
     Batches keep their last partial batch, so every captioned val frame is scored exactly once.
     """
-    urls = [str(p) for p in list_pair_shards(Path(shards_dir), "val")]
-    if not urls:
-        return None
-    mine = len(urls[rank::world_size])  # a rank without val shards still joins the gather, empty
-    faults = faults or FaultLog(None, rank)
-    pipeline = wds.DataPipeline(
-        ValShards(urls, rank, world_size),
-        partial(read_samples, faults=faults, split="val"),
-        wds.select(has_text),
-        partial(decode_samples, faults=faults, split="val", preprocess=preprocess),
-        wds.batched(batch_size, collation_fn=partial(collate, tokenizer=tokenizer), partial=True),
-    )
-    return _loader(pipeline, min(workers, mine), pin)
+    return _val_loader([str(p) for p in list_pair_shards(Path(shards_dir), "val")],
+                       partial(prepare, preprocess=preprocess), partial(collate, tokenizer=tokenizer), batch_size,
+                       workers, rank, world_size, pin, faults)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from egoindex.core.fsutil import sha256_file
 from egoindex.dataset.layout import read_manifest, read_transcript
 from egoindex.dataset.shards import iter_samples, list_shards
 from egoindex.errors import MediaError
@@ -204,7 +205,7 @@ def test_ingest_takes_captions_from_an_egoclip_file_and_refuses_another(two_vide
     assert [u["source"] for u in transcript] == ["egoclip", "egoclip"]
     config = json.loads((out / "_ingest" / "config.json").read_text())
     assert config["captions_format"] == "egoclip" and config["no_whisper"] is True
-    assert len(config["captions_sha256"]) == 64
+    assert config["captions_sha256"] == sha256_file(caps)  # the file's own sha256
 
     # The same file again, through the library with the CLI's settings, resumes (nothing to redo)
     # and reports what the file held.
