@@ -32,8 +32,8 @@ def demo_data(
     each one, in varied containers and file names (.MP4, .mov, .mkv, .webm, spaces, unicode),
     plus ground_truth.json with every scene's time, object, colour, action and narration.
 
-    --motion: 160x120 videos without audio (motion_000.mp4 ...), each a few 4 s scenes in which one
-    object slides left or right, rises or sinks; each direction is the other played backwards, so
+    --motion: 160x120 videos without audio (motion_000.mp4 ...), each a few 4 s scenes in which the
+    video's one object slides left or right, rises or sinks; each direction is the other played backwards, so
     only the order of frames tells them apart. Ingest them with the narration file:
     egoindex ingest DIR SHARDS --transcripts DIR/narrations.tsv --no-whisper --allow-no-audio.
 
