@@ -36,6 +36,11 @@ One output matrix per frame position (the concatenation) makes frame order a fir
 effect. A clip shorter than ``num_frames`` is resampled to ``num_frames`` by the one sampling
 rule (:func:`egoindex.model.pooling.segment_indices`, frames repeat in order).
 
+Frame order needs more than the head (docs/training.md, "Frame order"): frame vectors that say
+where things are (``spatial_grid``, a zero-initialised adapter from the tower's feature grid,
+:mod:`egoindex.model.spatial`) and a loss that asks for order (``forward(..., reverse=True)`` gives
+the reversed clip's vector for :func:`egoindex.train.loss.time_order_loss`).
+
 ``forward(video, text)`` returns open_clip's output dict (``image_features`` = the video features,
 ``text_features``, ``logit_scale`` [, ``logit_bias``]), so open_clip's and egoindex's losses apply
 unchanged. Video input is ``(B, T, C, H, W)`` with ``1 <= T <= num_frames``.
@@ -69,7 +74,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint as grad_checkpoint
 
 from egoindex.errors import ModelError
-from egoindex.model import openclip
+from egoindex.model import openclip, spatial
 from egoindex.model.pooling import segment_indices
 from egoindex.model.sources import locate
 
@@ -86,6 +91,8 @@ class VideoConfig:
     temporal_heads: int = 4
     mlp_ratio: float = 4.0
     dropout: float = 0.0
+    #: cells per side of the frame tower's spatial adapter (:mod:`egoindex.model.spatial`); 0 = none
+    spatial_grid: int = 0
 
     def check(self, width: int) -> None:
         if self.num_frames < 1 or self.temporal_layers < 1 or self.temporal_heads < 1:
@@ -93,6 +100,8 @@ class VideoConfig:
         if width % self.temporal_heads:
             raise ModelError(f"video config: temporal_heads={self.temporal_heads} does not divide the embedding "
                              f"width {width}")
+        if self.spatial_grid < 0:
+            raise ModelError(f"video config {self}: spatial_grid must be >= 0 (0 = no spatial adapter)")
         if not 0.0 <= self.dropout < 1.0 or self.mlp_ratio <= 0:
             raise ModelError(f"video config {self}: dropout must be in [0, 1) and mlp_ratio > 0")
 
@@ -101,7 +110,7 @@ class VideoConfig:
         known = {f.name for f in fields(cls)}
         if not isinstance(d, dict) or set(d) - known:
             raise ModelError(f"{where}: 'video_config' must be an object with keys from {sorted(known)}, got {d!r}")
-        return cls(**d)
+        return cls(**d)  # a checkpoint of egoindex 0.4.0 has no spatial_grid: 0, no adapter
 
 
 @dataclass(frozen=True)
@@ -168,6 +177,8 @@ class ClipVideoModel(nn.Module):
         self.width = width
         self.temporal = TemporalHead(self.width, cfg)
         self.cfg = cfg
+        if cfg.spatial_grid:  # clip.visual.spatial, run by every encode_image (egoindex.model.spatial)
+            spatial.attach(clip.visual, width, cfg.spatial_grid)
 
     @property
     def num_frames(self) -> int:
@@ -217,13 +228,19 @@ class ClipVideoModel(nn.Module):
     def encode_text(self, text: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         return self.clip.encode_text(text, normalize=normalize)
 
-    def forward(self, video: torch.Tensor | None = None, text: torch.Tensor | None = None) -> dict[str, Any]:
-        """open_clip's output dict with the video features as ``image_features``."""
+    def forward(self, video: torch.Tensor | None = None, text: torch.Tensor | None = None,
+                reverse: bool = False) -> dict[str, Any]:
+        """open_clip's output dict with the video features as ``image_features``; with ``reverse``
+        also ``reversed_features``: the same frame embeddings played backwards through the temporal
+        head (the time-order negatives of ``train --reverse-negatives``; no second image-tower pass)."""
+        frames = self.encode_frames(video) if video is not None else None
         out: dict[str, Any] = {
-            "image_features": self.encode_video(video, normalize=True) if video is not None else None,
+            "image_features": self.pool(frames, normalize=True) if frames is not None else None,
             "text_features": self.encode_text(text, normalize=True) if text is not None else None,
             "logit_scale": self.clip.logit_scale.exp(),
         }
+        if reverse and frames is not None:
+            out["reversed_features"] = self.pool(frames.flip(1), normalize=True)
         if getattr(self.clip, "logit_bias", None) is not None:
             out["logit_bias"] = self.clip.logit_bias
         return out
@@ -277,6 +294,7 @@ def create_clip_video(
     temporal_heads: int | None = None,
     mlp_ratio: float = 4.0,
     dropout: float = 0.0,
+    spatial_grid: int = VideoConfig.spatial_grid,
     siglip: bool = False,
     device: str | torch.device = "cpu",
     aug_cfg: dict[str, Any] | None = None,
@@ -293,7 +311,7 @@ def create_clip_video(
     frame, preset = resolve_video_name(frame_model_name)
     layers = temporal_layers if temporal_layers is not None else (preset.temporal_layers if preset else 1)
     heads = temporal_heads if temporal_heads is not None else (preset.temporal_heads if preset else 4)
-    cfg = VideoConfig(num_frames, layers, heads, mlp_ratio, dropout)
+    cfg = VideoConfig(num_frames, layers, heads, mlp_ratio, dropout, spatial_grid)
     name = frame_model_name if preset else video_name(frame)
     clip_ckpt = peek_clip_checkpoint(init) if init is not None else None
     if clip_ckpt is not None:
@@ -317,7 +335,7 @@ def _load_state(model: ClipVideoModel, ckpt: dict[str, Any], where: str) -> None
     diffs = openclip.weight_differences(model, sd)
     if diffs:
         raise ModelError(f"{where} does not fit clip model {ckpt.get('name')}:\n  " + "\n  ".join(diffs))
-    model.load_state_dict(sd)
+    model.load_state_dict(sd, strict=False)  # weight_differences checked everything but BN step counters
 
 
 def make_clip_video_checkpoint(model: ClipVideoModel, name: str, frame_model: str, *, epoch: int = 0, step: int = 0,

@@ -238,7 +238,9 @@ def weight_differences(model: torch.nn.Module, state_dict: Mapping[str, torch.Te
         f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(have[k].shape)}"
         for k, v in state_dict.items() if k in have and tuple(v.shape) != tuple(have[k].shape)
     ]
-    missing = sorted(set(have) - set(state_dict))
+    # BatchNorm step counters: a tower locked with frozen BN stats (--lock-image) saves none, and
+    # they do nothing in eval or with a set momentum, so their absence is not a difference
+    missing = sorted(k for k in set(have) - set(state_dict) if not k.endswith(".num_batches_tracked"))
     extra = sorted(set(state_dict) - set(have))
     if missing:
         lines.append(f"{len(missing)} weights missing from the checkpoint, e.g. {', '.join(missing[:3])}")

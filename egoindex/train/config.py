@@ -27,12 +27,15 @@ class TrainConfig:
     init: str | None = None
     pretrained: str | None = None
     lock_image: bool = False
+    lock_text: bool = False
     loss: str = "clip"
     egonce_tags: str = "verb+noun"
     scene_negatives: bool = True
+    reverse_negatives: float = 0.0
     num_frames: int = 4
     temporal_layers: int | None = None
     temporal_lr_scale: float = 1.0
+    spatial_grid: int = 0
     val_egomcq: str | None = None
     mask_duplicates: bool = True
     local_loss: bool = True
@@ -104,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "the middle one in validation)")
     g.add_argument("--temporal-layers", type=int, default=None,
                    help="clip models: temporal transformer layers (default: the preset's)")
+    g.add_argument("--spatial-grid", type=int, default=d.spatial_grid, metavar="G",
+                   help="clip models: a zero-initialised adapter adds the frame tower's feature grid, average-pooled to "
+                        "G x G cells, to every frame vector, so the temporal head can see where things are "
+                        "(docs/training.md); 0 = none (the default)")
     g.add_argument("--temporal-lr-scale", type=float, default=d.temporal_lr_scale, metavar="X",
                    help="clip models: the new temporal head learns X times the learning rate of the towers")
     g.add_argument("--init", default=None, metavar="PATH",
@@ -112,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pretrained", default=None, metavar="TAG",
                    help="not supported offline: download the weights elsewhere and use --init PATH")
     g.add_argument("--lock-image", action="store_true", help="freeze the image tower, train the text side (LiT)")
+    g.add_argument("--lock-text", action="store_true",
+                   help="freeze the text tower (the captions' vectors stay the --init model's; fewer weights to fit "
+                        "a small corpus with)")
     g.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward (less memory)")
     g = p.add_argument_group("loss")
     g.add_argument("--loss", choices=LOSSES, default=d.loss,
@@ -121,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="EgoNCE positives: a shared verb and noun (EgoVLP), or only one of them (its ablations)")
     g.add_argument("--scene-negatives", action=argparse.BooleanOptionalAction, default=d.scene_negatives,
                    help="EgoNCE with a clip model: add a clip of the same video at another time per sample")
+    g.add_argument("--reverse-negatives", type=float, default=d.reverse_negatives, metavar="W",
+                   help="clip models: add W x a time-order loss, each caption against its clip and the same frames "
+                        "played backwards (TACT); without it nothing asks a contrastive loss for frame order "
+                        "(docs/training.md); 0 = off")
     g.add_argument("--mask-duplicates", action=argparse.BooleanOptionalAction, default=d.mask_duplicates,
                    help="pairs with the same caption (same utterance) are not negatives of each other")
     g.add_argument("--local-loss", action=argparse.BooleanOptionalAction, default=d.local_loss,

@@ -53,7 +53,7 @@ from egoindex.train.data import (Batch, FaultLog, clip_train_loader, clip_val_lo
 from egoindex.train.egomcq_val import EgoMCQMonitor
 from egoindex.train.eval import encode_val, gather_to_rank0, merge_and_score
 from egoindex.train.log import JsonlWriter, MetricsLog, check_reporters, plot_curves, truncate_jsonl
-from egoindex.train.loss import DedupClipLoss, DedupSigLipLoss, EgoNCELoss
+from egoindex.train.loss import DedupClipLoss, DedupSigLipLoss, EgoNCELoss, time_order_loss
 
 MAX_LOGIT_SCALE = math.log(100)  # open_clip's clamp: temperature never below 0.01
 
@@ -146,14 +146,14 @@ def autocast_factory(precision: str, device: torch.device) -> Callable[[], conte
 
 def param_groups(model: torch.nn.Module, wd: float, temporal_lr_scale: float = 1.0) -> list[dict[str, Any]]:
     """open_clip's split: no weight decay on gains, biases, norms and the logit scale/bias; a clip
-    model's new temporal head (``temporal.*``) may learn ``temporal_lr_scale`` times faster than
+    model's new parts (its temporal head ``temporal.*`` and spatial adapter ``clip.visual.spatial.*``) may learn ``temporal_lr_scale`` times faster than
     the towers it sits on (each group's ``lr_scale`` multiplies the schedule's rate)."""
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for n, p in model.named_parameters():
         if not p.requires_grad:
             continue
         exclude = p.ndim < 2 or "bn" in n or "ln" in n or "bias" in n or "logit_scale" in n
-        temporal = n.startswith("temporal.") or ".temporal." in n
+        temporal = n.startswith("temporal.") or ".temporal." in n or ".visual.spatial." in n
         groups.setdefault((exclude, temporal), []).append(p)
     return [{"params": ps, "weight_decay": 0.0 if exclude else wd, "lr_scale": temporal_lr_scale if temporal else 1.0}
             for (exclude, temporal), ps in sorted(groups.items(), key=lambda kv: (not kv[0][0], kv[0][1]))]
@@ -179,9 +179,23 @@ class Trainer:
     autocast: Callable[[], contextlib.AbstractContextManager]
     cfg: TrainConfig
     ddp: bool
+    #: the last step's time-order accuracy (``--reverse-negatives``), else None
+    order_acc: float | None = None
 
     def _forward(self, b: Batch) -> dict[str, torch.Tensor]:
+        if self.cfg.reverse_negatives:
+            return self.model(b.images, b.tokens, reverse=True)
         return self.model(b.images, b.tokens)
+
+    def _order_term(self, out: dict[str, torch.Tensor], scale: torch.Tensor, parts: int,
+                    accs: list[torch.Tensor]) -> torch.Tensor | float:
+        """``--reverse-negatives``: this micro-batch's time-order loss (rows of its own clips), weighted
+        and divided by the number of micro-batches so the step's total is the full batch's mean."""
+        if not self.cfg.reverse_negatives:
+            return 0.0
+        term, acc = time_order_loss(out["text_features"], out["image_features"], out["reversed_features"], scale)
+        accs.append(acc.detach())
+        return self.cfg.reverse_negatives * term / parts
 
     def _loss(self, img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None,
               keys: torch.Tensor | None, batches: list[Batch]) -> torch.Tensor:
@@ -206,11 +220,13 @@ class Trainer:
             g["lr"] = lr * g.get("lr_scale", 1.0)
         self.optimizer.zero_grad(set_to_none=True)
         keys = torch.cat([b.text_keys for b in batches]) if self.cfg.mask_duplicates else None
+        accs: list[torch.Tensor] = []
         if len(batches) == 1:
             with self.autocast():
                 out = self._forward(batches[0])
                 loss = self._loss(out["image_features"], out["text_features"], out["logit_scale"],
                                   out.get("logit_bias"), keys, batches)
+                loss = loss + self._order_term(out, out["logit_scale"], 1, accs)
             self._backward(loss)
             losses = [loss.detach()]
         else:
@@ -231,6 +247,7 @@ class Trainer:
                         if not last:
                             scale, bias = scale.detach(), (bias.detach() if bias is not None else None)
                         loss = self._loss(img, txt, scale, bias, keys, batches)
+                        loss = loss + self._order_term(out, scale, len(batches), accs)
                     self._backward(loss)
                 losses.append(loss.detach())
         if self.scaler is not None:
@@ -245,6 +262,7 @@ class Trainer:
             self.optimizer.step()
         with torch.no_grad():
             unwrap(self.model).logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+        self.order_acc = float(torch.stack(accs).float().mean()) if accs else None
         return float(torch.stack(losses).float().mean())
 
 
@@ -305,6 +323,11 @@ def validate_config(cfg: TrainConfig) -> None:
             raise TrainError("--temporal-layers must be >= 1")
     else:
         check_model_name(cfg.model)
+        if cfg.reverse_negatives:
+            raise TrainError("--reverse-negatives needs a clip model (--model NAME-video): a frame model has no "
+                             "frame order to reverse")
+    if not 0 <= cfg.reverse_negatives <= 100:
+        raise TrainError("--reverse-negatives W needs 0 <= W <= 100 (0 = off)")
     for name in ("epochs", "batch_size", "accum_freq", "val_batch_size", "log_every"):
         if getattr(cfg, name) < 1:
             raise TrainError(f"--{name.replace('_', '-')} must be >= 1")
@@ -382,7 +405,8 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
     init = Path(cfg.init) if (cfg.init and not ckpt) else None
     if clip_mode:
         created = create_clip_video(cfg.model, init=init, num_frames=cfg.num_frames,
-                                    temporal_layers=cfg.temporal_layers, siglip=cfg.loss == "siglip",
+                                    temporal_layers=cfg.temporal_layers, spatial_grid=cfg.spatial_grid,
+                                    siglip=cfg.loss == "siglip",
                                     device=d.device, aug_cfg={"scale": tuple(cfg.aug_scale)})
     else:
         created = create(cfg.model, init=init, siglip=cfg.loss == "siglip", device=d.device,
@@ -397,6 +421,11 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
         model.load_state_dict(sd)
     if cfg.lock_image:
         (model.clip if clip_mode else model).lock_image_tower(unlocked_groups=0, freeze_bn_stats=True)
+        adapter = getattr(model.clip.visual, "spatial", None) if clip_mode else None
+        if adapter is not None:  # new, not part of the tower being locked
+            adapter.requires_grad_(True)
+    if cfg.lock_text:
+        (model.clip if clip_mode else model).lock_text_tower(unlocked_layers=0, freeze_layer_norm=True)
     if cfg.grad_checkpointing:
         model.set_grad_checkpointing(True)
     groups = param_groups(model, cfg.wd, cfg.temporal_lr_scale if clip_mode else 1.0)
@@ -539,6 +568,8 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
                 if metrics is not None:
                     scale = unwrap(model).logit_scale.detach().exp().item()
                     extra = {"scene_negatives_same_video": neg_same / neg_rows} if neg_rows else {}
+                    if trainer.order_acc is not None:  # this rank's last step: forward beats reversed
+                        extra["time_order_acc"] = trainer.order_acc
                     metrics.log("train", step, {"epoch": step / plan.steps_per_epoch, "loss": mean_loss, "lr": lr,
                                                 "logit_scale": scale, "samples_per_s": rate, **extra})
                     if not show_bar:

@@ -90,3 +90,30 @@ def test_clip_model_on_a_folder_without_clip_shards_says_what_to_do(tmp_path: Pa
     assert code == 1
     err = " ".join(capsys.readouterr().err.split())
     assert "no clip shards" in err and "ingest into a new SHARDS_DIR" in err
+
+
+@pytest.mark.slow
+def test_time_order_loss_and_spatial_adapter_train_with_accumulation_and_a_locked_tower(demo_checkpoint: Path,
+                                                                                        demo_shards: Path,
+                                                                                        tmp_path: Path) -> None:
+    """--reverse-negatives logs the time-order accuracy at every step (also over 2 micro-batches);
+    --spatial-grid adds a trainable adapter even under --lock-image, whose tower stays the frame
+    checkpoint's, as the text tower under --lock-text; the run's checkpoint reloads."""
+    run_dir = tmp_path / "order"
+    args = [a for a in ARGS if a not in ("--val-egomcq", "generate")]
+    args[args.index("ego-tiny-rn-video")] = "ego-tiny-vit-video"
+    with torch_threads(1):
+        assert launch([str(demo_shards), str(run_dir), *args, "--epochs", "1", "--init", str(demo_checkpoint),
+                       "--reverse-negatives", "1", "--spatial-grid", "2", "--accum-freq", "2", "--lock-image",
+                       "--lock-text"]) == 0
+    train = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r["kind"] == "train"]
+    assert train and all(0.0 <= r["time_order_acc"] <= 1.0 for r in train)
+    ckpt = read_checkpoint(run_dir / "latest.pt")
+    assert ckpt["video_config"]["spatial_grid"] == 2
+    loaded = load_clip_video(run_dir / "latest.pt")
+    assert float(loaded.model.clip.visual.spatial.proj.weight.detach().abs().sum()) > 0  # the adapter learned
+    frame = load_model(demo_checkpoint).model.visual.state_dict()
+    tower = {k: v for k, v in loaded.model.clip.visual.state_dict().items() if not k.startswith("spatial.")}
+    assert tower.keys() == frame.keys() and all(torch.equal(tower[k], frame[k]) for k in frame)  # locked
+    text = load_model(demo_checkpoint).model.transformer.state_dict()
+    assert all(torch.equal(loaded.model.clip.transformer.state_dict()[k], v) for k, v in text.items())

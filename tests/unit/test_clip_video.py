@@ -167,7 +167,7 @@ def test_checkpoint_round_trip_and_loader_refusals(frame_ckpt, tmp_path) -> None
     raw = torch.load(path, weights_only=True)
     assert raw["kind"] == KIND and raw["frame_model"] == "ego-tiny-rn"
     assert raw["video_config"] == {"num_frames": 4, "temporal_layers": 1, "temporal_heads": 4, "mlp_ratio": 4.0,
-                                   "dropout": 0.0}
+                                   "dropout": 0.0, "spatial_grid": 0}
 
     loaded = load_clip_video(path)
     assert loaded.name == "ego-tiny-rn-video" and loaded.checkpoint["step"] == 7
