@@ -55,6 +55,7 @@ class TrainConfig:
     seed: int = 0
     aug_scale: list[float] = field(default_factory=lambda: [0.4, 1.0])
     caption_word_drop: float = 0.0
+    shuffle_pairs: bool = False
     workers: int | None = None
     shuffle_buffer: int = 1000
     resampled: bool = False
@@ -135,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="clip models: add W x a time-order loss, each caption against its clip and the same frames "
                         "played backwards (TACT); without it nothing asks a contrastive loss for frame order "
                         "(docs/training.md); 0 = off")
+    g.add_argument("--shuffle-pairs", action="store_true",
+                   help="the shuffled-pairs control (CVCL): every train utterance's frames get another utterance's "
+                        "caption (a seeded permutation without fixed points, --seed); val stays true")
     g.add_argument("--mask-duplicates", action=argparse.BooleanOptionalAction, default=d.mask_duplicates,
                    help="pairs with the same caption (same utterance) are not negatives of each other")
     g.add_argument("--local-loss", action=argparse.BooleanOptionalAction, default=d.local_loss,
@@ -142,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--gather-with-grad", action=argparse.BooleanOptionalAction, default=d.gather_with_grad,
                    help="CLIP: gradients flow through the gathered features")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=d.epochs)
+    g.add_argument("--epochs", type=int, default=d.epochs,
+                   help="passes over the train data; 0 validates and saves the model as created (epoch_0.pt: the "
+                        "random-init control, or the --init model)")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help="per device")
     g.add_argument("--accum-freq", type=int, default=d.accum_freq,
                    help="micro-batches per step; the contrastive batch grows with it (open_clip's feature cache)")

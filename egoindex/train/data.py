@@ -50,6 +50,7 @@ from egoindex.errors import DatasetError
 from egoindex.metrics.egomcq import EGOCLIP_NOUN_DIM, EGOCLIP_VERB_DIM, tag_index
 from egoindex.metrics.tags import tag_text
 from egoindex.model.pooling import segment_indices
+from egoindex.train.shuffle import ShuffledCaptions
 
 
 @dataclass
@@ -254,12 +255,13 @@ def multi_hot(ids: list[list[int]], dim: int) -> torch.Tensor:
 
 
 def prepare(sample: dict[str, Any], preprocess: Callable[[Image.Image], torch.Tensor], word_drop: float = 0.0,
-            with_tags: bool = False) -> tuple:
+            with_tags: bool = False, captions: ShuffledCaptions | None = None) -> tuple:
     """Raw tar members -> (image tensor, caption, text key, utterance key, verb ids, noun ids).
 
     The text key is the hash of the *original* caption even when words were dropped: frames of
     one utterance stay duplicates of each other for the loss whatever their augmented text. Tags
-    (of the original caption) only with ``with_tags`` (EgoNCE), else None.
+    (of the original caption) only with ``with_tags`` (EgoNCE), else None. With ``captions`` (the
+    shuffled-pairs control) the sample carries the caption and tags its utterance was given there.
     """
     with Image.open(io.BytesIO(sample["jpg"])) as im:
         image = preprocess(im.convert("RGB"))
@@ -267,6 +269,8 @@ def prepare(sample: dict[str, Any], preprocess: Callable[[Image.Image], torch.Te
     meta = json.loads(sample["json"])
     utt = meta.get("utterance") or {}
     utt_id = utt.get("id") or f"{meta.get('video_uid')}/{text}"
+    if captions is not None:
+        text, utt = captions.apply(utt_id, text, utt)
     verbs, nouns = tag_ids(utt, text) if with_tags else (None, None)
     return image, drop_words(text, word_drop, random), key64(normalize_text(text)), key64(utt_id), verbs, nouns
 
@@ -317,7 +321,8 @@ def same_crop(preprocess: Callable[[Image.Image], torch.Tensor], images: list[Im
 
 
 def prepare_clip(sample: dict[str, Any], preprocess: Callable[[Image.Image], torch.Tensor], num_frames: int,
-                 train: bool, word_drop: float = 0.0, with_tags: bool = False) -> ClipSample:
+                 train: bool, word_drop: float = 0.0, with_tags: bool = False,
+                 captions: ShuffledCaptions | None = None) -> ClipSample:
     """A clip-shard sample -> ``num_frames`` preprocessed frames (:func:`egoindex.model.pooling.segment_indices`:
     random frame per segment in training, segment middles otherwise) and its caption, keys and tags."""
     meta, jpegs = clip_sample_frames(sample)
@@ -334,6 +339,8 @@ def prepare_clip(sample: dict[str, Any], preprocess: Callable[[Image.Image], tor
     utt = meta.get("utterance") or {}
     uid = str(meta.get("video_uid"))
     utt_id = utt.get("id") or f"{uid}/{text}"
+    if captions is not None:
+        text, utt = captions.apply(utt_id, text, utt)
     verbs, nouns = tag_ids(utt, text) if with_tags else (None, None)
     return ClipSample(video, drop_words(text, word_drop, random) if train else text, key64(normalize_text(text)),
                       key64(utt_id), verbs, nouns, uid, float(utt.get("start", 0.0)), float(utt.get("end", 0.0)))
@@ -421,7 +428,7 @@ def clip_train_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Call
                       rank: int, world_size: int, seed: int, num_frames: int, start_pass: float = 0.0,
                       resampled: bool = False, shuffle_buffer: int = 1000, pin: bool = False, word_drop: float = 0.0,
                       with_tags: bool = False, scene_negatives: bool = False,
-                      faults: FaultLog | None = None) -> DataLoader:
+                      captions: ShuffledCaptions | None = None, faults: FaultLog | None = None) -> DataLoader:
     """Endless loader of training clip batches (``batch_size`` anchors per rank; with
     ``scene_negatives`` each batch also carries a same-video clip per anchor, :class:`SceneNegatives`)."""
     faults = faults or FaultLog(None, rank)
@@ -434,7 +441,7 @@ def clip_train_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Call
         wds.select(has_text),
         partial(decode_samples, faults=faults, split="train", prepare_fn=prepare_clip, preprocess=preprocess,
                 num_frames=num_frames,
-                train=True, word_drop=word_drop, with_tags=with_tags),
+                train=True, word_drop=word_drop, with_tags=with_tags, captions=captions),
     ]
     if scene_negatives:
         stages.append(SceneNegatives(rank=rank, world_size=world_size, seed=seed, start_pass=start_pass))
@@ -484,7 +491,7 @@ def _loader(dataset: IterableDataset, workers: int, pin: bool) -> DataLoader:
 def train_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable, batch_size: int, workers: int,
                  rank: int, world_size: int, seed: int, start_pass: float = 0.0, resampled: bool = False,
                  shuffle_buffer: int = 1000, pin: bool = False, word_drop: float = 0.0, with_tags: bool = False,
-                 faults: FaultLog | None = None) -> DataLoader:
+                 captions: ShuffledCaptions | None = None, faults: FaultLog | None = None) -> DataLoader:
     """Endless loader of training batches for this rank (``batch_size`` per rank); damaged
     samples and shards go to ``faults``."""
     faults = faults or FaultLog(None, rank)
@@ -497,7 +504,7 @@ def train_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable,
         wds.select(has_text),
         ReaderShuffle(shuffle_buffer, rank=rank, world_size=world_size, seed=seed, start_pass=start_pass),
         partial(decode_samples, faults=faults, split="train", preprocess=preprocess, word_drop=word_drop,
-                with_tags=with_tags),
+                with_tags=with_tags, captions=captions),
         wds.batched(batch_size, collation_fn=partial(collate, tokenizer=tokenizer), partial=False),
     )
     return _loader(pipeline, workers, pin)

@@ -53,6 +53,7 @@ from egoindex.train.data import (Batch, FaultLog, clip_train_loader, clip_val_lo
 from egoindex.train.egomcq_val import EgoMCQMonitor
 from egoindex.train.eval import encode_val, gather_to_rank0, merge_and_score
 from egoindex.train.log import JsonlWriter, MetricsLog, check_reporters, plot_curves, truncate_jsonl
+from egoindex.train.shuffle import shuffled_captions
 from egoindex.train.loss import DedupClipLoss, DedupSigLipLoss, EgoNCELoss, time_order_loss
 
 MAX_LOGIT_SCALE = math.log(100)  # open_clip's clamp: temperature never below 0.01
@@ -328,7 +329,9 @@ def validate_config(cfg: TrainConfig) -> None:
                              "frame order to reverse")
     if not 0 <= cfg.reverse_negatives <= 100:
         raise TrainError("--reverse-negatives W needs 0 <= W <= 100 (0 = off)")
-    for name in ("epochs", "batch_size", "accum_freq", "val_batch_size", "log_every"):
+    if cfg.epochs < 0:
+        raise TrainError("--epochs must be >= 0 (0 writes the untrained model: the random-init control)")
+    for name in ("batch_size", "accum_freq", "val_batch_size", "log_every"):
         if getattr(cfg, name) < 1:
             raise TrainError(f"--{name.replace('_', '-')} must be >= 1")
     if cfg.workers is not None and cfg.workers < 0:
@@ -394,7 +397,7 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
     ckpt = resume_checkpoint(cfg, run_dir)
     start_step = int(ckpt["step"]) if ckpt else 0
     plan = make_plan(cfg, d.world_size)
-    if start_step >= plan.total_steps:
+    if ckpt and start_step >= plan.total_steps:  # (a fresh --epochs 0 run has nothing to do but save)
         raise TrainError(f"{run_dir} is finished (step {start_step} of {plan.total_steps}); "
                          "raise --epochs to train longer")
     autocast = autocast_factory(cfg.precision, d.device)
@@ -441,8 +444,12 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
             model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
 
     workers = cfg.workers if cfg.workers is not None else max(1, min(8, available_cpus() // d.local_world_size // 2))
+    # the shuffled-pairs control: every rank derives the same permutation from the transcripts and the seed
+    captions = shuffled_captions(Path(cfg.shards), cfg.seed) if cfg.shuffle_pairs else None
     config = {**asdict(cfg), "plan": asdict(plan), "device": str(d.device), "threads": torch.get_num_threads(),
               "loader_workers": workers}
+    if captions is not None:
+        config["shuffled_utterances"] = len(captions)
     if d.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         # a kill during a save leaves a checkpoint-sized ``.latest.pt.tmp-PID``: drop such leftovers
@@ -473,7 +480,8 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
                                    seed=cfg.seed, num_frames=cfg.num_frames, start_pass=start_pass,
                                    resampled=cfg.resampled, shuffle_buffer=cfg.shuffle_buffer, pin=pin,
                                    word_drop=cfg.caption_word_drop, with_tags=egonce,
-                                   scene_negatives=egonce and cfg.scene_negatives, faults=faults)
+                                   scene_negatives=egonce and cfg.scene_negatives, captions=captions,
+                                   faults=faults)
         vloader = clip_val_loader(Path(cfg.shards), preprocess=created.preprocess_val, tokenizer=created.tokenizer,
                                   batch_size=cfg.val_batch_size, workers=workers, rank=d.rank,
                                   world_size=d.world_size, num_frames=cfg.num_frames, pin=pin, faults=faults)
@@ -482,7 +490,7 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
                               batch_size=cfg.batch_size, workers=workers, rank=d.rank, world_size=d.world_size,
                               seed=cfg.seed, start_pass=start_pass, resampled=cfg.resampled,
                               shuffle_buffer=cfg.shuffle_buffer, pin=pin, word_drop=cfg.caption_word_drop,
-                              with_tags=egonce, faults=faults)
+                              with_tags=egonce, captions=captions, faults=faults)
         vloader = val_loader(Path(cfg.shards), preprocess=created.preprocess_val, tokenizer=created.tokenizer,
                              batch_size=cfg.val_batch_size, workers=workers, rank=d.rank, world_size=d.world_size,
                              pin=pin, faults=faults)
@@ -584,6 +592,9 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
                 faults_seen = recorded
                 metrics.log("data_faults", step, {"recorded": faults_seen})
                 say(f"[yellow]damaged data skipped: {faults_seen} record(s) in {faults.path}[/]")
+    if plan.total_steps == 0 and start_step == 0:  # --epochs 0: the model as created (random init or --init)
+        validate(0)
+        save(0, True)
     rank_log.close()
     if metrics is not None:
         metrics.close()
