@@ -1,4 +1,5 @@
-"""Benchmarks for egoindex stores: EgoMCQ, EPIC-Kitchens-100 multi-instance retrieval and plain R@K.
+"""Benchmarks for egoindex stores: EgoMCQ, EPIC-Kitchens-100 multi-instance retrieval, plain R@K and the
+analyses child-vision labs run (utterance-frame alignment).
 
 The metrics live in :mod:`egoindex.metrics` (pure numpy, apart from models and stores), so that
 every number egoindex reports is computed by one small, tested implementation of the published
@@ -16,5 +17,6 @@ each module owns one job:
 * :mod:`egoindex.bench.charades_files`: Charades(-Ego) csv and class list (read; the demo's written);
 * :mod:`egoindex.bench.charades`: zero-shot Charades-Ego mAP (video or segment level);
 * :mod:`egoindex.bench.retrieval`: text<->clip R@K on the store's val split;
+* :mod:`egoindex.bench.alignment`: utterance-frame alignment against same-count baselines (BabyView);
 * :mod:`egoindex.bench.compare`: reports side by side.
 """

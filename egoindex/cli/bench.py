@@ -1,5 +1,5 @@
 """``egoindex bench ...``: benchmark commands over a store; the logic is :mod:`egoindex.bench`
-(one module per benchmark: ``mcq``, ``mir``, ``charades``, ``motion``, ``retrieval``, ``compare``).
+(one module per benchmark: ``mcq``, ``mir``, ``charades``, ``motion``, ``retrieval``, ``alignment``, ``compare``).
 
 Those modules are imported inside the commands that run a benchmark: they pull torch
 (raw-video embedding) and lancedb, which ``egoindex --help`` and ``bench compare`` should not pay.
@@ -254,6 +254,35 @@ def retrieval(
     _show(r, keys + ["n_texts", "n_clips"])
 
 
+def alignment(
+    store: Path = typer.Argument(..., help="Store folder."),
+    split: str = typer.Option("val", "--split", help="Utterances and frames of this split: val | train | all."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the baseline windows and the bootstrap."),
+    baselines: int = typer.Option(10, "--baselines", min=1, help="Baseline windows drawn per utterance (averaged)."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=1, help="Bootstrap resamples (over utterances) of the "
+                                  "95 % interval."),
+    nearest: float = typer.Option(1.0, "--nearest", min=0.0, help="No frame inside an utterance: use the nearest "
+                                  "frame within this many seconds, else skip it."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Report folder (default STORE/bench)."),
+    name: str = typer.Option("alignment", "--name", help="Report name."),
+) -> None:
+    """Utterance-frame alignment (BabyView): an utterance's text vs the frames seen while it is said.
+
+    Per utterance, the max and mean cosine of its stored text vector against the stored frame
+    vectors inside its window, minus the same against a window of equal frame count from another
+    video (across) and from the same video at a non-overlapping time (within); mean gap with a
+    bootstrap 95 % interval, by length in words (and speaker / child / age when the store has them).
+
+    Example: egoindex bench alignment demo/store --split val --seed 0 --baselines 10
+    """
+    from egoindex.bench.alignment import alignment_from_store  # lancedb
+
+    r = alignment_from_store(open_store(store, device="cpu"), out_dir or default_out_dir(store), split=split,
+                             seed=seed, baselines=baselines, n_resamples=bootstrap, nearest_s=nearest, name=name)
+    _show(r, [f"gap_{v}_{b}{s}" for v in ("max", "mean") for b in ("across", "within")
+              for s in ("", "_ci95_low", "_ci95_high")] + ["n_utterances", "n_skipped"])
+
+
 def compare(
     reports: list[Path] = typer.Argument(..., help="Report JSON files (NAME.json) to put side by side."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the Markdown table here."),
@@ -268,12 +297,13 @@ def compare(
 def register(app: typer.Typer) -> None:
     """Add the ``bench`` group and its commands."""
     bench = typer.Typer(help="Benchmarks over a store: EgoMCQ, EPIC-style MIR, Charades-Ego mAP, motion direction, "
-                        "retrieval R@K, compare.",
+                        "retrieval R@K, utterance-frame alignment, compare.",
                         no_args_is_help=True)
     bench.command("mcq")(mcq)
     bench.command("mir")(mir)
     bench.command("charades")(charades)
     bench.command("motion")(motion)
     bench.command("retrieval")(retrieval)
+    bench.command("alignment")(alignment)
     bench.command("compare")(compare)
     app.add_typer(bench, name="bench")
