@@ -7,6 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from egoindex.errors import ModelError  # noqa: E402
+from tests.support import moving_square  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -19,19 +20,6 @@ def frame_ckpt(tmp_path_factory: pytest.TempPathFactory):
     path = tmp_path_factory.mktemp("frame") / "latest.pt"
     openclip.save_checkpoint(path, openclip.make_checkpoint(created.model, "ego-tiny-rn", epoch=1, step=1, config={}))
     return path
-
-
-def moving_square(n: int, seed: int, frames: int = 4) -> torch.Tensor:
-    """(n, T, 3, 64, 64) clips of a coloured square moving left -> right over a noisy background."""
-    g = torch.Generator().manual_seed(seed)
-    video = torch.rand(n, frames, 3, 64, 64, generator=g) * 0.3
-    for i in range(n):
-        row = int(torch.randint(0, 48, (1,), generator=g))
-        colour = torch.rand(3, 1, 1, generator=g) + 0.7
-        for t in range(frames):
-            col = 4 + t * (44 // (frames - 1))
-            video[i, t, :, row:row + 14, col:col + 14] = colour
-    return video
 
 
 def test_starts_as_the_frame_model(frame_ckpt) -> None:

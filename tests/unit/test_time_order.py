@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
 from egoindex.errors import ModelError, TrainError  # noqa: E402
+from tests.support import moving_square  # noqa: E402
 
 
 def test_time_order_loss_on_hand_made_rows() -> None:
@@ -31,19 +32,6 @@ def test_time_order_loss_on_hand_made_rows() -> None:
     s_f, s_r = (text * fwd).sum(-1), (text * rev).sum(-1)
     expect = -torch.log_softmax(scale * torch.stack([s_f, s_r], 1), 1)[:, 0].mean()
     assert good.item() == pytest.approx(expect.item(), rel=1e-6)
-
-
-def moving_square(n: int, seed: int, frames: int = 4) -> torch.Tensor:
-    """(n, T, 3, 64, 64): a bright square moving left -> right over a noisy background."""
-    g = torch.Generator().manual_seed(seed)
-    video = torch.rand(n, frames, 3, 64, 64, generator=g) * 0.3
-    for i in range(n):
-        row = int(torch.randint(0, 48, (1,), generator=g))
-        colour = torch.rand(3, 1, 1, generator=g) + 0.7
-        for t in range(frames):
-            col = 2 + t * (46 // (frames - 1))
-            video[i, t, :, row:row + 14, col:col + 14] = colour
-    return video
 
 
 @pytest.mark.parametrize("frame_model", ["ego-tiny-rn", "ego-tiny-vit"])
