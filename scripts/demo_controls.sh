@@ -4,7 +4,8 @@
 #   shuffled  the same recipe with --shuffle-pairs (captions permuted across utterances, CVCL's control)
 #   random    --epochs 0: the seeded, untrained model
 # Each is built into a store and scored by the same benchmarks on the same trials and questions:
-# utterance-frame alignment, EgoMCQ (the main demo's question file) and retrieval; `bench compare` puts them side by side in $D/compare-*.md. Rerunning reuses finished work.
+# utterance-frame alignment, 4-way forced choice on object categories from the val videos' ground
+# truth (`demo-labeled`; one trials file for all three), EgoMCQ (the main demo's questions) and retrieval; `bench compare` puts them side by side in $D/compare-*.md. Rerunning reuses finished work.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D="${DEMO_DIR:-demo}"
@@ -21,16 +22,20 @@ fi
 [ -f "$D/run-random/epoch_0.pt" ] || $EGO train "$D/shards" "$D/run-random" --model ego-tiny-rn --epochs 0 --no-progress
 $EGO build "$D/run-shuffled/latest.pt" "$D/shards" "$D/store-shuffled"
 $EGO build "$D/run-random/latest.pt" "$D/shards" "$D/store-random"
+$EGO demo-labeled "$D/labeled" --from "$D/videos" --shards "$D/shards" --split val
 for m in trained shuffled random; do
     store="$D/store"; [ "$m" = trained ] || store="$D/store-$m"
     out="$D/bench-$m"
     $EGO bench alignment "$store" --out-dir "$out"
+    if [ -f "$D/labeled/trials.json" ]; then TRIALS=(--trials-file "$D/labeled/trials.json")
+    else TRIALS=(--trials-out "$D/labeled/trials.json"); fi
+    $EGO bench forced-choice "$store" --labeled "$D/labeled" "${TRIALS[@]}" --out-dir "$out" -q
     $EGO bench mcq "$store" --egomcq "$D/bench/mcq.json" --out-dir "$out" --name egomcq
     $EGO bench retrieval "$store" --out-dir "$out"
 done
-for r in alignment egomcq retrieval; do
+for r in alignment forced_choice egomcq retrieval; do
     echo
     $EGO bench compare "$D/bench-trained/$r.json" "$D/bench-shuffled/$r.json" "$D/bench-random/$r.json" \
         --out "$D/compare-$r.md"
 done
-echo "reports: $D/bench-{trained,shuffled,random}; side by side: $D/compare-{alignment,egomcq,retrieval}.md"
+echo "reports: $D/bench-{trained,shuffled,random}; side by side: $D/compare-{alignment,forced_choice,egomcq,retrieval}.md"

@@ -18,5 +18,6 @@ each module owns one job:
 * :mod:`egoindex.bench.charades`: zero-shot Charades-Ego mAP (video or segment level);
 * :mod:`egoindex.bench.retrieval`: text<->clip R@K on the store's val split;
 * :mod:`egoindex.bench.alignment`: utterance-frame alignment against same-count baselines (BabyView);
+* :mod:`egoindex.bench.forced_choice`: n-way forced choice of a category word among images (CVCL);
 * :mod:`egoindex.bench.compare`: reports side by side.
 """

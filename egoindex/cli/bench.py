@@ -1,5 +1,6 @@
 """``egoindex bench ...``: benchmark commands over a store; the logic is :mod:`egoindex.bench`
-(one module per benchmark: ``mcq``, ``mir``, ``charades``, ``motion``, ``retrieval``, ``alignment``, ``compare``).
+(one module per benchmark: ``mcq``, ``mir``, ``charades``, ``motion``, ``retrieval``, ``alignment``,
+``forced_choice``, ``compare``).
 
 Those modules are imported inside the commands that run a benchmark: they pull torch
 (raw-video embedding) and lancedb, which ``egoindex --help`` and ``bench compare`` should not pay.
@@ -283,6 +284,52 @@ def alignment(
               for s in ("", "_ci95_low", "_ci95_high")] + ["n_utterances", "n_skipped"])
 
 
+def forced_choice(
+    store: Path = typer.Argument(..., help="Store folder (its model embeds the category words and the images)."),
+    labeled: Path = typer.Option(..., "--labeled", help="DIR/<category>/*.jpg (embedded by the store's image "
+                                 "tower), or a .csv video_uid,time,category of store frames (their stored vectors; "
+                                 "the frame nearest to time within --nearest s)."),
+    ways: Optional[int] = typer.Option(None, "--ways", min=2, help="Candidates per trial (default 4; with "
+                                       "--trials-file, the file's)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the trials."),
+    trials: Optional[int] = typer.Option(None, "--trials", min=1, help="Draw N targets (seeded); default one "
+                                         "trial per labeled image."),
+    template: Optional[list[str]] = typer.Option(None, "--template", help="Prompt template with {} for the "
+                                                 "category (repeatable; default \"{}\", \"a {}\", "
+                                                 "\"a photo of a {}\")."),
+    trials_file: Optional[Path] = typer.Option(None, "--trials-file", help="Score these trials (a --trials-out "
+                                               "of an earlier run) instead of generating them."),
+    trials_out: Optional[Path] = typer.Option(None, "--trials-out", help="Where generated trials go (default "
+                                              "OUT_DIR/NAME_trials.json)."),
+    nearest: float = typer.Option(1.0, "--nearest", min=0.0, help="CSV form: a row's time may be this many "
+                                  "seconds from the nearest stored frame, else the row is skipped."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Report folder (default STORE/bench)."),
+    name: str = typer.Option("forced_choice", "--name", help="Report name."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """N-way forced choice (CVCL, Vong et al. 2024): does the category word pick its image? Chance 1/ways.
+
+    Each trial: one target image and ways-1 foils, each from a different category than the target
+    (and than each other); the model picks the candidate with the highest cosine to the word's
+    text vector (normalised mean over the templates). Accuracy with a Wilson 95 % interval,
+    overall and per category. Trials are written to a file; --trials-file scores another store
+    on the very same trials.
+
+    Examples:
+      egoindex demo-labeled demo/labeled --from demo/videos --shards demo/shards
+      egoindex bench forced-choice demo/store --labeled demo/labeled --ways 4 --seed 0
+      egoindex bench forced-choice other/store --labeled demo/labeled --trials-file demo/store/bench/forced_choice_trials.json
+    """
+    from egoindex.bench.forced_choice import run_forced_choice  # torch + lancedb
+
+    r = run_forced_choice(open_store(store, device=device), labeled, out_dir or default_out_dir(store), ways=ways,
+                          seed=seed, n_trials=trials, templates=template, trials_file=trials_file,
+                          trials_out=trials_out, nearest_s=nearest, name=name, progress=not quiet)
+    _show(r, ["acc", "ci95_low", "ci95_high", "chance_acc", "mean_category_acc", "ties", "n", "n_categories",
+              "n_items", "n_skipped"])
+
+
 def compare(
     reports: list[Path] = typer.Argument(..., help="Report JSON files (NAME.json) to put side by side."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the Markdown table here."),
@@ -297,7 +344,7 @@ def compare(
 def register(app: typer.Typer) -> None:
     """Add the ``bench`` group and its commands."""
     bench = typer.Typer(help="Benchmarks over a store: EgoMCQ, EPIC-style MIR, Charades-Ego mAP, motion direction, "
-                        "retrieval R@K, utterance-frame alignment, compare.",
+                        "retrieval R@K, utterance-frame alignment, n-way forced choice, compare.",
                         no_args_is_help=True)
     bench.command("mcq")(mcq)
     bench.command("mir")(mir)
@@ -305,5 +352,6 @@ def register(app: typer.Typer) -> None:
     bench.command("motion")(motion)
     bench.command("retrieval")(retrieval)
     bench.command("alignment")(alignment)
+    bench.command("forced-choice")(forced_choice)
     bench.command("compare")(compare)
     app.add_typer(bench, name="bench")

@@ -81,7 +81,33 @@ def demo_classes(
     console.print(f"demo classes ready: {out} ({n} videos by {by}; manifest {m.name})")
 
 
+def demo_labeled(
+    out_dir: Path = typer.Argument(..., help="Folder to write DIR/<object>/*.jpg and DIR/labels.csv into."),
+    videos: Path = typer.Option(..., "--from", help="An `egoindex demo-data` folder (with ground_truth.json)."),
+    shards: Optional[Path] = typer.Option(None, "--shards", help="SHARDS_DIR of its ingest: only the videos of "
+                                          "--split, with the manifest's video_uid."),
+    split: str = typer.Option("val", "--split", help="--shards: the split whose videos are used (val | train | all)."),
+    per_scene: int = typer.Option(2, "--per-scene", min=1, help="Frames per scene (midpoints of equal intervals)."),
+    short_side: int = typer.Option(256, "--short-side", help="Frames are scaled like the ingest: short side this."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Write a labeled image set from the demo corpus' ground truth, for `egoindex bench forced-choice`.
+
+    For each scene, frames at a few times inside it, saved as DIR/<object>/<video>_<t>.jpg, and the
+    same frames as rows of DIR/labels.csv (video_uid,time,category) for the CSV form against a
+    store. Deterministic and idempotent (existing images are kept).
+
+    Example: egoindex demo-labeled demo/labeled --from demo/videos --shards demo/shards --split val
+    """
+    from egoindex.demo.labeled import write_labeled_set  # PyAV: not on every command's start-up
+
+    labels, n, decoded = write_labeled_set(out_dir, videos, shards=shards, split=split, per_scene=per_scene,
+                                           short_side=short_side, progress=not quiet)
+    console.print(f"labeled set ready: {out_dir} ({n} images, {decoded} decoded now; labels {labels.name})")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``demo-data`` and ``demo-classes``."""
     app.command("demo-data")(demo_data)
     app.command("demo-classes")(demo_classes)
+    app.command("demo-labeled")(demo_labeled)
