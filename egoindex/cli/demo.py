@@ -107,7 +107,7 @@ def demo_labeled(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``demo-data`` and ``demo-classes``."""
+    """Add ``demo-data``, ``demo-classes`` and ``demo-labeled``."""
     app.command("demo-data")(demo_data)
     app.command("demo-classes")(demo_classes)
     app.command("demo-labeled")(demo_labeled)
