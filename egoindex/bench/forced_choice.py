@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from egoindex.bench.result import BenchResult, report_meta
 from egoindex.bench.store_rows import read_vectors
 from egoindex.bench.videos import normalise_rows
 from egoindex.core.fsutil import sha256_file
+from egoindex.core.progress import counting
 from egoindex.core.report import new_figure, save_figure, write_report
 from egoindex.errors import AnnotationError, BenchError, ModelError
 from egoindex.metrics.forced_choice import (
@@ -57,12 +59,15 @@ DEFAULT_NEAREST_S = 1.0
 _BATCH = 64
 
 
+@dataclass
 class LabeledSet:
     """Labeled items, their unit image vectors by key, and the rows that were skipped (why)."""
 
-    def __init__(self, kind: str, source: Path, items: list[Item], vectors: dict[str, np.ndarray],
-                 skipped: list[dict[str, Any]]) -> None:
-        self.kind, self.source, self.items, self.vectors, self.skipped = kind, source, items, vectors, skipped
+    kind: str
+    source: Path
+    items: list[Item]
+    vectors: dict[str, np.ndarray]
+    skipped: list[dict[str, Any]]
 
 
 def _folder_items(store: Any, root: Path, progress: bool) -> LabeledSet:
@@ -85,19 +90,21 @@ def _folder_items(store: Any, root: Path, progress: bool) -> LabeledSet:
             vectors[it.key] = v
         batch.clear()
 
-    for p in files:
-        key = p.relative_to(root).as_posix()
-        try:
-            with Image.open(p) as im:
-                img = im.convert("RGB")
-        except (OSError, ValueError) as e:
-            skipped.append({"item": key, "reason": f"unreadable image ({type(e).__name__}: {e})"})
-            continue
-        batch.append((Item(key, p.parent.name), img))
-        if len(batch) >= _BATCH:
+    with counting("labeled images", len(files), enabled=progress) as advance:
+        for p in files:
+            key = p.relative_to(root).as_posix()
+            advance()
+            try:
+                with Image.open(p) as im:
+                    img = im.convert("RGB")
+            except (OSError, ValueError) as e:
+                skipped.append({"item": key, "reason": f"unreadable image ({type(e).__name__}: {e})"})
+                continue
+            batch.append((Item(key, p.parent.name), img))
+            if len(batch) >= _BATCH:
+                flush()
+        if batch:
             flush()
-    if batch:
-        flush()
     return LabeledSet("folder", root, items, vectors, skipped)
 
 

@@ -33,6 +33,7 @@ from egoindex.dataset.layout import read_manifest
 from egoindex.errors import ConfigError, VideoError
 from egoindex.media.discover import video_uid
 from egoindex.media.sample import frames_at
+from egoindex.metrics.egomcq import clip_frame_times
 
 __all__ = ["LABELS_CSV", "scene_times", "write_labeled_set"]
 
@@ -41,9 +42,9 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def scene_times(start: float, end: float, per_scene: int) -> list[float]:
-    """``per_scene`` times at the midpoints of equal intervals over ``[start, end]`` (ms-rounded)."""
-    step = (float(end) - float(start)) / per_scene
-    return [round(float(start) + (i + 0.5) * step, 3) for i in range(per_scene)]
+    """``per_scene`` times at the midpoints of equal intervals over ``[start, end]``
+    (:func:`egoindex.metrics.egomcq.clip_frame_times`, the evaluation's rule), ms-rounded for file names."""
+    return [round(t, 3) for t in clip_frame_times(float(start), float(end), per_scene)]
 
 
 def _safe(text: str) -> str:

@@ -12,7 +12,7 @@ Why trials are a file: numbers of two checkpoints (or two stores) are comparable
 same trials, so the trials are generated once (seeded, deterministic), written, and read back to
 score another model; the report records the file's sha256.
 
-Credit is tie-aware, the rule of :mod:`egoindex.metrics.retrieval`: a target that beats every
+Credit is tie-aware, the rule of :mod:`egoindex.metrics.retrieval` (its R@1 with one positive): a target that beats every
 foil by more than ``TIE_EPS`` gets 1, one that ties ``m`` foils at the top gets ``1 / (m + 1)``
 (what a random pick among the tied would score on average), otherwise 0. Accuracy is in percent
 with a Wilson 95 % interval (:func:`egoindex.metrics.motion.wilson_interval`: it takes the
@@ -34,7 +34,7 @@ import numpy as np
 from egoindex.core.fsutil import atomic_open
 from egoindex.errors import AnnotationError
 from egoindex.metrics.motion import wilson_interval
-from egoindex.metrics.retrieval import TIE_EPS
+from egoindex.metrics.retrieval import TIE_EPS, tie_aware_ranks
 
 __all__ = [
     "DEFAULT_WAYS",
@@ -191,11 +191,10 @@ def trial_credit(scores: np.ndarray, answer: int, eps: float = TIE_EPS) -> float
         raise ValueError("scores contain NaN or infinite values")
     if not 0 <= answer < s.size:
         raise ValueError(f"answer {answer} out of range for {s.size} candidates")
-    others = np.delete(s, answer)
-    if (others > s[answer] + eps).any():
-        return 0.0
-    tied = int(np.count_nonzero(np.abs(others - s[answer]) <= eps))
-    return 1.0 / (tied + 1)
+    positive = np.zeros((1, s.size), bool)
+    positive[0, answer] = True
+    # the R@1 of the one tie rule, one positive among the candidates
+    return float(tie_aware_ranks(s[None], positive, (1,), eps)[1][1][0])
 
 
 def score_trials(trials: Sequence[Trial], image_vectors: Mapping[str, np.ndarray],
