@@ -30,6 +30,7 @@ the adapter's weights are ``visual.spatial.*`` beside them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -88,16 +89,24 @@ def _vit_fmap(visual: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     return patches.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], gh, gw)
 
 
+def _hook_grid(visual: nn.Module, keep: Callable[[torch.Tensor], None]) -> Any:
+    """Hook ``keep(grid)`` onto the module whose forward carries the tower's last feature grid (the
+    one rule for where it is: the input of a ModifiedResNet's attention pool, the output of a ViT's
+    transformer as (B, C, h, w)); returns the hook handle. Refuses towers it cannot read."""
+    grid_channels(visual)
+    if getattr(visual, "attnpool", None) is not None:
+        return visual.attnpool.register_forward_hook(lambda m, args, out: keep(args[0]))
+    return visual.transformer.register_forward_hook(lambda m, args, out: keep(_vit_fmap(visual, out)))
+
+
 def attach(visual: nn.Module, out_dim: int, grid: int) -> SpatialAdapter:
     """Add a :class:`SpatialAdapter` to an open_clip image tower as ``visual.spatial`` and hook it in
     (module docstring); returns it."""
-    channels = grid_channels(visual)
-    adapter = SpatialAdapter(channels, out_dim, grid)
+    adapter = SpatialAdapter(grid_channels(visual), out_dim, grid)
     visual.spatial = adapter
-    resnet = getattr(visual, "attnpool", None) is not None
 
-    def keep_grid(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        adapter._fmap = args[0] if resnet else _vit_fmap(visual, output)
+    def keep_grid(fmap: torch.Tensor) -> None:
+        adapter._fmap = fmap
 
     def add_cells(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
         fmap, adapter._fmap = adapter._fmap, None
@@ -108,7 +117,7 @@ def attach(visual: nn.Module, out_dim: int, grid: int) -> SpatialAdapter:
             return (output[0] + extra.to(output[0].dtype), *output[1:])
         return output + extra.to(output.dtype)
 
-    (visual.attnpool if resnet else visual.transformer).register_forward_hook(keep_grid)
+    _hook_grid(visual, keep_grid)
     visual.register_forward_hook(add_cells)
     return adapter
 
@@ -116,11 +125,8 @@ def attach(visual: nn.Module, out_dim: int, grid: int) -> SpatialAdapter:
 def feature_grid(visual: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) images -> the tower's last feature grid (B, C', h, w), the adapter's input, by a
     hook for this one call (diagnostics: how much "where" a tower's grid holds)."""
-    grid_channels(visual)  # refuses towers it cannot read
-    resnet = getattr(visual, "attnpool", None) is not None
     seen: list[torch.Tensor] = []
-    hook = (visual.attnpool if resnet else visual.transformer).register_forward_hook(
-        lambda m, args, out: seen.append(args[0] if resnet else _vit_fmap(visual, out)))
+    hook = _hook_grid(visual, seen.append)
     try:
         visual(images)
     finally:
