@@ -333,12 +333,18 @@ def forced_choice(
 def compare(
     reports: list[Path] = typer.Argument(..., help="Report JSON files (NAME.json) to put side by side."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the Markdown table here."),
+    allow_mixed: bool = typer.Option(False, "--allow-mixed",
+                                     help="Put reports of one benchmark side by side even when they were scored on "
+                                          "different items (no paired section for them)."),
 ) -> None:
-    """Several reports (checkpoints) side by side: one column per report, headed model @ sha256.
+    """Several reports (checkpoints) side by side: one column per report, headed model @ sha256,
+    with the run and the item set each was scored on. Reports of one benchmark must share their
+    item set (trials file, questions, split and seed); then each run after the first is also
+    compared with the first item by item (paired difference, bootstrap CI, McNemar p).
 
     Example: egoindex bench compare storeA/bench/egomcq_generated.json storeB/bench/egomcq_generated.json
     """
-    print(compare_reports(reports, out), end="")
+    print(compare_reports(reports, out, allow_mixed=allow_mixed), end="")
 
 
 def register(app: typer.Typer) -> None:

@@ -82,27 +82,31 @@ def demo_classes(
 
 
 def demo_labeled(
-    out_dir: Path = typer.Argument(..., help="Folder to write DIR/<object>/*.jpg and DIR/labels.csv into."),
+    out_dir: Path = typer.Argument(..., help="Folder to write DIR/<category>/*.jpg and DIR/labels.csv into."),
     videos: Path = typer.Option(..., "--from", help="An `egoindex demo-data` folder (with ground_truth.json)."),
     shards: Optional[Path] = typer.Option(None, "--shards", help="SHARDS_DIR of its ingest: only the videos of "
                                           "--split, with the manifest's video_uid."),
     split: str = typer.Option("val", "--split", help="--shards: the split whose videos are used (val | train | all)."),
     per_scene: int = typer.Option(2, "--per-scene", min=1, help="Frames per scene (midpoints of equal intervals)."),
     short_side: int = typer.Option(256, "--short-side", help="Frames are scaled like the ingest: short side this."),
+    by: str = typer.Option("object", "--by", help="The scene field that names the category: object | colour | room "
+                           "| action (one frame cannot show an action: an at-chance check)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Write a labeled image set from the demo corpus' ground truth, for `egoindex bench forced-choice`.
 
-    For each scene, frames at a few times inside it, saved as DIR/<object>/<video>_<t>.jpg, and the
+    For each scene, frames at a few times inside it, saved as DIR/<category>/<video>_<t>.jpg (the
+    category is the scene's object, or its colour, room or action with --by), and the
     same frames as rows of DIR/labels.csv (video_uid,time,category) for the CSV form against a
     store. Deterministic and idempotent (existing images are kept).
 
     Example: egoindex demo-labeled demo/labeled --from demo/videos --shards demo/shards --split val
+             egoindex demo-labeled demo/labeled-room --from demo/videos --shards demo/shards --by room
     """
     from egoindex.demo.labeled import write_labeled_set  # PyAV: not on every command's start-up
 
     labels, n, decoded = write_labeled_set(out_dir, videos, shards=shards, split=split, per_scene=per_scene,
-                                           short_side=short_side, progress=not quiet)
+                                           short_side=short_side, by=by, progress=not quiet)
     console.print(f"labeled set ready: {out_dir} ({n} images, {decoded} decoded now; labels {labels.name})")
 
 

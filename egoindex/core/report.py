@@ -225,10 +225,11 @@ def write_report(
     return written
 
 
-def compare_reports(paths: Sequence[str | Path]) -> str:
+def compare_reports(paths: Sequence[str | Path], leading: Sequence[tuple[str, Sequence[Any]]] = ()) -> str:
     """Markdown table of several reports' metrics side by side: one column per report, headed
-    ``model @ sha256[:8]`` (plus the report name when two headers would be equal), one row per
-    metric name in first-seen order; "-" where a report lacks a metric. Writes nothing."""
+    ``model @ sha256[:8]`` (plus the report name when two headers would be equal), first the
+    ``leading`` rows (a name and one value per report, e.g. which run and which item set), then
+    one row per metric name in first-seen order; "-" where a report lacks a metric. Writes nothing."""
     reports = [read_json(Path(p)) for p in paths]
     headers: list[str] = []
     for rep in reports:
@@ -242,7 +243,7 @@ def compare_reports(paths: Sequence[str | Path]) -> str:
     names: list[str] = []
     for rep in reports:
         names += [k for k in rep.get("metrics", {}) if k not in names]
-    rows = []
+    rows = [[fmt_value(name)] + [fmt_value(v) for v in values] for name, values in leading]
     for metric in names:
         rows.append([fmt_value(metric)] + [fmt_value(r["metrics"][metric]) if metric in r.get("metrics", {}) else "-" for r in reports])
     return "\n".join(md_table(["metric"] + [fmt_value(h) for h in headers], rows)) + "\n"

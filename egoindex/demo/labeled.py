@@ -1,9 +1,12 @@
 """A labeled image set from the demo corpus' ground truth (``egoindex demo-labeled DIR --from VIDEOS``),
 for ``egoindex bench forced-choice``.
 
-Every scene of ``ground_truth.json`` shows one object over ``[start, end]``; ``per_scene`` frames
-at the midpoints of equal intervals inside the scene (away from the cuts) are decoded and saved as
-``DIR/<object>/<stem>-<uid8>_<t>.jpg``, and every one is also a row ``video_uid,time,category``
+Every scene of ``ground_truth.json`` shows one object of one colour in one room over ``[start,
+end]``; ``per_scene`` frames at the midpoints of equal intervals inside the scene (away from the
+cuts) are decoded and saved as ``DIR/<category>/<stem>-<uid8>_<t>.jpg``, the category being the
+scene's ``by`` field (``object`` by default, as CVCL's object categories; ``colour``, ``room`` or
+``action`` ask what else the model learned: a frame model cannot know the action from one frame,
+so ``action`` is a built-in at-chance check), and every one is also a row ``video_uid,time,category``
 of ``DIR/labels.csv``, so the same labels work as images (the folder form, embedded by the
 store's image tower) and as store frames (the CSV form, the frames' stored vectors).
 
@@ -35,9 +38,11 @@ from egoindex.media.discover import video_uid
 from egoindex.media.sample import frames_at
 from egoindex.metrics.egomcq import clip_frame_times
 
-__all__ = ["LABELS_CSV", "scene_times", "write_labeled_set"]
+__all__ = ["CATEGORY_FIELDS", "LABELS_CSV", "scene_times", "write_labeled_set"]
 
 LABELS_CSV = "labels.csv"
+#: The ground-truth scene fields a labeled set can be made of.
+CATEGORY_FIELDS = ("object", "colour", "room", "action")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -62,13 +67,15 @@ def _chosen_videos(gt: dict[str, Any], shards: Path | None, split: str) -> list[
 
 
 def write_labeled_set(out_dir: str | Path, videos_dir: str | Path, *, shards: str | Path | None = None,
-                      split: str = "val", per_scene: int = 2, short_side: int = 256,
+                      split: str = "val", per_scene: int = 2, short_side: int = 256, by: str = "object",
                       progress: bool = False) -> tuple[Path, int, int]:
     """Write the labeled set (see the module doc); returns (labels.csv, images in it, images
     decoded by this run). Raises ConfigError when ``videos_dir`` has no demo ground truth, or
     when no video is left (``--shards`` without a video of ``split``)."""
     if per_scene < 1:
         raise ConfigError(f"--per-scene must be at least 1, got {per_scene}")
+    if by not in CATEGORY_FIELDS:
+        raise ConfigError(f"--by must be one of {', '.join(CATEGORY_FIELDS)}, got {by!r}")
     vdir = Path(videos_dir)
     gt_path = vdir / "ground_truth.json"
     if not gt_path.is_file():
@@ -81,7 +88,7 @@ def write_labeled_set(out_dir: str | Path, videos_dir: str | Path, *, shards: st
             stem = f"{_safe(Path(str(v['path'])).stem)}-{uid[:8]}"
             todo = []
             for s in v["scenes"]:
-                cat = str(s["object"]).strip()
+                cat = str(s[by]).strip()
                 if not cat or "/" in cat or cat.startswith("."):
                     continue
                 for t in scene_times(float(s["start"]), float(s["end"]), per_scene):

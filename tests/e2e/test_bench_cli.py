@@ -456,3 +456,43 @@ def test_retrieval_and_compare(demo_store: Path, generated_mcq: dict, tmp_path: 
     assert flat((tmp_path / "cmp.md").read_text()) == out
     r = runner.invoke(app, ["bench", "compare", str(tmp_path / "missing.json")])
     assert r.exit_code == 2 and "no such report" in flat(r.output)
+
+
+# ----------------------------------------------------------------------------- forced choice, lined up
+
+
+@pytest.mark.slow
+def test_forced_choice_runs_on_one_trials_file_line_up_in_compare(demo_videos: Path, demo_shards: Path,
+                                                                   demo_store: Path, tmp_path: Path) -> None:
+    """Two real forced-choice runs (the demo store with two prompt sets) on one trials file: the
+    second replays the first's trials exactly, and `bench compare` pairs them item by item; a run
+    on other trials (another seed) is refused next to them unless --allow-mixed."""
+    from typer.testing import CliRunner as Runner
+
+    r = Runner().invoke(app, ["demo-labeled", str(tmp_path / "lab"), "--from", str(demo_videos), "--shards",
+                              str(demo_shards), "--split", "val", "--by", "colour", "-q"])
+    assert r.exit_code == 0, r.output
+    trials = tmp_path / "trials.json"
+    invoke("forced-choice", demo_store, "--labeled", tmp_path / "lab", "--trials-out", trials, "--out-dir",
+           tmp_path, "--name", "plain", "-q")
+    invoke("forced-choice", demo_store, "--labeled", tmp_path / "lab", "--trials-file", trials, "--out-dir",
+           tmp_path, "--name", "look", "--template", "look, the {} one", "-q")
+    plain, look = report(tmp_path / "plain.json"), report(tmp_path / "look.json")
+    assert plain["meta"]["trials_sha256"] == look["meta"]["trials_sha256"]
+    pt, lt = plain["tables"]["trials"], look["tables"]["trials"]
+    assert [(t["id"], t["target"]) for t in pt] == [(t["id"], t["target"]) for t in lt]  # the same trials
+    out = invoke("compare", tmp_path / "plain.json", tmp_path / "look.json", "--out", tmp_path / "cmp.md")
+    assert "paired on the same trials" in out
+    row = next(line for line in (tmp_path / "cmp.md").read_text().splitlines() if "| trials |" not in line
+               and line.startswith("| ") and "vs " not in line and line.count("|") == 9)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert int(cells[1]) == len(pt)
+    diff = 100.0 * (sum(t["credit"] for t in lt) - sum(t["credit"] for t in pt)) / len(pt)
+    assert float(cells[4]) == pytest.approx(diff, abs=0.006)
+    assert float(cells[4]) == pytest.approx(look["metrics"]["acc"] - plain["metrics"]["acc"], abs=0.006)
+
+    invoke("forced-choice", demo_store, "--labeled", tmp_path / "lab", "--seed", "1", "--trials-out",
+           tmp_path / "trials1.json", "--out-dir", tmp_path, "--name", "seed1", "-q")
+    res = runner.invoke(app, ["bench", "compare", str(tmp_path / "plain.json"), str(tmp_path / "seed1.json")])
+    assert res.exit_code == 2 and "not scored on the same items" in flat(res.output)
+    assert "| acc |" in invoke("compare", tmp_path / "plain.json", tmp_path / "seed1.json", "--allow-mixed")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from egoindex.core.fsutil import sha256_file
-from egoindex.errors import AnnotationError
+from egoindex.errors import AnnotationError, ConfigError
 from egoindex.metrics.forced_choice import (
     Item,
     Trial,
@@ -163,3 +163,11 @@ def test_demo_labeled_set_from_a_tiny_corpus(tmp_path: Path) -> None:
     before = labels.read_bytes()
     _, n2, decoded2 = write_labeled_set(out, videos, per_scene=2)
     assert (n2, decoded2) == (n, 0) and labels.read_bytes() == before  # idempotent, deterministic
+    # --by colour: the same frames (same times), labeled by the scene's colour
+    by_colour, n3, _ = write_labeled_set(tmp_path / "colour", videos, per_scene=2, by="colour")
+    with open(by_colour, encoding="utf-8", newline="") as f:
+        crows = list(csv.DictReader(f))
+    assert n3 == n and [(r["video_uid"], r["time"]) for r in crows] == [(r["video_uid"], r["time"]) for r in rows]
+    assert {r["category"] for r in crows} == {s["colour"] for v in gt["videos"] for s in v["scenes"]}
+    with pytest.raises(ConfigError, match="--by"):
+        write_labeled_set(tmp_path / "bad", videos, by="mood")
