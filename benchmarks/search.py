@@ -169,9 +169,9 @@ def clip_batches(n: int, model: ClusterModel) -> Iterator[Any]:
     """RecordBatches of the clips schema: vectors from ``model``, plausible metadata."""
     import pyarrow as pa
 
-    from egoindex.store.schema import clips_schema, vectors_array
+    from egoindex.store.schema import clips_schema, core_schema, vectors_array
 
-    schema = clips_schema(model.dim)
+    schema = core_schema(clips_schema(model.dim))  # no speakers or participants: write_table adds them as nulls
     texts = pa.array(_texts())
     for ci, lo in enumerate(range(0, n, GEN_CHUNK)):
         hi = min(n, lo + GEN_CHUNK)
@@ -195,7 +195,7 @@ def write_store(root: Path, n: int, p: Params, clusters: int) -> dict[str, Any]:
     import pyarrow as pa
 
     from egoindex.store.layout import StoreLayout, StoreMeta
-    from egoindex.store.schema import videos_schema
+    from egoindex.store.schema import core_schema, videos_schema
     from egoindex.store.writer import record_tables, write_meta, write_table
 
     ident = {"n": n, "dim": p.dim, "seed": p.seed, "clusters": clusters, "spread": p.spread,
@@ -216,7 +216,7 @@ def write_store(root: Path, n: int, p: Params, clusters: int) -> dict[str, Any]:
         "split": ["val" if v % 10 == 0 else "train" for v in range(nv)],
         "duration": [CLIPS_PER_VIDEO * 2.0 + 2.0] * nv, "width": [1280] * nv, "height": [720] * nv,
         "native_fps": [30.0] * nv, "n_frames": [CLIPS_PER_VIDEO + 1] * nv, "n_utterances": [0] * nv, "unit": ["bench"] * nv,
-    }, schema=videos_schema()), p.dim)
+    }, schema=core_schema(videos_schema())), p.dim)
     layout.indexes.mkdir()
     rows, versions = record_tables(layout)  # writes the clips metadata cache, as the build does
     write_meta(layout, StoreMeta(model="synthetic", checkpoint="", checkpoint_sha256="", embed_dim=p.dim,

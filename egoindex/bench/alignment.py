@@ -10,8 +10,10 @@ other videos of that split, so ``--split val`` never mixes in training videos.
 
 Breakdowns: by utterance length (words) always; by speaker, child and age bin only when the
 ``utterances`` or ``videos`` table has such a column (:data:`GROUP_COLUMNS`). egoindex's own
-schema (:mod:`egoindex.store.schema`) has none, so for a store egoindex built these breakdowns
-are omitted and the report says so in ``meta.breakdowns_omitted`` and in a note.
+schema (:mod:`egoindex.store.schema`) has ``speaker``, ``child_id`` and ``age_days`` on the
+utterances (filled by ``ingest --rttm`` / speaker transcripts and ``--participants``; null
+otherwise); a store built before they existed lacks them, and then these breakdowns are omitted
+and the report says so in ``meta.breakdowns_omitted`` and in a note.
 """
 
 from __future__ import annotations

@@ -10,13 +10,20 @@ buckets are then committed in one commit per table, idempotently, like the frame
   checkpoint, its temporal head over ``num_frames`` of them (TSN segment middles,
   ``Embedder.encode_windows``) taken from the frames table's vectors, so nothing is decoded twice
   and the frames are exactly the ones the clip model's image tower embedded; ``text`` joins the
-  overlapping utterances;
-* utterances: Whisper's text embedded with the text tower;
-* videos: one row per video from the manifest (duration, geometry, frame and utterance counts).
+  overlapping utterances; ``speaker``: the overlap rule of :mod:`egoindex.media.speakers` with the
+  overlapping utterances as the turns (the speaker whose utterances cover most of the window);
+* utterances: Whisper's text embedded with the text tower, with the transcript's speaker;
+* videos: one row per video from the manifest (duration, geometry, frame and utterance counts)
+  and its participant (SHARDS_DIR's ``participants.json``: child, age, date, location, the other
+  columns as JSON in ``participant``).
+
+Every vector row also carries its video's ``child_id`` and ``age_days``
+(:func:`egoindex.build.frames.participant_columns`), null without a participant.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import lancedb
@@ -26,7 +33,9 @@ from egoindex.build.config import BuildConfig, BuildLayout, BuildSummary
 from egoindex.core import failpoints
 from egoindex.core.fsutil import read_json, write_json
 from egoindex.core.progress import progress_bar
-from egoindex.dataset.layout import read_transcript
+from egoindex.build.frames import participant_columns
+from egoindex.dataset.layout import read_participants, read_transcript
+from egoindex.media.speakers import Turn, TurnIndex
 from egoindex.model.embed import Embedder, encode_clip_windows
 from egoindex.store.filters import Filters
 from egoindex.store.schema import vectors_of
@@ -44,13 +53,16 @@ def clip_rows(uid: str, split: str, times: np.ndarray, vecs: np.ndarray, duratio
               seconds: float, stride: float,
               embedder: Embedder | None = None) -> tuple[list[dict[str, Any]], np.ndarray]:
     """Clips of one video: rows and their vectors (empty windows are skipped). ``text`` joins the
-    utterances that overlap the window. Vectors: ``embedder``'s clip encoder
+    utterances that overlap the window, ``speaker`` is the one whose utterances cover most of it
+    (module docstring). Vectors: ``embedder``'s clip encoder
     (:func:`egoindex.model.embed.encode_clip_windows`), the frame mean without one."""
     pooled = encode_clip_windows(embedder, times, vecs, 0.0, duration, seconds, stride)
+    said = TurnIndex([Turn(float(u["start"]), float(u["end"]), str(u["speaker"])) for u in utts if u.get("speaker")])
     rows = []
     for (s, e), n in zip(pooled.windows, pooled.n_frames):
         text = " ".join(u["text"] for u in utts if u["start"] < e and u["end"] > s)
-        rows.append({"video_uid": uid, "start": s, "end": e, "n_frames": n, "split": split, "text": text})
+        rows.append({"video_uid": uid, "start": s, "end": e, "n_frames": n, "split": split, "text": text,
+                     "speaker": said.speaker_of(s, e)})
     return rows, pooled.vectors
 
 
@@ -60,21 +72,25 @@ def utterance_row(uid: str, split: str, u: dict[str, Any], unit: str) -> dict[st
             "split": split, "text": u["text"].strip(), "no_speech_prob": float(u.get("no_speech_prob", 0.0)),
             "avg_logprob": float(u.get("avg_logprob", 0.0)),
             "compression_ratio": float(u.get("compression_ratio", 0.0)),
-            "unit": unit}
+            "unit": unit, "speaker": u.get("speaker")}
 
 
 def video_row(uid: str, m: dict[str, str], duration: float, n_frames: int, n_utterances: int,
-              unit: str) -> dict[str, Any]:
-    """A videos row from the manifest's record of the video."""
+              unit: str, participant: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A videos row from the manifest's record of the video and its participant (or None)."""
+    p = participant or {}
+    extra = p.get("extra")
     return {"video_uid": uid, "source": m.get("source", ""), "split": m.get("split", ""), "duration": duration,
             "width": int(m.get("width") or 0), "height": int(m.get("height") or 0),
             "native_fps": float(m.get("native_fps") or 0.0), "n_frames": n_frames, "n_utterances": n_utterances,
-            "unit": unit}
+            "unit": unit, **participant_columns(p), "date": p.get("date"), "location": p.get("location"),
+            "participant": json.dumps(extra, sort_keys=True, ensure_ascii=False) if extra else None}
 
 
 def write_bucket(cfg: BuildConfig, layout: BuildLayout, frames: Any, embedder: Embedder, bucket: list[str],
-                 manifest: dict[str, dict[str, str]]) -> None:
-    """Write one bucket's derived fragments and its "done" mark."""
+                 manifest: dict[str, dict[str, str]], participants: dict[str, dict[str, Any]] | None = None) -> None:
+    """Write one bucket's derived fragments and its "done" mark (``participants``: by video uid)."""
+    participants = participants or {}
     name = bucket_name(bucket)
     dim = embedder.dim
     got = frames.search().where(Filters(video_uids=tuple(bucket)).sql("frames")) \
@@ -92,14 +108,16 @@ def write_bucket(cfg: BuildConfig, layout: BuildLayout, frames: Any, embedder: E
         utts = read_transcript(cfg.shards, uid)
         duration = float(m.get("duration_s") or (times.max() if len(times) else 0.0))
         rows, cv = clip_rows(uid, split, times, vecs, duration, utts, cfg.clip_seconds, cfg.clip_stride, embedder)
+        person = participant_columns(participants.get(uid))
         for r in rows:
             r["unit"] = name
+            r.update(person)
         c_rows += rows
         c_vecs.append(cv)
         for u in utts:
-            u_rows.append(utterance_row(uid, split, u, name))
+            u_rows.append({**utterance_row(uid, split, u, name), **person})
             u_texts.append(u["text"].strip())
-        v_rows.append(video_row(uid, m, duration, int(sel.sum()), len(utts), name))
+        v_rows.append(video_row(uid, m, duration, int(sel.sum()), len(utts), name, participants.get(uid)))
     u_vecs = embedder.encode_texts(u_texts) if u_texts else np.zeros((0, dim), np.float32)
     write_json(layout.bucket_mark(name), {
         "videos": bucket,
@@ -117,12 +135,13 @@ def build_derived(cfg: BuildConfig, layout: BuildLayout, embedder: Embedder, new
     if not new_videos:
         return
     frames = lancedb.connect(str(layout.lance)).open_table("frames")
+    participants = read_participants(cfg.shards)
     buckets = [new_videos[i:i + VIDEOS_PER_BUCKET] for i in range(0, len(new_videos), VIDEOS_PER_BUCKET)]
     with progress_bar(enabled=cfg.progress) as prog:
         task = prog.add_task("clips and utterances", total=len(new_videos))
         for bucket in buckets:
             if not layout.bucket_mark(bucket_name(bucket)).is_file():
-                write_bucket(cfg, layout, frames, embedder, bucket, manifest)
+                write_bucket(cfg, layout, frames, embedder, bucket, manifest, participants)
             prog.advance(task, len(bucket))
     units = [bucket_name(b) for b in buckets]
     marks = [read_json(layout.bucket_mark(u)) for u in units]

@@ -29,7 +29,7 @@ from egoindex.core import failpoints
 from egoindex.core.fsutil import write_json
 from egoindex.core.progress import progress_bar
 from egoindex.core.resources import available_cpus
-from egoindex.dataset.layout import ShardsLayout
+from egoindex.dataset.layout import ShardsLayout, read_participants
 from egoindex.dataset.shards import read_shard
 from egoindex.model.embed import Embedder, Preprocessing, crop_jpeg
 from egoindex.store.writer import write_fragments
@@ -37,11 +37,15 @@ from egoindex.store.writer import write_fragments
 
 class ShardChunks(IterableDataset):
     """Chunks of ``batch_size`` samples of whole shards: decoded crops (``decode='workers'``) or raw
-    JPEG bytes (``'device'``), plus metadata. Shards are split over loader workers."""
+    JPEG bytes (``'device'``), plus metadata: the frame's speaker (its utterance's, from the
+    sample's json) and its video's ``child_id`` / ``age_days`` (``participants``: SHARDS_DIR's
+    participants by video uid). Shards are split over loader workers."""
 
-    def __init__(self, shards: list[Path], pp: Preprocessing, batch_size: int, decode: str) -> None:
+    def __init__(self, shards: list[Path], pp: Preprocessing, batch_size: int, decode: str,
+                 participants: dict[str, dict[str, Any]] | None = None) -> None:
         super().__init__()
         self.shards, self.pp, self.batch_size, self.decode = shards, pp, batch_size, decode
+        self.participants = participants or {}
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         wi = get_worker_info()
@@ -74,15 +78,25 @@ class ShardChunks(IterableDataset):
                 jpg = sample["jpg"]
                 img = crop_jpeg(jpg, self.pp) if self.decode == "workers" else jpg
                 text = sample.get("txt", b"").decode("utf-8", errors="replace").strip()
-                rows.append({"video_uid": str(meta["video_uid"]), "t": float(meta["t"]),
+                uid = str(meta["video_uid"])
+                rows.append({"video_uid": uid, "t": float(meta["t"]),
                              "frame_index": int(meta.get("frame_index", -1)), "split": str(meta.get("split", "")),
-                             "text": text, "shard": path.name, "key": key})
+                             "text": text, "shard": path.name, "key": key,
+                             "speaker": (meta.get("utterance") or {}).get("speaker"),
+                             **participant_columns(self.participants.get(uid))})
                 imgs.append(img)
             except Exception as e:  # a corrupt member (any decoder error): recorded, the rest of the shard goes on
                 skipped.append({"shard": path.name, "key": str(key), "reason": f"{type(e).__name__}: {e}"[:300]})
             if len(rows) >= self.batch_size:
                 yield chunk(False)
         yield chunk(True)
+
+
+def participant_columns(p: dict[str, Any] | None) -> dict[str, Any]:
+    """The participant columns every vector row carries (``child_id``, ``age_days``; None
+    without a participant): one rule for frames, clips and utterances."""
+    p = p or {}
+    return {"child_id": p.get("child_id"), "age_days": p.get("age_days")}
 
 
 def embed_shards(cfg: BuildConfig, layout: BuildLayout, shards: list[Path], embedder: Embedder,
@@ -92,7 +106,7 @@ def embed_shards(cfg: BuildConfig, layout: BuildLayout, shards: list[Path], embe
         return
     decode = cfg.decode if cfg.decode != "auto" else ("device" if embedder.device.type == "cuda" else "workers")
     workers = cfg.workers if cfg.workers is not None else max(1, min(len(shards), available_cpus() - 1, 8))
-    ds = ShardChunks(shards, embedder.pp, cfg.batch_size, decode)
+    ds = ShardChunks(shards, embedder.pp, cfg.batch_size, decode, read_participants(cfg.shards))
     loader = DataLoader(ds, batch_size=None, num_workers=workers, multiprocessing_context="spawn" if workers else None,
                         prefetch_factor=4 if workers else None, pin_memory=embedder.device.type == "cuda")
     pending: dict[str, dict[str, Any]] = {}

@@ -61,7 +61,7 @@ from egoindex.store.encoders import export_text_encoder_quietly
 from egoindex.store.index import update_index
 from egoindex.store.layout import CLIPS_FRAME_MEAN, CLIPS_TEMPORAL_HEAD, StoreMeta
 from egoindex.store.schema import VECTOR_TABLES
-from egoindex.store.writer import commit_fragments, index_column, record_tables, write_meta
+from egoindex.store.writer import commit_fragments, index_column, outdated_tables, record_tables, write_meta
 
 __all__ = ["BuildConfig", "BuildError", "BuildSummary", "run"]
 
@@ -154,6 +154,12 @@ def run(cfg: BuildConfig) -> BuildSummary:
     if meta is not None and new_shards and not cfg.append and committed:
         raise BuildError(f"{layout.root} is a finished store and {cfg.shards} has {len(new_shards)} shards it does not "
                          "hold; pass --append to add them")
+    outdated = outdated_tables(layout, int(meta.embed_dim)) if meta is not None and new_shards else {}
+    if outdated:  # rows with the speaker and participant columns cannot join a table without them
+        table, cols = next(iter(outdated.items()))
+        raise BuildError(f"{layout.root} was built before the {', '.join(cols)} columns existed (its {table} table "
+                         "lacks them), so new rows cannot be appended to it; build a new STORE folder from "
+                         f"{cfg.shards} (the old store stays searchable as it is)")
     for name in committed:  # an embedded shard must not change under the store
         mark = read_json(layout.shard_mark(name))
         p = ShardsLayout(cfg.shards).shard(name)  # uncaptioned shards live in uncaptioned/

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 _D = IngestConfig()
 _R = RunOptions()
+#: How many unreadable transcript files the summary names (all are in ``IngestSummary.captions_failed``).
+UNREAD_EXAMPLES = 5
 
 
 def ingest(
@@ -47,12 +49,29 @@ def ingest(
         _D.max_gap, "--max-gap",
         help="A frame outside every utterance takes the nearest one within this many seconds."),
     max_no_speech_prob: float = typer.Option(
-        _D.max_no_speech_prob, "--max-no-speech-prob", help="Drop utterances whose no_speech_prob is above this."),
-    min_avg_logprob: float = typer.Option(
-        _D.min_avg_logprob, "--min-avg-logprob", help="Drop utterances whose avg_logprob is below this."),
+        _D.max_no_speech_prob, "--max-no-speech-prob",
+        help="A Whisper window above this no_speech_prob drops its utterances below --speech-confidence."),
+    speech_confidence: float = typer.Option(
+        _D.speech_confidence, "--speech-confidence",
+        help="Confidence an utterance needs in a window above --max-no-speech-prob."),
+    min_confidence: float = typer.Option(
+        _D.min_confidence, "--min-confidence",
+        help="Drop utterances whose confidence (geometric mean of their word probabilities) is below this."),
     max_compression_ratio: float = typer.Option(
         _D.max_compression_ratio, "--max-compression-ratio",
-        help="Drop utterances whose compression ratio is above this (repetition)."),
+        help="Drop utterances whose own text compresses more than this (from --min-compression-chars on)."),
+    min_compression_chars: int = typer.Option(
+        _D.min_compression_chars, "--min-compression-chars",
+        help="Shorter texts are not judged by compression (zlib cannot judge them)."),
+    max_window_compression: float = typer.Option(
+        _D.max_window_compression, "--max-window-compression",
+        help="A Whisper window compressing more than this is a decoding loop: its repeated pieces are dropped."),
+    max_repeats: int = typer.Option(
+        _D.max_repeats, "--max-repeats",
+        help="Drop utterances with one phrase repeated back to back this often (a decoding loop)."),
+    min_loop_words: int = typer.Option(
+        _D.min_loop_words, "--min-loop-words",
+        help="A repeated phrase counts as a loop only when the run covers this many words."),
     val_fraction: float = typer.Option(
         _D.val_fraction, "--val-fraction", help="Fraction of videos (by a hash of their uid) in the val split."),
     split_seed: int = typer.Option(_D.split_seed, "--split-seed", help="Salt of the split hash."),
@@ -77,13 +96,26 @@ def ingest(
     transcripts: Optional[Path] = typer.Option(
         None, "--transcripts",
         help="Captions file (or folder of them) whose videos take its captions instead of Whisper's, e.g. EgoClip's "
-             "egoclip.csv (docs/formats.md#captions-from-files)."),
+             "egoclip.csv, or a folder of per-video .srt/.vtt/.cha/.eaf/.TextGrid files named after their videos "
+             "(docs/formats.md#captions-from-files)."),
     transcript_format: str = typer.Option(
         "auto", "--transcript-format",
-        help=f"Format of --transcripts: {', '.join(format_names())} (auto: from the header, then the extension)."),
+        help=f"Format of --transcripts: {', '.join(format_names())} (auto: each file's header, then its extension)."),
+    transcript_map: Optional[Path] = typer.Option(
+        None, "--transcript-map",
+        help="CSV with header video,file: the video (uid, relative path or stem) of each per-video transcript "
+             "(path relative to the --transcripts folder) not named after it (docs/formats.md#captions-from-files)."),
     no_whisper: bool = typer.Option(
         _D.no_whisper, "--no-whisper",
         help="Do not run Whisper: videos not in --transcripts keep their frames with empty captions."),
+    rttm: Optional[Path] = typer.Option(
+        None, "--rttm",
+        help="Speaker turns (an .rttm file, or a folder of them: Voice Type Classifier, pyannote) that give each "
+             "utterance the speaker overlapping it most (docs/formats.md#speaker-turns-rttm)."),
+    participants: Optional[Path] = typer.Option(
+        None, "--participants",
+        help="CSV of video,child_id,age_days,date,location[,...]: joined into the store for --child / --age-min "
+             "filters (docs/formats.md#participants-csv)."),
     quiet: bool = typer.Option(not _R.progress, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Decode frames, transcribe speech (faster-whisper) and write WebDataset shards split by video.
@@ -104,14 +136,18 @@ def ingest(
     cfg = IngestConfig(
         fps=fps, short_side=short_side, jpeg_quality=jpeg_quality, whisper_model=whisper_model,
         language=language, max_gap=max_gap, max_no_speech_prob=max_no_speech_prob,
-        min_avg_logprob=min_avg_logprob, max_compression_ratio=max_compression_ratio,
+        speech_confidence=speech_confidence, min_confidence=min_confidence,
+        max_compression_ratio=max_compression_ratio, min_compression_chars=min_compression_chars,
+        max_window_compression=max_window_compression,
+        max_repeats=max_repeats, min_loop_words=min_loop_words,
         val_fraction=val_fraction, split_seed=split_seed, shard_size=shard_size,
         allow_no_audio=allow_no_audio, keep_truncated=keep_truncated, no_whisper=no_whisper,
     )
     opts = RunOptions(workers=workers, num_parts=num_parts, part_index=part_index, device=device,
                       compute_type=compute_type, batch_size=batch_size, strict=strict,
                       retry_failed=retry_failed, keep_staging=keep_staging, progress=not quiet)
-    _print_summary(run(videos_dir, shards_dir, cfg, opts, transcripts, transcript_format), shards_dir)
+    _print_summary(run(videos_dir, shards_dir, cfg, opts, transcripts, transcript_format, rttm=rttm,
+                       participants=participants, transcript_map=transcript_map), shards_dir)
 
 
 def _print_summary(s: IngestSummary, shards_dir: Path) -> None:
@@ -133,10 +169,15 @@ def _print_summary(s: IngestSummary, shards_dir: Path) -> None:
             kinds = ", ".join(f"{k} {v}" for k, v in sorted(s.captions_skipped.items()))
             t.add_row("rows skipped", escape(f"{skipped:,} ({kinds}); first: {'; '.join(s.captions_skip_examples)}"))
         if s.captions_notes:
-            t.add_row("rows kept, notes", ", ".join(f"{k} {v:,}" for k, v in sorted(s.captions_notes.items())))
+            t.add_row("captions notes", escape(", ".join(f"{k} {v:,}" for k, v in sorted(s.captions_notes.items()))))
+        if s.captions_failed:
+            first = "; ".join(f"{k}: {v}" for k, v in list(s.captions_failed.items())[:UNREAD_EXAMPLES])
+            t.add_row("transcripts not read", escape(f"{len(s.captions_failed):,} (their videos have no file captions: "
+                                                     f"Whisper, unless --no-whisper); {first}"))
         if s.captions_unmatched:
             t.add_row("file videos not found", escape(f"{s.captions_unmatched:,} (e.g. "
                       f"{', '.join(s.captions_unmatched_examples)}): no video of VIDEOS_DIR has that uid or name"))
+    _annotation_rows(t, s)
     t.add_row("time", f"{s.elapsed_s:.1f} s")
     console.print(t)
     if s.problems:
@@ -153,6 +194,28 @@ def _print_summary(s: IngestSummary, shards_dir: Path) -> None:
                       ("" if s.complete else " (other parts are unfinished: these are the shards so far)"),
                       soft_wrap=True)
         console.print(open_clip_args(s), soft_wrap=True, markup=False, highlight=False)
+
+
+def _annotation_rows(t: Table, s: IngestSummary) -> None:
+    """The summary's lines for ``--rttm`` and ``--participants``."""
+    if s.rttm is not None:
+        r = s.rttm
+        t.add_row("speaker turns", escape(f"{r.turns:,} turns of {', '.join(r.labels)} in {r.files} RTTM files; "
+                                          f"{r.videos} videos of this part take them"))
+        if r.skipped:
+            kinds = ", ".join(f"{k} {v}" for k, v in sorted(r.skipped.items()))
+            t.add_row("RTTM rows skipped", escape(f"{sum(r.skipped.values()):,} ({kinds}); first: "
+                                                  f"{'; '.join(r.skip_examples)}"))
+        if r.unmatched:
+            t.add_row("RTTM file ids not found", escape(f"{r.unmatched:,} (e.g. {', '.join(r.unmatched_examples)}): "
+                                                        "no video of VIDEOS_DIR has that uid or name"))
+    if s.participants is not None:
+        p = s.participants
+        extra = f" (extra columns: {', '.join(p.extra_columns)})" if p.extra_columns else ""
+        t.add_row("participants", escape(f"{p.rows:,} rows, {p.videos} videos matched{extra}"))
+        if p.unmatched:
+            t.add_row("participant rows not found", escape(f"{p.unmatched:,} (e.g. {', '.join(p.unmatched_examples)}): "
+                                                           "no video of VIDEOS_DIR has that uid or name"))
 
 
 def open_clip_args(s: IngestSummary) -> str:

@@ -98,6 +98,14 @@ def query(
     split: Optional[str] = typer.Option(None, "--split", help="Only this split (train/val)."),
     start: Optional[float] = typer.Option(None, "--start", help="Only moments ending after this time (s)."),
     end: Optional[float] = typer.Option(None, "--end", help="Only moments starting before this time (s)."),
+    speaker: list[str] = typer.Option([], "--speaker",
+                                      help="Only rows of this speaker (repeatable; e.g. FEM, MAL, MOT)."),
+    child: list[str] = typer.Option([], "--child",
+                                    help="Only videos of this child (repeatable; the participants' child_id)."),
+    age_min: Optional[int] = typer.Option(None, "--age-min", min=0,
+                                          help="Only videos recorded at this age (days) or older."),
+    age_max: Optional[int] = typer.Option(None, "--age-max", min=0,
+                                          help="Only videos recorded at this age (days) or younger."),
     where: Optional[str] = typer.Option(None, "--where", help="Extra SQL filter on the table's columns."),
     no_merge: bool = typer.Option(False, "--no-merge", help="Raw rows: overlapping windows of one video not merged."),
     min_score: Optional[float] = typer.Option(None, "--min-score", help="Leave out rows scoring below this."),
@@ -116,11 +124,15 @@ def query(
     text, the utterances in it); --no-merge prints the raw rows.
 
     Example: egoindex query demo/store "the baby grabs the red ball" --k 5 --split val
+
+    Adult speech to children aged 6 to 12 months: --speaker FEM --speaker MAL --age-min 180 --age-max 365
     """
     from egoindex.store import Filters  # lancedb + faiss
 
     s = open_store(store, device=device)
-    hits = s.search(text, image=image, like=like, level=level, k=k, filters=Filters(tuple(video), split, start, end, where),
+    filters = Filters(tuple(video), split, start, end, where, speakers=tuple(speaker), child_ids=tuple(child),
+                      min_age_days=age_min, max_age_days=age_max)
+    hits = s.search(text, image=image, like=like, level=level, k=k, filters=filters,
                     merge=not no_merge, min_score=min_score, gap=gap, max_span=max_span)
     if as_json:
         print(json.dumps([h.as_dict() for h in hits], indent=1, ensure_ascii=False))
@@ -131,7 +143,8 @@ def query(
     for i, h in enumerate(hits, 1):
         when = f"{h.start:7.2f}s" if h.start == h.end else f"{h.start:.2f}-{h.end:.2f}s"
         said = " / ".join(u.text for u in getattr(h, "utterances", []) if u.text and u.text != h.text)
-        line = h.text[:80] + (f" [speech: {said[:80]}]" if said else "")
+        who = h.extra.get("speaker")
+        line = (f"{who}: " if who else "") + h.text[:80] + (f" [speech: {said[:80]}]" if said else "")
         rows = () if no_merge else (str(len(getattr(h, "rows", [])) or 1),)
         t.add_row(str(i), f"{h.score:.3f}", h.source or h.video_uid[:8], when, *rows, line)
     console.print(t)

@@ -11,6 +11,7 @@
     SHARDS_DIR/manifest.csv                   one row per video: split, status, reason, counts
     SHARDS_DIR/shards.csv                     one row per shard
     SHARDS_DIR/transcripts/{uid}.json         every utterance with its scores and whether it was kept
+    SHARDS_DIR/participants.json              ``--participants``: child, age, date, location per video uid
     SHARDS_DIR/_ingest/config.json            the IngestConfig that decides the output (resume checks it)
     SHARDS_DIR/_ingest/source.json            where the videos are (players, exports, benchmarks)
     SHARDS_DIR/_ingest/{videos,staging,packs}/ resumable per-video and per-pack state
@@ -54,7 +55,8 @@ from egoindex.errors import DatasetError
 
 MANIFEST_COLUMNS = ["video_uid", "source", "split", "status", "reason", "duration_s", "frames",
                     "captioned_frames", "utterances", "utterances_dropped", "speech_s", "audio_s", "width", "height",
-                    "native_fps", "warnings", "shards"]
+                    "native_fps", "warnings", "shards", "speech_seconds_by_speaker", "captions",
+                    "dropped_by_reason", "language", "language_probability"]
 SHARDS_CSV_COLUMNS = ["shard", "split", "captioned", "samples", "bytes", "videos", "path"]
 
 #: Folder (under SHARDS_DIR) and file-name prefix of the uncaptioned-frame shards.
@@ -67,6 +69,12 @@ CLIPS = "clips"
 SHARD_LAYOUT = 3
 #: The key of ``_ingest/config.json`` that records the shard layout (beside the IngestConfig fields).
 SHARD_LAYOUT_KEY = "shard_layout"
+#: The key of the per-speaker counts of a video record and the manifest (``speech_seconds_by_speaker``,
+#: ``captioned_frames_by_speaker``) for captions without a speaker; ``egoindex train --speakers``
+#: takes it as that speaker. A label spelled ``unknown`` means the same and is counted with them.
+NO_SPEAKER = "unknown"
+#: The key of a pack record's ``clip_stats`` that counts its clips per speaker (``NO_SPEAKER`` too).
+SPEAKER_STATS = "clips_by_speaker"
 
 
 class ShardsLayout:
@@ -84,6 +92,7 @@ class ShardsLayout:
         self.sizes = self.root / "sizes.json"
         self.manifest = self.root / "manifest.csv"
         self.shards_csv = self.root / "shards.csv"
+        self.participants = self.root / "participants.json"
         self.uncaptioned = self.root / UNCAPTIONED
         self.uncaptioned_sizes = self.uncaptioned / "sizes.json"
         self.clips = self.root / CLIPS
@@ -165,7 +174,8 @@ def shard_layout(root: Where) -> int:
 
 def write_manifest(where: Where, rows: Iterable[Mapping[str, Any]]) -> None:
     """``manifest.csv`` from per-video records: ``warnings`` (a list) joined by ``"; "``,
-    ``shards`` (a list of names) by spaces, keys outside :data:`MANIFEST_COLUMNS` left out."""
+    ``shards`` (a list of names) by spaces, a mapping (``speech_seconds_by_speaker``) as JSON
+    with sorted keys, keys outside :data:`MANIFEST_COLUMNS` left out."""
     with atomic_open(as_layout(where).manifest, "w") as f:
         w = csv.DictWriter(f, MANIFEST_COLUMNS, extrasaction="ignore")
         w.writeheader()
@@ -173,6 +183,9 @@ def write_manifest(where: Where, rows: Iterable[Mapping[str, Any]]) -> None:
             row = dict(rec)
             row["warnings"] = "; ".join(rec.get("warnings") or [])
             row["shards"] = " ".join(rec.get("shards") or [])
+            for k, v in rec.items():
+                if isinstance(v, Mapping):
+                    row[k] = json.dumps(v, sort_keys=True, ensure_ascii=False)
             w.writerow(row)
 
 
@@ -187,6 +200,15 @@ def read_manifest(root: Where) -> list[dict[str, str]]:
 
 def manifest_by_uid(root: Where) -> dict[str, dict[str, str]]:
     return {r["video_uid"]: r for r in read_manifest(root)}
+
+
+def read_speech_by_speaker(row: Mapping[str, Any]) -> dict[str, float]:
+    """A manifest row's (or video record's) ``speech_seconds_by_speaker`` as a dict ({} for a
+    row written before the column existed, or of a video that was not ingested)."""
+    v = row.get("speech_seconds_by_speaker")
+    if isinstance(v, Mapping):
+        return {str(k): float(x) for k, x in v.items()}
+    return {str(k): float(x) for k, x in json.loads(v).items()} if v else {}
 
 
 def write_shards_csv(where: Where, shard_rows: Iterable[Mapping[str, Any]]) -> None:
@@ -306,11 +328,12 @@ def read_video_record(root: Where, uid: str) -> dict[str, Any] | None:
 
 def write_pack_record(where: Where, split: str, part: int, number: int, videos: Iterable[str],
                       shard_rows: list[dict[str, Any]], clip_rows: list[dict[str, Any]] | None = None,
-                      clip_stats: Mapping[str, int] | None = None) -> None:
+                      clip_stats: Mapping[str, Any] | None = None) -> None:
     """Which ``videos`` the ``number``-th pack of a split and part put into which shards
     (``shard_rows``: ``name``, ``index``, ``split``, ``count``, ``bytes``, ``videos``, pair and
     uncaptioned shards; ``clip_rows``: the same for the clip shards, plus ``frames``, under
-    ``clips``; ``clip_stats``: utterances, clips, utterances without frames); written after the
+    ``clips``; ``clip_stats``: utterances, clips, utterances without frames, clips per speaker
+    under :data:`SPEAKER_STATS`); written after the
     shards, so it names only complete ones. Clip rows sit apart from ``shards`` so that every
     reader of the frame series (sizes, ``shards.csv``, the manifest) sees what it saw before."""
     rec: dict[str, Any] = {"split": split, "part": part, "number": number, "videos": sorted(videos),
@@ -329,6 +352,23 @@ def read_pack_records(root: Where, split: str | None = None) -> list[dict[str, A
         with contextlib.suppress(json.JSONDecodeError, OSError):
             out.append(read_json(p))
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# participants.json (``ingest --participants``; the build joins it into the store)
+
+
+def write_participants(where: Where, by_uid: Mapping[str, Mapping[str, Any]]) -> None:
+    """``participants.json``: ``{video_uid: {"child_id", "age_days", "date", "location", "extra"}}``
+    for the videos the participants CSV names (``egoindex.ingest.participants``)."""
+    write_json(as_layout(where).participants, {str(k): dict(v) for k, v in sorted(by_uid.items())})
+
+
+def read_participants(root: Where) -> dict[str, dict[str, Any]]:
+    """The participant of each video uid ({} without ``--participants``, or for a SHARDS_DIR
+    ingested before it existed); a video it does not name has no participant."""
+    path = as_layout(root).participants
+    return {str(k): dict(v) for k, v in read_json(path).items()} if path.is_file() else {}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -8,14 +8,15 @@ change the bytes are recorded in ``_ingest/config.json`` and checked on every re
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from egoindex.dataset.layout import (SHARD_LAYOUT, SHARD_LAYOUT_KEY, ShardsLayout, has_ingest_config,
                                      read_ingest_config, write_ingest_config)
 from egoindex.errors import IngestError
 from egoindex.ingest.pairing import DEFAULT_MAX_GAP
-from egoindex.media.captions import FORMATS, format_names
-from egoindex.media.speech import BUNDLED, Thresholds
+from egoindex.media.captions import FORMATS, MIXED, format_names
+from egoindex.media.quality import Thresholds
+from egoindex.media.speech import BUNDLED
 
 #: The splits, in the order they are packed; a whole video goes to one (``assign_split``).
 SPLITS = ("train", "val")
@@ -31,25 +32,37 @@ class IngestConfig:
     whisper_model: str = BUNDLED
     language: str | None = None
     max_gap: float = DEFAULT_MAX_GAP
+    #: the caption quality rule (``egoindex.media.quality.Thresholds``, whose defaults these are)
     max_no_speech_prob: float = Thresholds.max_no_speech_prob
-    min_avg_logprob: float = Thresholds.min_avg_logprob
+    speech_confidence: float = Thresholds.speech_confidence
+    min_confidence: float = Thresholds.min_confidence
     max_compression_ratio: float = Thresholds.max_compression_ratio
+    min_compression_chars: int = Thresholds.min_compression_chars
+    max_window_compression: float = Thresholds.max_window_compression
+    max_repeats: int = Thresholds.max_repeats
+    min_loop_words: int = Thresholds.min_loop_words
     val_fraction: float = 0.1
     split_seed: int = 0
     shard_size: int = 2000
     allow_no_audio: bool = False
     keep_truncated: bool = False
     #: ``--transcripts``: the captions' identity (``captions_sha256``: the file's sha256, or a
-    #: folder's, see ``egoindex.media.captions.read_captions``) and its format (resolved, never
-    #: ``auto``); both None without a captions file. Another file changes the output.
+    #: folder's, with the ``--transcript-map``'s when given, see ``egoindex.media.captions.read_captions``)
+    #: and its format (resolved, never ``auto``; ``mixed`` for a folder of several); both None
+    #: without a captions file. Another file changes the output.
     captions_sha256: str | None = None
     captions_format: str | None = None
     #: ``--no-whisper``: videos without file captions get none (Whisper is not even loaded).
     no_whisper: bool = False
+    #: ``--rttm`` / ``--participants``: the sha256 of the speaker-turn file (or folder, see
+    #: ``egoindex.media.speakers.read_rttm``) and of the participants CSV; None without them.
+    #: Another file changes the output (the speakers of the captions, the participants table).
+    rttm_sha256: str | None = None
+    participants_sha256: str | None = None
 
     @property
     def thresholds(self) -> Thresholds:
-        return Thresholds(self.max_no_speech_prob, self.min_avg_logprob, self.max_compression_ratio)
+        return Thresholds(**{f.name: getattr(self, f.name) for f in fields(Thresholds)})
 
     def validate(self) -> None:
         if not 0 < self.fps <= 60:
@@ -62,7 +75,7 @@ class IngestConfig:
             raise IngestError("--jpeg-quality must be in [1, 100]")
         if (self.captions_sha256 is None) != (self.captions_format is None):
             raise IngestError("captions_sha256 and captions_format go together (both from --transcripts)")
-        if self.captions_format is not None and self.captions_format not in FORMATS:
+        if self.captions_format is not None and self.captions_format not in (*FORMATS, MIXED):
             raise IngestError(f"--transcript-format must be one of {', '.join(format_names())}, "
                               f"got {self.captions_format!r}")
 

@@ -28,9 +28,10 @@ import numpy as np
 
 from egoindex.core import failpoints
 from egoindex.core.fsutil import remove_stale_tmp
-from egoindex.dataset.layout import (ShardsLayout, is_captioned, is_uncaptioned_name, read_ingest_config,
-                                     read_pack_records, read_transcript, read_video_record, write_clip_sizes,
-                                     write_manifest, write_pack_record, write_shards_csv, write_sizes)
+from egoindex.dataset.layout import (NO_SPEAKER, SPEAKER_STATS, ShardsLayout, is_captioned, is_uncaptioned_name,
+                                     read_ingest_config, read_pack_records, read_transcript, read_video_record,
+                                     write_clip_sizes, write_manifest, write_pack_record, write_shards_csv,
+                                     write_sizes)
 from egoindex.dataset.shards import (CLIP_SHARD_RE, SHARD_RE, MemberRef, ShardWriter, TarReaders, clip_frame_member,
                                      clip_shard_name, index_tar, shard_name)
 from egoindex.ingest.pairing import DEFAULT_MAX_GAP
@@ -40,8 +41,9 @@ from egoindex.model.pooling import EPS, window_frames
 #: Clips of one video stay together in runs of up to this many (see :func:`clip_order`).
 CLIP_PIECE = 8
 #: Utterance fields a clip's ``json`` carries beside ``id``, ``start`` and ``end``, when the
-#: transcript has them (captions from a file may bring a source and verb/noun tags).
-CLIP_UTTERANCE_EXTRA = ("source", "tag_verb", "tag_noun")
+#: transcript has them (captions from a file may bring a source and verb/noun tags; a speaker
+#: comes from a transcript or ``--rttm``).
+CLIP_UTTERANCE_EXTRA = ("source", "tag_verb", "tag_noun", "speaker")
 
 Indexes = dict[str, list[tuple[str, dict[str, MemberRef]]]]
 
@@ -113,17 +115,21 @@ def pack_split(layout: ShardsLayout, split: str, part: int, uids: list[str], sha
             rows += _write_series(layout, split, part, first[cap], cap, series[cap], indexes, readers, shard_size)
         clips: list[dict[str, Any]] = []
         stats = {"utterances": 0, "clips": 0, "without_frames": 0}
+        by_speaker: dict[str, int] = {}  # clips per speaker: `train --speakers` counts a clip model's epoch with them
         for u in sorted(uids):
             made, n_utts = video_clips(layout, u, split, indexes[u], readers, max_gap)
             clips += made
             stats["utterances"] += n_utts
             stats["clips"] += len(made)
             stats["without_frames"] += n_utts - len(made)
+            for c in made:
+                by_speaker[c["speaker"]] = by_speaker.get(c["speaker"], 0) + 1
         clip_rows = _write_clips(layout, split, part, first_clip, clip_order(clips, split, part, number),
                                  indexes, readers, shard_size)
     finally:
         readers.close()
-    write_pack_record(layout, split, part, number, uids, rows, clip_rows, stats)
+    clip_stats: dict[str, Any] = {**stats, SPEAKER_STATS: dict(sorted(by_speaker.items()))}
+    write_pack_record(layout, split, part, number, uids, rows, clip_rows, clip_stats)
     return rows
 
 
@@ -136,7 +142,8 @@ def video_clips(layout: ShardsLayout, uid: str, split: str, samples: list[tuple[
     in ``[start, end]``, else the one nearest its middle) over the staged frame times, the nearest
     frame dropped when it is more than ``max_gap`` seconds outside the window (the pairing's
     limit: such a frame shows something else). Each clip is ``{"key", "uid", "txt", "json",
-    "members"}`` (``members``: positions in the staged tar, in time order)."""
+    "members", "speaker"}`` (``members``: positions in the staged tar, in time order; ``speaker``:
+    the utterance's, or ``NO_SPEAKER``)."""
     staged = layout.staged(uid)
     metas = [json.loads(readers.read(staged, refs["json"])) for _, refs in samples]
     order = sorted(range(len(samples)), key=lambda j: (float(metas[j]["t"]), j))
@@ -159,7 +166,8 @@ def video_clips(layout: ShardsLayout, uid: str, split: str, samples: list[tuple[
         meta = {"video_uid": uid, "source": source, "split": split, "utterance": info,
                 "times": [float(times[i]) for i in idx], "frame_keys": [samples[j][0] for j in members]}
         out.append({"key": f"{uid}_u{k:05d}", "uid": uid, "txt": str(utt["text"]).encode("utf-8"),
-                    "json": json.dumps(meta, ensure_ascii=False).encode("utf-8"), "members": members})
+                    "json": json.dumps(meta, ensure_ascii=False).encode("utf-8"), "members": members,
+                    "speaker": utt.get("speaker") or NO_SPEAKER})
     return out, len(utts)
 
 

@@ -1,7 +1,9 @@
 """Ingest: a folder of raw videos -> captioned WebDataset shards, split by video.
 
-Captions are Whisper's, or, with ``--transcripts``, a captions file's for the videos it names
-(:func:`match_captions`; the others use Whisper unless ``--no-whisper``).
+Captions are Whisper's, or, with ``--transcripts``, a captions file's (or a folder of them,
+``--transcript-map`` naming the video of files not named after it) for the videos it names
+(:func:`match_captions`; the others, and those whose per-video file could not be read, use
+Whisper unless ``--no-whisper``).
 
 Two stages, so that a kill at any moment loses at most the videos in flight and a rerun gives
 exactly the shards of an uninterrupted run:
@@ -37,9 +39,10 @@ from typing import Any
 from egoindex.core.fsutil import remove_stale_tmp
 from egoindex.core.progress import progress_bar
 from egoindex.core.resources import available_cpus
-from egoindex.dataset.layout import ShardsLayout, read_sizes, read_video_record, write_source
+from egoindex.dataset.layout import ShardsLayout, read_sizes, read_video_record, write_participants, write_source
 from egoindex.dataset.shards import SHARD_RE, list_pair_shards, train_data_pattern
 from egoindex.errors import IngestError, MediaError
+from egoindex.ingest.annotations import ParticipantsReport, RttmReport, load_participants, load_rttm
 from egoindex.ingest.config import SPLITS, IngestConfig, RunOptions, check_config, resolve_parts
 from egoindex.ingest.pack import finalize, pack_split, packed_uids
 from egoindex.ingest.video import Report, finish_video, fingerprint, init_worker, run_in_worker
@@ -74,9 +77,11 @@ class IngestSummary:
     audio_hours: float = 0.0
     elapsed_s: float = 0.0
     problems: list[dict[str, str]] = field(default_factory=list)
-    #: ``--transcripts``: its format, rows read, captions used, skipped rows by reason (and the
-    #: first few ``file:line: reason``), videos of this run that take file captions, and the file's
-    #: video uids that match no video (count and the first few)
+    #: ``--transcripts``: its format (``mixed`` for a folder of several), rows read, captions used,
+    #: skipped rows by reason (and the first few ``file:line: reason``), videos of this run that
+    #: take file captions, the file's video uids that match no video (count and the first few),
+    #: and the per-video files that could not be read (relative path -> reason; their videos use
+    #: Whisper)
     captions_format: str | None = None
     captions_rows: int = 0
     captions_skipped: dict[str, int] = field(default_factory=dict)
@@ -85,6 +90,10 @@ class IngestSummary:
     captions_videos: int = 0
     captions_unmatched: int = 0
     captions_unmatched_examples: list[str] = field(default_factory=list)
+    captions_failed: dict[str, str] = field(default_factory=dict)
+    #: ``--rttm`` / ``--participants``: what the file held and matched (None without it)
+    rttm: RttmReport | None = None
+    participants: ParticipantsReport | None = None
 
 
 #: How many unmatched caption-file video uids the summary names.
@@ -119,20 +128,23 @@ def match_captions(captions: Captions, videos: list[VideoFile]) -> tuple[dict[st
     return by_uid, [*captions.ignored, *(k for k in captions if k not in claims)]
 
 
-def load_captions(cfg: IngestConfig, transcripts: Path | None, fmt: str,
-                  videos: list[VideoFile]) -> tuple[IngestConfig, Captions | None]:
-    """Read ``--transcripts`` (utterances only for uids that name one of ``videos``) and put its
-    identity into the config (sha256 and resolved format), so that check_config refuses a rerun
-    with another file; a config that names a captions file needs it."""
+def load_captions(cfg: IngestConfig, transcripts: Path | None, fmt: str, videos: list[VideoFile],
+                  transcript_map: Path | None = None) -> tuple[IngestConfig, Captions | None]:
+    """Read ``--transcripts`` (utterances only for uids that name one of ``videos``; files named
+    by ``--transcript-map`` take its video) and put its identity into the config (sha256, the
+    map's included, and resolved format), so that check_config refuses a rerun with another
+    file; a config that names a captions file needs it."""
     if transcripts is None:
         if cfg.captions_sha256 is not None:
             raise IngestError("this IngestConfig names a captions file (captions_sha256); pass it as transcripts")
         if fmt != "auto":
             raise IngestError(f"--transcript-format {fmt} needs --transcripts")
+        if transcript_map is not None:
+            raise IngestError("--transcript-map needs --transcripts (the folder its file paths are relative to)")
         return cfg, None
     names = {k for v in videos for k in caption_keys(v)}
     try:
-        captions = read_captions(Path(transcripts), fmt, keep=names.__contains__)
+        captions = read_captions(Path(transcripts), fmt, keep=names.__contains__, video_map=transcript_map)
     except MediaError as e:
         raise IngestError(f"--transcripts: {e}") from e
     sha = captions.sha256
@@ -165,11 +177,16 @@ def videos_to_do(layout: ShardsLayout, mine: list[VideoFile], retry_failed: bool
 
 def run(videos_dir: Path, out_dir: Path, cfg: IngestConfig = IngestConfig(),
         opts: RunOptions = RunOptions(), transcripts: Path | None = None,
-        transcript_format: str = "auto") -> IngestSummary:
+        transcript_format: str = "auto", rttm: Path | None = None, participants: Path | None = None,
+        transcript_map: Path | None = None) -> IngestSummary:
     """Ingest ``videos_dir`` into ``out_dir`` (resumable, idempotent; see module docstring).
 
     ``transcripts``: a captions file or folder (:mod:`egoindex.media.captions`, ``transcript_format``
-    one of its formats or ``auto``) whose videos take its captions instead of Whisper's."""
+    one of its formats or ``auto``) whose videos take its captions instead of Whisper's;
+    ``transcript_map``: a ``video,file`` CSV naming the video of per-video files not named after it.
+    ``rttm``: speaker turns (a file or folder, :mod:`egoindex.media.speakers`) that give the
+    utterances of the videos they name a speaker; ``participants``: a participants CSV
+    (:mod:`egoindex.ingest.participants`) written to ``SHARDS_DIR/participants.json`` for the build."""
     t0 = time.perf_counter()
     cfg.validate()
     videos_dir, out_dir = Path(videos_dir), Path(out_dir)
@@ -179,12 +196,17 @@ def run(videos_dir: Path, out_dir: Path, cfg: IngestConfig = IngestConfig(),
     videos = find_videos(videos_dir)
     if not videos:
         raise IngestError(f"no videos found under {videos_dir} (extensions: {describe_extensions()})")
-    cfg, captions = load_captions(cfg, transcripts, transcript_format, videos)
+    cfg, captions = load_captions(cfg, transcripts, transcript_format, videos, transcript_map)
+    # speaker turns (--rttm) and the participants table (--participants): identities into cfg
+    cfg, turns, rttm_report = load_rttm(cfg, rttm, videos, caption_keys)
+    cfg, people, people_report = load_participants(cfg, participants, videos, caption_keys)
     cfg.validate()
     file_captions, unmatched = match_captions(captions, videos) if captions is not None else ({}, [])
     layout = ShardsLayout(out_dir)
     layout.make()
     check_config(layout, cfg)
+    if people is not None:
+        write_participants(layout, {uid: p.to_json() for uid, p in people.items()})
     write_source(layout, videos_dir)
 
     mine = [v for v in videos if assign_part(v.video_uid, num_parts) == part]
@@ -223,14 +245,15 @@ def run(videos_dir: Path, out_dir: Path, cfg: IngestConfig = IngestConfig(),
                              cfg.language, cfg.thresholds) if need_whisper else None
             for v in todo:
                 done(finish_video(v, splits[v.video_uid], part, cfg, layout, tr, report,
-                                  file_captions.get(v.video_uid)))
+                                  file_captions.get(v.video_uid), turns.get(v.video_uid)))
         elif todo:
             ctx = mp.get_context("spawn")  # never fork: LanceDB and CUDA state do not survive it
             q = ctx.Queue()
             init = (asdict(cfg), str(layout.root), opts.device, opts.compute_type, opts.batch_size, cpu_threads, q,
                     need_whisper)
             with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=init) as ex:
-                futures = {ex.submit(run_in_worker, v, splits[v.video_uid], part, file_captions.get(v.video_uid))
+                futures = {ex.submit(run_in_worker, v, splits[v.video_uid], part, file_captions.get(v.video_uid),
+                                     turns.get(v.video_uid))
                            for v in todo}
                 try:
                     while futures:
@@ -268,6 +291,10 @@ def run(videos_dir: Path, out_dir: Path, cfg: IngestConfig = IngestConfig(),
         summary.captions_videos = sum(v.video_uid in file_captions for v in mine)
         summary.captions_unmatched = len(unmatched)
         summary.captions_unmatched_examples = unmatched[:UNMATCHED_EXAMPLES]
+        summary.captions_failed = dict(captions.failed)
+    if rttm_report is not None:
+        rttm_report.videos = sum(v.video_uid in turns for v in mine)
+    summary.rttm, summary.participants = rttm_report, people_report
     for r in records.values():
         summary.status_counts[r["status"]] = summary.status_counts.get(r["status"], 0) + 1
         summary.speech_hours += (r.get("speech_s") or 0) / 3600

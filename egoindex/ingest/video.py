@@ -22,19 +22,22 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from egoindex.core import failpoints
-from egoindex.dataset.layout import ShardsLayout, is_captioned, write_transcript, write_video_record
+from egoindex.dataset.layout import NO_SPEAKER, ShardsLayout, is_captioned, write_transcript, write_video_record
 from egoindex.dataset.shards import ShardWriter
 from egoindex.errors import VideoError
 from egoindex.ingest.config import IngestConfig
 from egoindex.ingest.pairing import Pair, pair_frames
 from egoindex.media.discover import VideoFile, undecodable_name
 from egoindex.media.frames import DecodeStats, SampledFrame, iter_frames, probe
+from egoindex.media.speakers import Turn, attach_speakers
+from egoindex.media.quality import reason_kind
 from egoindex.media.speech import Transcriber, Utterance, load_audio
 
 #: ``report(kind, amount)``: ``("frames", n)`` frames written, ``("audio", s)`` seconds transcribed.
@@ -59,7 +62,7 @@ def video_record(v: VideoFile, split: str, part: int, status: str, reason: str =
 def sample_json(v: VideoFile, split: str, frame: SampledFrame, pair: Pair | None) -> dict[str, Any]:
     """The ``json`` member of a sample: the frame's times and size, and its utterance (with the
     pairing's match kind, gap, where the caption came from, Whisper scores, and the Ego4D verb /
-    noun tags when the caption file had them) or None."""
+    noun tags when the caption file had them, its speaker when known) or None."""
     d: dict[str, Any] = {
         "video_uid": v.video_uid,
         "source": v.source,
@@ -78,10 +81,14 @@ def sample_json(v: VideoFile, split: str, frame: SampledFrame, pair: Pair | None
             "no_speech_prob": u.no_speech_prob, "avg_logprob": u.avg_logprob,
             "compression_ratio": u.compression_ratio, "source": u.source,
         }
+        if u.confidence is not None:
+            d["utterance"]["confidence"] = u.confidence
         if u.tag_verb is not None:
             d["utterance"]["tag_verb"] = u.tag_verb
         if u.tag_noun is not None:
             d["utterance"]["tag_noun"] = u.tag_noun
+        if u.speaker is not None:
+            d["utterance"]["speaker"] = u.speaker
     return d
 
 
@@ -96,17 +103,31 @@ def covered_seconds(utts: list[Utterance]) -> float:
     return total
 
 
+def speech_seconds_by_speaker(utts: list[Utterance]) -> dict[str, float]:
+    """The manifest's ``speech_seconds_by_speaker``: for each speaker, the seconds covered by at
+    least one of its kept utterances (:func:`covered_seconds` per speaker, so one speaker's
+    overlapping narrations count once, while two speakers talking at once both count); the
+    utterances without a speaker under :data:`NO_SPEAKER`. Rounded to the ms."""
+    by: dict[str, list[Utterance]] = {}
+    for u in utts:
+        if u.kept:
+            by.setdefault(u.speaker if u.speaker is not None else NO_SPEAKER, []).append(u)
+    return {k: round(covered_seconds(v), 3) for k, v in sorted(by.items())}
+
+
 class _Skip(Exception):
     """Inside :func:`process_video`: stop this video and record it as skipped with this reason."""
 
 
 def process_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout: ShardsLayout,
                   transcriber: Transcriber | None, report: Report,
-                  captions: list[Utterance] | None = None) -> dict[str, Any]:
+                  captions: list[Utterance] | None = None, turns: list[Turn] | None = None) -> dict[str, Any]:
     """Stage 1 for one video; always returns a record (ok / skipped / failed), never raises VideoError.
 
     ``captions``: the video's utterances from the captions file (then Whisper is not used), else
-    None: Whisper's, or none at all when ``transcriber`` is None (``--no-whisper``)."""
+    None: Whisper's, or none at all when ``transcriber`` is None (``--no-whisper``). ``turns``:
+    the video's speaker turns (``--rttm``), which give its utterances their speaker
+    (:func:`egoindex.media.speakers.attach_speakers`: a transcript's own speaker stays)."""
     t0 = time.perf_counter()
     if undecodable_name(v.path):  # its source (shown escaped) would not lead back to the file
         return video_record(v, split, part, "skipped", "bad-name: the file name is not valid UTF-8 (shown with \\x "
@@ -140,10 +161,13 @@ def process_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout
             utts, meta = transcriber.transcribe(audio, v.video_uid)
         report("audio", len(audio) / 16000)
     t_audio = time.perf_counter() - t_audio
+    if turns:
+        utts = attach_speakers(utts, turns)
 
     stats = DecodeStats()
     writer = ShardWriter(layout.staged(v.video_uid))
     frames = captioned = 0
+    by_speaker: dict[str, int] = {}  # captioned frames per speaker: `train --speakers` counts its epoch with them
     pending: list[SampledFrame] = []
 
     def flush() -> None:
@@ -155,7 +179,10 @@ def process_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout
                 "txt": txt,
                 "json": json.dumps(sample_json(v, split, frame, pair), ensure_ascii=False).encode("utf-8"),
             })
-            captioned += is_captioned(txt)  # the rule that sends it to a pair shard
+            if is_captioned(txt):  # the rule that sends it to a pair shard
+                captioned += 1
+                who = pair.utterance.speaker if pair and pair.utterance.speaker is not None else NO_SPEAKER
+                by_speaker[who] = by_speaker.get(who, 0) + 1
         frames += len(pending)
         report("frames", len(pending))
         pending.clear()
@@ -185,7 +212,9 @@ def process_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout
     t_frames = time.perf_counter() - t_frames
 
     kept = [u for u in utts if u.kept]
-    caption_source = cfg.captions_format if captions is not None else "whisper" if whisper else "none"
+    # a video's file captions come from one file, so from one format (a folder may mix formats)
+    caption_source = (captions[0].source if captions else cfg.captions_format) if captions is not None \
+        else "whisper" if whisper else "none"
     write_transcript(layout, v.video_uid, {
         "video_uid": v.video_uid, "source": v.source, "captions": caption_source,
         "model": transcriber.name if whisper and transcriber is not None else None, **meta,
@@ -204,9 +233,11 @@ def process_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout
     return video_record(
         v, split, part, "ok", "", **base, captions=caption_source, frames=frames, utterances=len(kept),
         utterances_dropped=len(utts) - len(kept),
-        speech_s=round(covered_seconds(kept), 3),
+        dropped_by_reason=dict(sorted(Counter(reason_kind(u.drop_reason or "") for u in utts if not u.kept).items())),
+        language=meta.get("language"), language_probability=meta.get("language_probability"),
+        speech_s=round(covered_seconds(kept), 3), speech_seconds_by_speaker=speech_seconds_by_speaker(kept),
         audio_s=round(float(meta.get("audio_seconds", 0.0)), 3),
-        captioned_frames=captioned, warnings=warnings,
+        captioned_frames=captioned, captioned_frames_by_speaker=dict(sorted(by_speaker.items())), warnings=warnings,
         timing_s={"audio": round(t_audio, 3), "frames": round(t_frames, 3),
                   "total": round(time.perf_counter() - t0, 3)},
     )
@@ -214,9 +245,9 @@ def process_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout
 
 def finish_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout: ShardsLayout,
                  transcriber: Transcriber | None, report: Report,
-                 captions: list[Utterance] | None = None) -> dict[str, Any]:
+                 captions: list[Utterance] | None = None, turns: list[Turn] | None = None) -> dict[str, Any]:
     """:func:`process_video`, then write its record (the video is finished from then on)."""
-    rec = process_video(v, split, part, cfg, layout, transcriber, report, captions)
+    rec = process_video(v, split, part, cfg, layout, transcriber, report, captions, turns)
     write_video_record(layout, rec)
     failpoints.hit("video-done")
     return rec
@@ -241,8 +272,9 @@ def init_worker(cfg: dict[str, Any], layout_root: str, device: str, compute_type
     _WORKER["queue"] = q
 
 
-def run_in_worker(v: VideoFile, split: str, part: int, captions: list[Utterance] | None = None) -> dict[str, Any]:
+def run_in_worker(v: VideoFile, split: str, part: int, captions: list[Utterance] | None = None,
+                  turns: list[Turn] | None = None) -> dict[str, Any]:
     """Process-pool task: :func:`finish_video` with this worker's model; returns the record."""
     q = _WORKER["queue"]
     return finish_video(v, split, part, _WORKER["cfg"], _WORKER["layout"], _WORKER["transcriber"],
-                        lambda kind, n: q.put((kind, n)), captions)
+                        lambda kind, n: q.put((kind, n)), captions, turns)

@@ -2,7 +2,8 @@
 
 Safe by default, because a server answers whoever can reach it:
 
-* filters from the network are structured only (video uids, split, time range) and become quoted
+* filters from the network are structured only (video uids, split, time range, speakers, children,
+  age range) and become quoted
   SQL in :class:`~egoindex.store.Filters`; the raw ``where`` of local callers has no parameter;
 * every input is bounded: query length and k (422), request bodies (FastAPI's ``max_body_size``
   counts the bytes as they stream in, whatever Content-Length claims: 413), uploaded files
@@ -20,6 +21,7 @@ and decoding work never blocks the event loop (``Store`` is thread-safe for sear
 """
 
 import io
+import json
 import logging
 import re
 import tempfile
@@ -27,6 +29,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Annotated, Any, BinaryIO, NamedTuple
 from urllib.parse import quote
 
@@ -126,19 +129,25 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _install_error_handlers(app)
 
-    def filters_of(video: list[str], split: str | None, start: float | None, end: float | None) -> Filters:
+    def filters_of(video: list[str], split: str | None, start: float | None, end: float | None,
+                   who: Who | None = None) -> Filters:
         """Structured filters from request fields; unknown videos and empty ranges are 422."""
+        who = who or Who()
         if len(video) > MAX_VIDEO_FILTERS:
             raise HTTPException(422, f"at most {MAX_VIDEO_FILTERS} video filters")
+        if max(len(who.speaker), len(who.child)) > MAX_VIDEO_FILTERS:
+            raise HTTPException(422, f"at most {MAX_VIDEO_FILTERS} speaker or child filters")
         uids = tuple(dict.fromkeys(v for v in video if v))
         unknown = [v for v in uids if v not in store.videos]
         if unknown:
             raise HTTPException(422, f"unknown video {unknown[0]!r} in the video filter")
         if start is not None and end is not None and start > end:
             raise HTTPException(422, f"the time range is empty: start {start} is after end {end}")
-        f = Filters(uids, split or None, start, end)
+        f = Filters(uids, split or None, start, end, speakers=tuple(dict.fromkeys(x for x in who.speaker if x)),
+                    child_ids=tuple(dict.fromkeys(x for x in who.child if x)), min_age_days=who.age_min,
+                    max_age_days=who.age_max)
         try:
-            f.sql("clips")  # quoting refuses control characters, non-finite times
+            f.sql("clips")  # quoting refuses control characters, non-finite times, an empty age range
         except ValueError as e:
             raise HTTPException(422, str(e)) from None
         return f
@@ -157,7 +166,9 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
         except (StoreError, ValueError) as e:
             raise HTTPException(422, str(e)) from None
         asked = {**asked, "video": list(filters.video_uids), "split": filters.split, "start": filters.start,
-                 "end": filters.end, "min_score": ranking.min_score, "gap": ranking.gap}
+                 "end": filters.end, "speaker": list(filters.speakers), "child": list(filters.child_ids),
+                 "age_min": filters.min_age_days, "age_max": filters.max_age_days, "min_score": ranking.min_score,
+                 "gap": ranking.gap}
         return SearchOut(query=asked, level=level, k=k, merged=ranking.merge, count=len(hits),
                          elapsed_ms=round((time.perf_counter() - t0) * 1000, 3), hits=[hit_out(h) for h in hits])
 
@@ -176,6 +187,11 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
     QGap = Annotated[float | None, Query(ge=0, le=MAX_GAP, allow_inf_nan=False,
                                          description="Merge rows this many seconds apart too (default: 0 for clips "
                                                      "and utterances, one frame interval for frames).")]
+    QSpeaker = Annotated[list[str], Query(description="Only rows of these speakers (repeatable; e.g. FEM, MAL).")]
+    QChild = Annotated[list[str], Query(description="Only videos of these children (repeatable; the participants' "
+                                                    "child_id).")]
+    QAgeMin = Annotated[int | None, Query(ge=0, description="Only videos recorded at this age (days) or older.")]
+    QAgeMax = Annotated[int | None, Query(ge=0, description="Only videos recorded at this age (days) or younger.")]
 
     # ---- service ----------------------------------------------------------------------------------
     @app.get("/health", response_model=HealthOut, tags=["service"], responses=UNAVAILABLE)
@@ -205,26 +221,32 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
     def videos() -> list[VideoOut]:
         """Every video of the store (for filters and players), by source path."""
         rows = sorted(store.videos.values(), key=lambda r: str(r.get("source")))
-        return [VideoOut(**{k: r.get(k) for k in VideoOut.model_fields}) for r in rows]
+        speakers = store.video_speakers
+        return [VideoOut(**{**{k: r.get(k) for k in VideoOut.model_fields},
+                            "participant": json.loads(r["participant"]) if r.get("participant") else None,
+                            "speakers": speakers.get(r["video_uid"], [])}) for r in rows]
 
     # ---- search -------------------------------------------------------------------------------------
     @app.get("/api/search", response_model=SearchOut, tags=["search"], responses={**ERRORS, **UNAVAILABLE})
     def search_text(q: QText, level: QLevel = "clips", k: QK = 10, video: QVideo = [], split: QSplit = None,
                     start: QStart = None, end: QEnd = None, merge: QMerge = True, min_score: QMinScore = None,
-                    gap: QGap = None) -> SearchOut:
+                    gap: QGap = None, speaker: QSpeaker = [], child: QChild = [], age_min: QAgeMin = None,
+                    age_max: QAgeMax = None) -> SearchOut:
         """Text search; the filters apply before ranking, so k results come back when k rows (or,
         merged, k moments) match. Merged, no two hits of one video overlap."""
         if not q.strip():
             raise HTTPException(422, "the query text is empty")
-        return run_search({"q": q}, level, k, filters_of(video, split, start, end), Ranking(merge, min_score, gap),
-                          text=q)
+        return run_search({"q": q}, level, k,
+                          filters_of(video, split, start, end, Who(speaker, child, age_min, age_max)),
+                          Ranking(merge, min_score, gap), text=q)
 
     @app.get("/api/search/like", response_model=SearchOut, tags=["search"],
              responses={**ERRORS, 404: {"model": ErrorOut, "description": "Unknown video."}})
     def search_like(moment: Annotated[str, Query(max_length=200, description="VIDEO_UID@SECONDS")],
                     level: QLevel = "clips", k: QK = 10, video: QVideo = [], split: QSplit = None,
                     start: QStart = None, end: QEnd = None, merge: QMerge = True, min_score: QMinScore = None,
-                    gap: QGap = None) -> SearchOut:
+                    gap: QGap = None, speaker: QSpeaker = [], child: QChild = [], age_min: QAgeMin = None,
+                    age_max: QAgeMax = None) -> SearchOut:
         """More like this moment: its neighbourhood in the store ranks the rest (itself excluded)."""
         try:
             uid, _ = parse_like(moment)
@@ -232,7 +254,8 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
             raise HTTPException(422, str(e)) from None
         if uid not in store.videos:
             raise HTTPException(404, f"unknown video {uid!r}")
-        return run_search({"moment": moment}, level, k, filters_of(video, split, start, end),
+        return run_search({"moment": moment}, level, k,
+                          filters_of(video, split, start, end, Who(speaker, child, age_min, age_max)),
                           Ranking(merge, min_score, gap), like=moment)
 
     @app.post("/api/search/image", response_model=SearchOut, tags=["search"],
@@ -247,12 +270,16 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
                      end: Annotated[float | None, Form(allow_inf_nan=False)] = None,
                      merge: Annotated[bool, Form()] = True,
                      min_score: Annotated[float | None, Form(ge=-1, le=1, allow_inf_nan=False)] = None,
-                     gap: Annotated[float | None, Form(ge=0, le=MAX_GAP, allow_inf_nan=False)] = None) -> SearchOut:
+                     gap: Annotated[float | None, Form(ge=0, le=MAX_GAP, allow_inf_nan=False)] = None,
+                     speaker: Annotated[list[str], Form()] = [],
+                     child: Annotated[list[str], Form()] = [],
+                     age_min: Annotated[int | None, Form(ge=0)] = None,
+                     age_max: Annotated[int | None, Form(ge=0)] = None) -> SearchOut:
         """Search by an uploaded picture, with the same filters and merging as text search."""
         data = image.file.read(max_image_bytes + 1)
         if len(data) > max_image_bytes:
             raise HTTPException(413, f"the image is larger than {human_bytes(max_image_bytes)}")
-        filters = filters_of(video, split, start, end)
+        filters = filters_of(video, split, start, end, Who(speaker, child, age_min, age_max))
         return run_search({"image": image.filename or "upload"}, level, k, filters, Ranking(merge, min_score, gap),
                           image=open_image(data))
 
@@ -327,6 +354,15 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
 
 
 # ---- helpers ------------------------------------------------------------------------------------------
+
+class Who(NamedTuple):
+    """The speaker and participant filters of a request (``speaker``, ``child``, ``age_min``, ``age_max``)."""
+
+    speaker: Sequence[str] = ()
+    child: Sequence[str] = ()
+    age_min: int | None = None
+    age_max: int | None = None
+
 
 class Ranking(NamedTuple):
     """How a search's rows become results: merged into moments or raw, a score threshold, the gap."""

@@ -77,6 +77,12 @@ class VideoOut(BaseModel):
     native_fps: float | None = None
     n_frames: int | None = None
     n_utterances: int | None = None
+    child_id: str | None = Field(None, description="The participant: the child's id (ingest --participants).")
+    age_days: int | None = Field(None, description="The child's age in days on the recording day.")
+    date: str | None = Field(None, description="The recording date (YYYY-MM-DD).")
+    location: str | None = None
+    participant: dict[str, str] | None = Field(None, description="The participants CSV's other columns.")
+    speakers: list[str] = Field([], description="The speaker labels of the video's utterances.")
 
 
 class UtteranceOut(BaseModel):
@@ -86,6 +92,7 @@ class UtteranceOut(BaseModel):
     start: float
     end: float
     text: str
+    speaker: str | None = None
 
 
 class RowOut(BaseModel):
@@ -117,6 +124,9 @@ class HitOut(BaseModel):
     n_frames: int | None = None
     utterance_id: str | None = None
     frame_index: int | None = None
+    speaker: str | None = Field(None, description="Who spoke (the row's utterance; a clip's main speaker).")
+    child_id: str | None = None
+    age_days: int | None = None
     thumb: str
     video: str
     best_start: float | None = None

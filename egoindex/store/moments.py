@@ -70,10 +70,14 @@ class Utterance:
     start: float
     end: float
     text: str
+    speaker: str | None = None  # who spoke, when the store knows (None: no speaker, or an older store)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"utterance_id": self.utterance_id, "start": round(self.start, 3), "end": round(self.end, 3),
-                "text": self.text}
+        d: dict[str, Any] = {"utterance_id": self.utterance_id, "start": round(self.start, 3),
+                             "end": round(self.end, 3), "text": self.text}
+        if self.speaker is not None:
+            d["speaker"] = self.speaker
+        return d
 
 
 @dataclass

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -150,7 +151,18 @@ class Store:
             raise _filter_error(e) from e
 
     def count(self, level: str, filters: Filters | None = None) -> int:
+        if filters:
+            self.check_filter_columns(level, filters)
         return self.count_rows(level, filters.sql(level) if filters else None)
+
+    def check_filter_columns(self, level: str, filters: Filters) -> None:
+        """Refuse a speaker or participant filter on a table built before those columns existed
+        (Lance would fail on the unknown column; the store simply cannot say)."""
+        missing = sorted(filters.columns() - set(self.dataset(level).schema.names))
+        if missing:
+            raise FilterError(f"store {self.root} was built before the {', '.join(missing)} column(s) existed, so "
+                              "it cannot filter by speaker, child or age: build a new STORE from the same SHARDS_DIR "
+                              "(ingested with --rttm / --participants or speaker transcripts)")
 
     def info(self) -> dict[str, Any]:
         tables = {}
@@ -304,8 +316,7 @@ class Store:
             vector = self.moment_vector(uid, t)
             if exclude_self:  # "more like this" means elsewhere: skip the moment's own neighbourhood
                 half = float(self.meta.clip_seconds)
-                filters = Filters(filters.video_uids, filters.split, filters.start, filters.end, filters.where,
-                                  filters.exclude + ((uid, t - half, t + half),))
+                filters = replace(filters, exclude=filters.exclude + ((uid, t - half, t + half),))
         elif text is not None:
             vector = self.text_vector(text)
         elif image is not None:
@@ -364,7 +375,9 @@ class Store:
     def _transcripts(self) -> tuple[pa.Table, dict[str, tuple[int, int]]]:
         """The utterances table's text columns sorted by (video, start), and each video's row range
         (built once: the table version is fixed for this Store's life)."""
-        meta = self.metadata("utterances").select(["video_uid", "utterance_id", "start", "end", "text"])
+        meta = self.metadata("utterances")
+        meta = meta.select(["video_uid", "utterance_id", "start", "end", "text",
+                            *(["speaker"] if "speaker" in meta.column_names else [])])
         meta = meta.sort_by([("video_uid", "ascending"), ("start", "ascending")])
         uids = meta["video_uid"].to_pylist()
         ranges: dict[str, tuple[int, int]] = {}
@@ -378,8 +391,22 @@ class Store:
         without speech or unknown to the store."""
         meta, ranges = self._transcripts
         lo, hi = ranges.get(video_uid, (0, 0))
-        return [Utterance(str(r["utterance_id"]), float(r["start"]), float(r["end"]), r["text"] or "")
+        return [Utterance(str(r["utterance_id"]), float(r["start"]), float(r["end"]), r["text"] or "", r.get("speaker"))
                 for r in meta.slice(lo, hi - lo).to_pylist()]
+
+    @cached_property
+    def video_speakers(self) -> dict[str, list[str]]:
+        """Each video's speaker labels (sorted; videos without any are left out), from the
+        utterances table: what the page offers as speaker filters. {} for a store built before
+        speakers existed."""
+        meta = self.metadata("utterances")
+        if "speaker" not in meta.column_names:
+            return {}
+        out: dict[str, set[str]] = {}
+        for uid, who in zip(meta["video_uid"].to_pylist(), meta["speaker"].to_pylist()):
+            if who is not None:
+                out.setdefault(uid, set()).add(who)
+        return {uid: sorted(v) for uid, v in out.items()}
 
     def search_vector(self, q: np.ndarray, level: str, k: int, filters: Filters) -> list[Hit]:
         """Top-k rows of ``level`` for a unit query vector ``q`` (what :meth:`search` ends in):
@@ -387,6 +414,7 @@ class Store:
         than ``EXACT_FILTERED``, else (or when FAISS finds fewer than k allowed rows) exactly.
         For callers that hold vectors already (``egoindex index`` reports, benchmarks).
         A raw ``where`` that Lance rejects (a plain ValueError) becomes a FilterError."""
+        self.check_filter_columns(level, filters)
         try:
             return self._ranked(q, level, k, filters)
         except (ValueError, OSError) as e:  # lance raises OSError ("Invalid user input"), LanceDB ValueError
@@ -471,7 +499,8 @@ class Store:
         start = float(row.get("start", row.get("t", 0.0)))
         end = float(row.get("end", row.get("t", 0.0)))
         extra = {k: v for k, v in row.items()
-                 if k in ("split", "n_frames", "utterance_id", "frame_index", "shard", "key")}
+                 if k in ("split", "n_frames", "utterance_id", "frame_index", "shard", "key", "speaker", "child_id",
+                          "age_days")}
         return Hit(level, row["video_uid"], start, end, score, row.get("text") or "", self.source_of(row["video_uid"]),
                    offset, extra)
 

@@ -33,7 +33,8 @@ from lance.fragment import FragmentMetadata, write_fragments as lance_write_frag
 from egoindex.core.fsutil import atomic_open
 from egoindex.store.filters import in_list
 from egoindex.store.layout import StoreLayout, StoreMeta
-from egoindex.store.schema import TABLES, VECTOR_TABLES, metadata_columns, schema_for, vectors_array
+from egoindex.store.schema import (TABLES, VECTOR_TABLES, metadata_columns, missing_columns, schema_for, vectors_array,
+                                   with_missing_as_null)
 
 #: Rows per Lance data file (the build's and the benchmark's).
 MAX_ROWS_PER_FILE = 1 << 20
@@ -55,7 +56,8 @@ def write_fragments(layout: StoreLayout, table: str, rows: list[dict[str, Any]],
     readers; returns the fragments' metadata as JSON documents for :func:`commit_fragments`
     (a build keeps them in its resumable state until the commit)."""
     schema = schema_for(table, dim)
-    cols: dict[str, Any] = {n: [r[n] for r in rows] for n in schema.names if n != "vector"}
+    # a column a row lacks is null (the speaker and participant columns of rows made without them)
+    cols: dict[str, Any] = {n: [r.get(n) for r in rows] for n in schema.names if n != "vector"}
     if vecs is not None:
         cols["vector"] = vectors_array(vecs) if len(rows) else pa.array([], schema.field("vector").type)
     tbl = pa.table(cols, schema=schema)
@@ -85,13 +87,28 @@ def commit_fragments(layout: StoreLayout, table: str, docs: list[str], dim: int,
 
 def write_table(layout: StoreLayout, table: str, data: pa.Table | Iterable[pa.RecordBatch], dim: int, *,
                 max_rows_per_file: int = MAX_ROWS_PER_FILE) -> None:
-    """Write a whole table in one go (replacing it), streaming record batches of ``schema_for(table)``:
-    for stores made outside a build (the search benchmark's synthetic millions of rows)."""
+    """Write a whole table in one go (replacing it), streaming record batches of ``schema_for(table)``
+    (columns it lacks of the speaker and participant ones are added as nulls): for stores made
+    outside a build (the search benchmark's synthetic millions of rows)."""
     schema = schema_for(table, dim)
-    if not isinstance(data, pa.Table):
-        data = pa.RecordBatchReader.from_batches(schema, iter(data))
+    if isinstance(data, pa.Table):
+        data = with_missing_as_null(data, schema)
+    else:
+        data = pa.RecordBatchReader.from_batches(schema, (with_missing_as_null(b, schema) for b in data))
     layout.lance.mkdir(parents=True, exist_ok=True)
     lance.write_dataset(data, layout.uri(table), schema=schema, mode="overwrite", max_rows_per_file=max_rows_per_file)
+
+
+def outdated_tables(layout: StoreLayout, dim: int) -> dict[str, list[str]]:
+    """``{table: columns it lacks}`` for the store's tables written before columns of this
+    egoindex's schema existed (the speaker and participant columns): an ``--append`` would give
+    their new rows columns the old rows have not, which one Lance table cannot hold."""
+    out = {}
+    for table in TABLES:
+        ds = open_dataset(layout, table)
+        if ds is not None and (missing := missing_columns(table, ds.schema, dim)):
+            out[table] = missing
+    return out
 
 
 def index_column(layout: StoreLayout, table: str, column: str) -> None:

@@ -56,6 +56,8 @@ class TrainConfig:
     aug_scale: list[float] = field(default_factory=lambda: [0.4, 1.0])
     caption_word_drop: float = 0.0
     shuffle_pairs: bool = False
+    #: ``--speakers``: train (and validate) only on the captions of these speakers (sorted), None: all
+    speakers: list[str] | None = None
     workers: int | None = None
     shuffle_buffer: int = 1000
     resampled: bool = False
@@ -85,6 +87,14 @@ LAUNCH_OPTIONS = {  # torchrun options, passed through when re-executing under t
     "--rdzv-id": (None, "rendezvous job id (e.g. $SLURM_JOB_ID)"),
     "--max-restarts": (None, "torchrun worker-group restarts on failure"),
 }
+
+
+def speaker_list(s: str) -> list[str]:
+    """``"FEM, MAL,FEM"`` -> ``["FEM", "MAL"]`` (sorted, once each: the run's config records it)."""
+    labels = sorted({x.strip() for x in s.split(",") if x.strip()})
+    if not labels:
+        raise argparse.ArgumentTypeError("--speakers needs at least one label, e.g. --speakers FEM,MAL")
+    return labels
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--shuffle-pairs", action="store_true",
                    help="the shuffled-pairs control (CVCL): every train utterance's frames get another utterance's "
                         "caption (a seeded permutation without fixed points, --seed); val stays true")
+    g.add_argument("--speakers", type=speaker_list, default=None, metavar="A,B",
+                   help="train only on the captions of these speakers (comma-separated labels from ingest's --rttm or "
+                        "the transcripts, e.g. FEM,MAL for adult speech; 'unknown' = captions without a speaker): "
+                        "frames paired with anyone else's utterance are left out of training and validation")
     g.add_argument("--mask-duplicates", action=argparse.BooleanOptionalAction, default=d.mask_duplicates,
                    help="pairs with the same caption (same utterance) are not negatives of each other")
     g.add_argument("--local-loss", action=argparse.BooleanOptionalAction, default=d.local_loss,

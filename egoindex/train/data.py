@@ -19,6 +19,14 @@ Each sample carries two 64-bit keys: ``text_key`` (hash of the normalised captio
 loss to stop identical captions acting as negatives of each other) and ``utt_key`` (hash of the
 utterance id, used by validation to group the frames of one utterance).
 
+Speakers (``--speakers FEM,MAL``): only the samples whose utterance's speaker is one of these
+(:func:`speaker_key`: the sample json's ``utterance.speaker``, ``NO_SPEAKER`` without one) are
+trained and validated on, the rest are left out before their JPEG is decoded, as child-vision
+studies train on the adults' speech only: a frame during the child's own babble is not a pair of
+that run at all (rather than a frame with an empty caption, which the contrastive loss cannot
+use). The epoch counts those pairs only (:func:`count_train_samples`: the ingest records'
+captioned frames per speaker; clips: the pack records' clips per speaker).
+
 Loader workers are started with ``spawn``: forking a process that has touched LanceDB (or CUDA)
 can crash the child.
 """
@@ -43,8 +51,8 @@ import webdataset as wds
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from egoindex.dataset.layout import (has_sizes, is_captioned, read_clip_sizes, read_pack_records, read_pair_sizes,
-                                     read_video_record, shard_layout)
+from egoindex.dataset.layout import (NO_SPEAKER, SPEAKER_STATS, has_sizes, is_captioned, read_clip_sizes,
+                                     read_pack_records, read_pair_sizes, read_video_record, shard_layout)
 from egoindex.dataset.shards import clip_sample_frames, list_clip_shards, list_pair_shards, read_shard
 from egoindex.errors import DatasetError
 from egoindex.metrics.egomcq import EGOCLIP_NOUN_DIM, EGOCLIP_VERB_DIM, tag_index
@@ -85,8 +93,49 @@ def normalize_text(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def count_train_samples(shards_dir: Path) -> tuple[int, str]:
-    """Samples per pass over the train shards and where the number came from.
+def speaker_key(meta: dict[str, Any]) -> str:
+    """The speaker a sample (frame or clip json) trains as: its utterance's, else ``NO_SPEAKER``."""
+    who = (meta.get("utterance") or {}).get("speaker")
+    return str(who) if who is not None else NO_SPEAKER
+
+
+def has_speaker(sample: dict[str, Any], speakers: frozenset[str]) -> bool:
+    """Whether a raw sample's utterance is one of ``speakers`` (its json read, its JPEG not)."""
+    return speaker_key(json.loads(sample["json"])) in speakers
+
+
+def _speaker_stage(speakers: list[str] | None) -> list[Any]:
+    """The pipeline stage that keeps ``speakers``' samples only ([] for all)."""
+    return [wds.select(partial(has_speaker, speakers=frozenset(speakers)))] if speakers else []
+
+
+def count_speaker_pairs(root: Path, names: set[str], speakers: list[str]) -> tuple[int, str]:
+    """Captioned train frames of ``speakers`` in the pair shards ``names``, from the ingest records
+    (``captioned_frames_by_speaker``); refused for records written before it existed, and when
+    no pair has one of these speakers (naming the speakers there are)."""
+    packs = read_pack_records(root, "train")
+    videos = sorted({u for rec in packs for s in rec["shards"] if s["name"] in names for u in s["videos"]})
+    records = {u: read_video_record(root, u) for u in videos}
+    old = [u for u, r in records.items() if r is None or "captioned_frames_by_speaker" not in r]
+    if not videos or old:
+        why = f"the records of {len(old)} train videos lack them" if old else "there are no records of its train shards"
+        raise DatasetError(f"--speakers counts the epoch with the ingest records' captioned frames per speaker, and in "
+                           f"{root} {why} (ingested before speakers existed, or copied without _ingest/): ingest again "
+                           "into a new SHARDS_DIR, or pass --train-num-samples")
+    found: dict[str, int] = {}
+    for r in records.values():
+        for who, n in (r or {}).get("captioned_frames_by_speaker", {}).items():
+            found[who] = found.get(who, 0) + int(n)
+    n = sum(found.get(s, 0) for s in speakers)
+    if n == 0:
+        raise DatasetError(f"no train captions of {', '.join(speakers)} in {root}; its train pairs' speakers: "
+                           + (", ".join(f"{k} {v}" for k, v in sorted(found.items())) or "none"))
+    return n, f"captioned frames of {','.join(speakers)} in _ingest records"
+
+
+def count_train_samples(shards_dir: Path, speakers: list[str] | None = None) -> tuple[int, str]:
+    """Samples per pass over the train shards and where the number came from (with ``speakers``:
+    :func:`count_speaker_pairs`).
 
     The pair shards hold only captioned frames, so ``sizes.json`` (the number open_clip_train
     uses too) is exact. In an egoindex 0.2 SHARDS_DIR they also hold the frames with an empty
@@ -98,6 +147,8 @@ def count_train_samples(shards_dir: Path) -> tuple[int, str]:
     names = {p.name for p in list_pair_shards(root, "train")}
     if not names:
         raise DatasetError(f"no train-*.tar shards in {root}")
+    if speakers:
+        return count_speaker_pairs(root, names, speakers)
     if shard_layout(root) >= 2 and has_sizes(root):
         return sum(n for name, n in read_pair_sizes(root).items() if name in names), "sizes.json (captioned pairs)"
     packs = read_pack_records(root, "train")
@@ -413,13 +464,29 @@ def clip_urls(shards_dir: Path, split: str) -> list[str]:
     return [str(p) for p in list_clip_shards(Path(shards_dir), split)]
 
 
-def count_train_clips(shards_dir: Path) -> tuple[int, str]:
-    """Clips per pass over the train clip shards (``clips/sizes.json``)."""
+def count_train_clips(shards_dir: Path, speakers: list[str] | None = None) -> tuple[int, str]:
+    """Clips per pass over the train clip shards (``clips/sizes.json``; with ``speakers``, the
+    pack records' clips of those speakers)."""
     names = {Path(u).name for u in clip_urls(shards_dir, "train")}
     if not names:
         raise DatasetError(f"no clip shards (clips/clips-train-*.tar) in {shards_dir}: clip models train on the "
                            "clip series that `egoindex ingest` writes since shard layout 3; ingest into a new "
                            "SHARDS_DIR to get them")
+    if speakers:
+        packs = [r for r in read_pack_records(Path(shards_dir), "train") if r.get("clips")]
+        if not packs or any(SPEAKER_STATS not in r.get("clip_stats", {}) for r in packs):
+            raise DatasetError(f"--speakers counts the epoch with the pack records' clips per speaker, which "
+                               f"{shards_dir} lacks (ingested before speakers existed): ingest again into a new "
+                               "SHARDS_DIR, or pass --train-num-samples")
+        found: dict[str, int] = {}
+        for r in packs:
+            for who, n in r["clip_stats"][SPEAKER_STATS].items():
+                found[who] = found.get(who, 0) + int(n)
+        n = sum(found.get(s, 0) for s in speakers)
+        if n == 0:
+            raise DatasetError(f"no train clips of {', '.join(speakers)} in {shards_dir}; its clips' speakers: "
+                               + (", ".join(f"{k} {v}" for k, v in sorted(found.items())) or "none"))
+        return n, f"clips of {','.join(speakers)} in _ingest pack records"
     sizes = read_clip_sizes(Path(shards_dir))
     return sum(n for name, n in sizes.items() if name in names), "clips/sizes.json"
 
@@ -428,9 +495,11 @@ def clip_train_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Call
                       rank: int, world_size: int, seed: int, num_frames: int, start_pass: float = 0.0,
                       resampled: bool = False, shuffle_buffer: int = 1000, pin: bool = False, word_drop: float = 0.0,
                       with_tags: bool = False, scene_negatives: bool = False,
-                      captions: ShuffledCaptions | None = None, faults: FaultLog | None = None) -> DataLoader:
+                      captions: ShuffledCaptions | None = None, faults: FaultLog | None = None,
+                      speakers: list[str] | None = None) -> DataLoader:
     """Endless loader of training clip batches (``batch_size`` anchors per rank; with
-    ``scene_negatives`` each batch also carries a same-video clip per anchor, :class:`SceneNegatives`)."""
+    ``scene_negatives`` each batch also carries a same-video clip per anchor, :class:`SceneNegatives`;
+    with ``speakers`` only those speakers' clips)."""
     faults = faults or FaultLog(None, rank)
     urls = clip_urls(shards_dir, "train")
     if not urls:
@@ -439,6 +508,7 @@ def clip_train_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Call
         ShardStream(urls, rank=rank, world_size=world_size, seed=seed, start_pass=start_pass, resampled=resampled),
         partial(read_samples, faults=faults, split="train"),
         wds.select(has_text),
+        *_speaker_stage(speakers),
         partial(decode_samples, faults=faults, split="train", prepare_fn=prepare_clip, preprocess=preprocess,
                 num_frames=num_frames,
                 train=True, word_drop=word_drop, with_tags=with_tags, captions=captions),
@@ -454,16 +524,17 @@ def clip_train_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Call
 
 def clip_val_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable, batch_size: int, workers: int,
                     rank: int, world_size: int, num_frames: int, pin: bool = False,
-                    faults: FaultLog | None = None) -> DataLoader | None:
-    """This rank's share of the val clip shards, each clip once, frames at segment middles."""
+                    faults: FaultLog | None = None, speakers: list[str] | None = None) -> DataLoader | None:
+    """This rank's share of the val clip shards (of ``speakers`` only, when given), each clip
+    once, frames at segment middles."""
     prepare_fn = partial(prepare_clip, preprocess=preprocess, num_frames=num_frames, train=False)
     return _val_loader(clip_urls(shards_dir, "val"), prepare_fn, partial(collate_clips, tokenizer=tokenizer),
-                       batch_size, workers, rank, world_size, pin, faults)
+                       batch_size, workers, rank, world_size, pin, faults, speakers)
 
 
 def _val_loader(urls: list[str], prepare_fn: Callable[..., Any], collation_fn: Callable[[list[Any]], Batch],
                 batch_size: int, workers: int, rank: int, world_size: int, pin: bool,
-                faults: FaultLog | None) -> DataLoader | None:
+                faults: FaultLog | None, speakers: list[str] | None = None) -> DataLoader | None:
     """This rank's share of ``urls``, each sample once (``prepare_fn``, then ``collation_fn``); the
     last partial batch is kept, so every val sample is scored exactly once. None without urls."""
     if not urls:
@@ -474,6 +545,7 @@ def _val_loader(urls: list[str], prepare_fn: Callable[..., Any], collation_fn: C
         ValShards(urls, rank, world_size),
         partial(read_samples, faults=faults, split="val"),
         wds.select(has_text),
+        *_speaker_stage(speakers),
         partial(decode_samples, faults=faults, split="val", prepare_fn=prepare_fn),
         wds.batched(batch_size, collation_fn=collation_fn, partial=True),
     )
@@ -491,9 +563,10 @@ def _loader(dataset: IterableDataset, workers: int, pin: bool) -> DataLoader:
 def train_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable, batch_size: int, workers: int,
                  rank: int, world_size: int, seed: int, start_pass: float = 0.0, resampled: bool = False,
                  shuffle_buffer: int = 1000, pin: bool = False, word_drop: float = 0.0, with_tags: bool = False,
-                 captions: ShuffledCaptions | None = None, faults: FaultLog | None = None) -> DataLoader:
-    """Endless loader of training batches for this rank (``batch_size`` per rank); damaged
-    samples and shards go to ``faults``."""
+                 captions: ShuffledCaptions | None = None, faults: FaultLog | None = None,
+                 speakers: list[str] | None = None) -> DataLoader:
+    """Endless loader of training batches for this rank (``batch_size`` per rank; of ``speakers``
+    only, when given); damaged samples and shards go to ``faults``."""
     faults = faults or FaultLog(None, rank)
     urls = [str(p) for p in list_pair_shards(Path(shards_dir), "train")]
     if not urls:
@@ -502,6 +575,7 @@ def train_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable,
         ShardStream(urls, rank=rank, world_size=world_size, seed=seed, start_pass=start_pass, resampled=resampled),
         partial(read_samples, faults=faults, split="train"),
         wds.select(has_text),
+        *_speaker_stage(speakers),
         ReaderShuffle(shuffle_buffer, rank=rank, world_size=world_size, seed=seed, start_pass=start_pass),
         partial(decode_samples, faults=faults, split="train", preprocess=preprocess, word_drop=word_drop,
                 with_tags=with_tags, captions=captions),
@@ -524,11 +598,13 @@ class ValShards(IterableDataset):
 
 
 def val_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable, batch_size: int, workers: int,
-               rank: int, world_size: int, pin: bool = False, faults: FaultLog | None = None) -> DataLoader | None:
+               rank: int, world_size: int, pin: bool = False, faults: FaultLog | None = None,
+               speakers: list[str] | None = None) -> DataLoader | None:
     """Loader over this rank's share of the val shards (None when there are no val shards).
 
-    Batches keep their last partial batch, so every captioned val frame is scored exactly once.
+    Batches keep their last partial batch, so every captioned val frame (of ``speakers``, when
+    given) is scored exactly once.
     """
     return _val_loader([str(p) for p in list_pair_shards(Path(shards_dir), "val")],
                        partial(prepare, preprocess=preprocess), partial(collate, tokenizer=tokenizer), batch_size,
-                       workers, rank, world_size, pin, faults)
+                       workers, rank, world_size, pin, faults, speakers)

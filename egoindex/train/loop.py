@@ -300,9 +300,9 @@ def make_plan(cfg: TrainConfig, world_size: int) -> Plan:
     if cfg.train_num_samples:
         n, source = cfg.train_num_samples, "--train-num-samples"
     elif is_clip_model(cfg.model):
-        n, source = count_train_clips(Path(cfg.shards))
+        n, source = count_train_clips(Path(cfg.shards), cfg.speakers)
     else:
-        n, source = count_train_samples(Path(cfg.shards))
+        n, source = count_train_samples(Path(cfg.shards), cfg.speakers)
     global_batch = cfg.batch_size * cfg.accum_freq * world_size
     if n < global_batch:
         raise TrainError(f"{n} train samples ({source}) do not fill one global batch of {global_batch} "
@@ -360,6 +360,12 @@ def resume_checkpoint(cfg: TrainConfig, run_dir: Path) -> dict[str, Any] | None:
     if not latest.exists():
         return None
     ckpt = read_checkpoint(latest)
+    had = ckpt.get("config", {}).get("speakers")
+    if had != cfg.speakers:  # another set of pairs is another run, not a continuation of this one
+        raise TrainError(f"--resume: {latest} trained on the captions of "
+                         f"{', '.join(had) if had else 'every speaker'}, this run asks for "
+                         f"{', '.join(cfg.speakers) if cfg.speakers else 'every speaker'}; pass the same --speakers "
+                         "to continue it, or use another RUN_DIR")
     if ckpt.get("name") != cfg.model:
         raise TrainError(f"--resume: {latest} is a {ckpt.get('name')} checkpoint but --model is {cfg.model}; "
                          f"pass --model {ckpt.get('name')} to continue it, or use another RUN_DIR for {cfg.model}")
@@ -445,7 +451,7 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
 
     workers = cfg.workers if cfg.workers is not None else max(1, min(8, available_cpus() // d.local_world_size // 2))
     # the shuffled-pairs control: every rank derives the same permutation from the transcripts and the seed
-    captions = shuffled_captions(Path(cfg.shards), cfg.seed) if cfg.shuffle_pairs else None
+    captions = shuffled_captions(Path(cfg.shards), cfg.seed, cfg.speakers) if cfg.shuffle_pairs else None
     config = {**asdict(cfg), "plan": asdict(plan), "device": str(d.device), "threads": torch.get_num_threads(),
               "loader_workers": workers}
     if captions is not None:
@@ -481,19 +487,20 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
                                    resampled=cfg.resampled, shuffle_buffer=cfg.shuffle_buffer, pin=pin,
                                    word_drop=cfg.caption_word_drop, with_tags=egonce,
                                    scene_negatives=egonce and cfg.scene_negatives, captions=captions,
-                                   faults=faults)
+                                   faults=faults, speakers=cfg.speakers)
         vloader = clip_val_loader(Path(cfg.shards), preprocess=created.preprocess_val, tokenizer=created.tokenizer,
                                   batch_size=cfg.val_batch_size, workers=workers, rank=d.rank,
-                                  world_size=d.world_size, num_frames=cfg.num_frames, pin=pin, faults=faults)
+                                  world_size=d.world_size, num_frames=cfg.num_frames, pin=pin, faults=faults,
+                                  speakers=cfg.speakers)
     else:
         loader = train_loader(Path(cfg.shards), preprocess=created.preprocess_train, tokenizer=created.tokenizer,
                               batch_size=cfg.batch_size, workers=workers, rank=d.rank, world_size=d.world_size,
                               seed=cfg.seed, start_pass=start_pass, resampled=cfg.resampled,
                               shuffle_buffer=cfg.shuffle_buffer, pin=pin, word_drop=cfg.caption_word_drop,
-                              with_tags=egonce, captions=captions, faults=faults)
+                              with_tags=egonce, captions=captions, faults=faults, speakers=cfg.speakers)
         vloader = val_loader(Path(cfg.shards), preprocess=created.preprocess_val, tokenizer=created.tokenizer,
                              batch_size=cfg.val_batch_size, workers=workers, rank=d.rank, world_size=d.world_size,
-                             pin=pin, faults=faults)
+                             pin=pin, faults=faults, speakers=cfg.speakers)
     mcq = EgoMCQMonitor.open(cfg.val_egomcq, Path(cfg.shards), run_dir, cfg.seed) \
         if (cfg.val_egomcq and d.is_main) else None
     if mcq is not None:

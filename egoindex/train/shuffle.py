@@ -13,7 +13,9 @@ caption covers, which captions repeat, duplicates masked by the same rule (the t
 caption's). A permutation of frames would give every frame of an utterance a different caption,
 a harder and different control. The permutation is seeded (``--seed``) and has no fixed point, so
 no utterance keeps its own caption; val stays true (the control is scored on real pairs).
-Reading the transcripts costs one JSON per train video, not a pass over the shards.
+Reading the transcripts costs one JSON per train video, not a pass over the shards. With
+``--speakers`` the permutation is over those speakers' utterances only (the others are not
+trained on at all), so the control holds the same captions as the run it controls.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from egoindex.dataset.layout import read_manifest, read_transcript
+from egoindex.dataset.layout import NO_SPEAKER, read_manifest, read_transcript
 from egoindex.errors import TrainError
 
 __all__ = ["ShuffledCaptions", "shuffled_captions"]
@@ -59,11 +61,14 @@ def derangement(n: int, seed: int) -> np.ndarray:
     return perm
 
 
-def shuffled_captions(shards_dir: Path, seed: int) -> ShuffledCaptions:
-    """The shuffled pairing of SHARDS_DIR's train utterances (module docstring)."""
+def shuffled_captions(shards_dir: Path, seed: int, speakers: list[str] | None = None) -> ShuffledCaptions:
+    """The shuffled pairing of SHARDS_DIR's train utterances (of ``speakers`` only, when given;
+    module docstring)."""
     rows = [r for r in read_manifest(shards_dir) if r.get("split") == "train" and r.get("status") == "ok"]
+    wanted = set(speakers) if speakers else None
     utts = sorted(((str(u["id"]), u) for r in rows for u in read_transcript(shards_dir, r["video_uid"])
-                   if u.get("id")), key=lambda kv: kv[0])
+                   if u.get("id") and (wanted is None or (u.get("speaker") or NO_SPEAKER) in wanted)),
+                  key=lambda kv: kv[0])
     if len(utts) < 2:
         raise TrainError(f"--shuffle-pairs needs at least 2 train utterances in {shards_dir}/transcripts; "
                          f"found {len(utts)}")

@@ -10,12 +10,17 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
+from egoindex.cli.main import app
 from egoindex.core.fsutil import read_json
+from egoindex.ingest.config import IngestConfig, RunOptions
+from egoindex.ingest.run import run
 from egoindex.media.frames import n_samples
 from egoindex.dataset.shards import SHARD_RE, iter_samples, list_pair_shards, list_shards
 from egoindex.dataset.layout import is_captioned, read_manifest, read_sizes
 from tests.conftest import DEMO_FPS, DEMO_VIDEOS
+from tests.media import make_video
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +47,12 @@ def test_every_video_ok_and_counts_match_duration_times_fps(demo_videos: Path, d
         times = sorted(s["_meta"]["t"] for s in samples if s["_meta"]["source"] == v["path"])
         assert times == pytest.approx([k / DEMO_FPS for k in range(expected)])
         assert float(row["speech_s"]) > 0 and int(row["utterances"]) >= len(v["scenes"]) // 2
+        # audio facts: what Whisper heard and why it dropped what it dropped
+        assert row["captions"] == "whisper" and row["language"] == "en" and float(row["language_probability"]) > 0
+        dropped = json.loads(row["dropped_by_reason"])
+        assert sum(dropped.values()) == int(row["utterances_dropped"])
+        assert set(dropped) <= {"no words", "repeats", "text_compression", "window loop", "confidence",
+                                "no_speech_prob"}
     assert len({s["__key__"] for s in samples}) == len(samples)
 
 
@@ -110,3 +121,62 @@ def test_sample_format_is_what_open_clip_reads(samples: list[dict], demo_shards:
     assert {"id", "start", "end", "no_speech_prob", "avg_logprob", "compression_ratio"} <= set(with_utt)
     transcript = read_json(demo_shards / "transcripts" / f"{m['video_uid']}.json")
     assert transcript["utterances"] and all("words" in u for u in transcript["utterances"])
+
+
+def test_ingest_of_a_mixed_transcript_folder_with_a_map_a_broken_file_and_whisper(tmp_path: Path):
+    """Human transcripts of two formats (an SRT named by --transcript-map, a CHAT file named after
+    its video) caption the frames inside their utterances with their text, source and speaker;
+    the third video's transcript is broken: recorded, reported, and that video is transcribed by
+    the bundled Whisper instead. Real PyAV videos, real faster-whisper, real shards."""
+    videos = tmp_path / "videos"
+    make_video(videos / "a.mp4", 4, audio=None)  # file captions need no audio
+    make_video(videos / "sub" / "kid.mp4", 4, audio=None)
+    make_video(videos / "talk.mp4", 4, lines=[(0.5, "The baby grabs the red ball.")])
+    tr = tmp_path / "transcripts"
+    tr.mkdir()
+    (tr / "session1.srt").write_text("1\n00:00:00,000 --> 00:00:01,500\npicks up the <i>cup</i>\n\n"
+                                     "2\n00:00:02,000 --> 00:00:03,500\nopens the drawer\n", encoding="utf-8")
+    (tr / "kid.cha").write_text("@UTF8\n@Begin\n@Participants:\tCHI Target_Child, MOT Mother\n"
+                                "*MOT:\tlook at the [/] the ball . \x150_1500\x15\n*CHI:\tball &-uh ! \x152000_3500\x15\n"
+                                "@End\n", encoding="utf-8")
+    (tr / "talk.vtt").write_text("00:00.000 --> 00:03.000\nno WEBVTT line\n", encoding="utf-8")
+    tmap = tmp_path / "map.csv"
+    tmap.write_text("video,file\na,session1.srt\n", encoding="utf-8")
+    out = tmp_path / "shards"
+    r = CliRunner().invoke(app, ["ingest", str(videos), str(out), "--transcripts", str(tr), "--transcript-map",
+                                 str(tmap), "--val-fraction", "0", "-q"])
+    assert r.exit_code == 0, r.output
+    flat = " ".join(r.output.split())
+    assert "transcripts not read" in flat and "talk.vtt" in flat and "mixed" in flat
+
+    frames = {}
+    for s in iter_samples(list_shards(out)):
+        m = json.loads(s["json"])
+        frames[(m["source"], m["t"])] = (s.get("txt", b"").decode(), m["utterance"])
+    assert len(frames) == 12
+    for t in (0.0, 1.0):
+        assert frames[("a.mp4", t)][0] == "picks up the cup"
+        assert frames[("sub/kid.mp4", t)][0] == "look at the the ball."
+        assert frames[("sub/kid.mp4", t)][1]["speaker"] == "MOT"
+    for t in (2.0, 3.0):
+        assert frames[("a.mp4", t)][0] == "opens the drawer"
+        assert frames[("sub/kid.mp4", t)][0] == "ball uh!"
+        assert frames[("sub/kid.mp4", t)][1]["speaker"] == "CHI"
+    a0 = frames[("a.mp4", 0.0)][1]
+    assert (a0["source"], a0["id"], a0["match"]) == ("srt", "a/srt/1", "inside") and "speaker" not in a0
+    assert frames[("sub/kid.mp4", 0.0)][1]["source"] == "chat"
+    talk = [u for (src, _), (_, u) in frames.items() if src == "talk.mp4" and u]
+    assert talk and {u["source"] for u in talk} == {"whisper"}
+
+    rows = {m["source"]: m for m in read_manifest(out)}
+    assert {m["status"] for m in rows.values()} == {"ok"}
+    sources = {src: read_json(out / "transcripts" / f"{m['video_uid']}.json")["captions"] for src, m in rows.items()}
+    assert sources == {"a.mp4": "srt", "sub/kid.mp4": "chat", "talk.mp4": "whisper"}
+    config = read_json(out / "_ingest" / "config.json")
+    assert config["captions_format"] == "mixed"
+
+    # the same command again resumes (a "mixed" config is a valid one) and reports the same file
+    s = run(videos, out, IngestConfig(val_fraction=0.0), RunOptions(progress=False), transcripts=tr,
+            transcript_map=tmap)
+    assert (s.processed_now, s.reused, s.captions_format, s.captions_videos) == (0, 3, "mixed", 2)
+    assert list(s.captions_failed) == ["talk.vtt"] and "not a known caption-file header" in s.captions_failed["talk.vtt"]

@@ -223,7 +223,8 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for s in range(5):
             utts.append({"utterance_id": f"{uid}-{s}", "video_uid": uid, "start": 6.0 * s + 1, "end": 6.0 * s + 3.5,
                          "split": split, "text": " ".join(["word"] * (1 + 2 * s)), "no_speech_prob": 0.1,
-                         "avg_logprob": -0.2, "compression_ratio": 1.0, "unit": "b"})
+                         "avg_logprob": -0.2, "compression_ratio": 1.0, "unit": "b",
+                         "speaker": "CHI" if s == 0 else "FEM", "child_id": f"kid{v % 2}", "age_days": 200 + 100 * v})
             uvecs.append(topics[s])
         vids.append({"video_uid": uid, "source": f"{uid}.mp4", "split": split, "duration": 30.0, "width": 64,
                      "height": 64, "native_fps": 2.0, "n_frames": 60, "n_utterances": 5, "unit": "b"})
@@ -236,7 +237,7 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, rows, vecs in (("frames", frames, fvecs), ("utterances", utts, uvecs), ("clips", [], []),
                              ("videos", vids, None)):
         schema = schema_for(name, DIM)
-        cols = {n: pa.array([r[n] for r in rows], type=schema.field(n).type) for n in schema.names if n != "vector"}
+        cols = {n: pa.array([r.get(n) for r in rows], type=schema.field(n).type) for n in schema.names if n != "vector"}
         if vecs is not None:
             cols["vector"] = vectors_array(np.asarray(vecs, np.float32).reshape(-1, DIM))
         write_table(layout, name, pa.table(cols, schema=schema), DIM)
@@ -254,11 +255,14 @@ def test_store_report_on_val(store_dir: Path, tmp_path: Path) -> None:
     for key in ("model", "checkpoint_sha256", "split", "seed", "baselines", "n_utterances"):
         assert key in meta
     assert (meta["split"], meta["seed"], meta["baselines"], meta["n_utterances"]) == ("val", 0, 5, 20)
-    assert meta["breakdowns_omitted"] == ["speaker", "child", "age"]
-    assert any("breakdowns are omitted" in n for n in r.notes)
+    # the store's own speaker and participant columns (egoindex.store.schema) give the breakdowns
+    assert meta["breakdowns_omitted"] == [] and not any("breakdowns are omitted" in n for n in r.notes)
+    assert meta["breakdowns"] == ["speaker (utterances.speaker)", "child (utterances.child_id)",
+                                  "age (utterances.age_days)"]
     assert m["gap_max_across"] > 0.5 and m["gap_mean_within"] > 0.5 and m["gap_max_within_ci95_low"] > 0.4
     doc = json.loads(r.written["json"].read_text(encoding="utf-8"))
     assert [row["group"] for row in doc["tables"]["by_length"]] == ["1-2", "3-5", "6+"]
+    assert sorted(row["group"] for row in doc["tables"]["by_speaker"]) == ["CHI", "FEM"]
     assert {row["reason"]: row["n"] for row in doc["tables"]["skipped"]} == {SKIP_NO_NEAR_FRAME: 1, "empty text": 1}
     assert len(doc["tables"]["utterances"]) == 21  # the empty-text one is counted, not scored
     assert r.written["plot:similarities"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

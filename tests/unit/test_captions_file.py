@@ -101,8 +101,8 @@ def test_a_bad_file_as_a_whole_is_a_clear_error_naming_the_line(tmp_path: Path):
         read_captions(f)
     with pytest.raises(MediaError, match="not found"):
         read_captions(tmp_path / "missing.csv")
-    with pytest.raises(MediaError, match="unknown caption format 'srt'"):
-        read_captions(f, "srt")
+    with pytest.raises(MediaError, match="unknown caption format 'sbv'"):
+        read_captions(f, "sbv")
 
 
 def test_format_auto_detection_header_first_and_csv_reader(tmp_path: Path):

@@ -92,7 +92,7 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
              "native_fps": 1.0, "n_frames": FRAMES_PER_VIDEO, "n_utterances": 2, "unit": "b"} for u in VIDEOS]
     for name, rows in (("frames", frames), ("clips", clips), ("utterances", utts), ("videos", vids)):
         schema = schema_for(name, DIM)
-        cols = {n: [r[n] for r in rows] for n in schema.names if n != "vector"}
+        cols = {n: [r.get(n) for r in rows] for n in schema.names if n != "vector"}  # no speakers: null
         if "vector" in schema.names:
             cols["vector"] = vectors_array(_unit(rng, len(rows)))
         write_table(layout, name, pa.table(cols, schema=schema), DIM)

@@ -1,5 +1,5 @@
 from egoindex.ingest.pairing import pair_frames
-from egoindex.media.speech import Thresholds, Utterance, split_on_pauses
+from egoindex.media.speech import Utterance, split_on_pauses
 
 
 def utt(i: int, start: float, end: float, text: str = "x", kept: bool = True, **scores) -> Utterance:
@@ -31,15 +31,6 @@ def test_equal_gap_prefers_earlier_and_long_utterance_still_contains():
     # A long utterance that started long before several short ones still contains t.
     us = [utt(0, 0.0, 100.0)] + [utt(i, 10.0 + i, 10.5 + i) for i in range(1, 12)]
     assert ids(pair_frames([50.0], us))[0] == "u0"
-
-
-def test_thresholds_reject_reasons():
-    th = Thresholds()
-    assert th.reject_reason(utt(0, 0, 1, "hello")) is None
-    assert "no_speech" in th.reject_reason(utt(0, 0, 1, "hello", no_speech_prob=0.9))
-    assert "avg_logprob" in th.reject_reason(utt(0, 0, 1, "hello", avg_logprob=-1.5))
-    assert "compression" in th.reject_reason(utt(0, 0, 1, "la la la", compression_ratio=3.1))
-    assert th.reject_reason(utt(0, 0, 1, " ... ")) == "no words"
 
 
 def test_split_on_pauses():

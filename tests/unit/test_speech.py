@@ -3,7 +3,9 @@ import re
 import numpy as np
 import pytest
 
-from egoindex.media.speech import Thresholds, Transcriber
+from egoindex.media.quality import Thresholds
+from egoindex.demo.speech_cases import child_directed, judge, narrated, nonspeech, speak
+from egoindex.media.speech import Transcriber
 from tests.media import AUDIO_RATE, speech_track
 from egoindex.errors import ModelError
 
@@ -42,7 +44,7 @@ def test_silence_gives_no_kept_utterance(transcriber: Transcriber):
 
 
 def test_strict_thresholds_drop_and_record_reason():
-    tr = Transcriber(thresholds=Thresholds(max_no_speech_prob=0.0))
+    tr = Transcriber(thresholds=Thresholds(max_no_speech_prob=0.0, speech_confidence=1.01))
     utts, _ = tr.transcribe(to16k(speech_track(5.0, [(0.5, "Look at the yellow banana.")])), "v")
     assert utts and all(not u.kept and u.drop_reason.startswith("no_speech_prob") for u in utts)
 
@@ -51,3 +53,41 @@ def test_named_model_offline_fails_with_a_clear_message(monkeypatch: pytest.Monk
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelError, match="--whisper-model /path/to"):
         Transcriber(model="small.en", device="cpu")
+
+
+# -- the per-utterance quality rule on real decodes (egoindex.media.quality; benchmarks/caption_filter.py
+#    measures the same cases at full size)
+
+def test_repetitive_child_directed_speech_keeps_its_correct_utterances(transcriber: Transcriber):
+    kept_ok = dropped_ok = sentences = captioned = 0
+    for i in range(2):
+        lines, seconds = child_directed(i)
+        audio, truth = speak(lines, seconds, i)
+        r = judge(transcriber.transcribe(audio, f"cds{i}")[0], truth)
+        kept_ok, dropped_ok = kept_ok + r["kept_correct"], dropped_ok + r["dropped_correct"]
+        sentences, captioned = sentences + r["sentences"], captioned + r["captioned"]
+    assert kept_ok / (kept_ok + dropped_ok) >= 0.95, (kept_ok, dropped_ok)
+    assert captioned >= 0.85 * sentences, (captioned, sentences)
+
+
+def test_narration_in_a_repetitive_window_is_kept_and_scored_per_utterance(transcriber: Transcriber):
+    lines, seconds = narrated(4)
+    audio, truth = speak(lines, seconds, 4)
+    utts, _ = transcriber.transcribe(audio, "narr")
+    # the window's text repeats its sentence frame: 0.4's window rule (> 2.4) dropped all of it
+    assert max(u.compression_ratio for u in utts) > 2.4
+    r = judge(utts, truth)
+    assert r["captioned"] >= 7 and r["dropped_correct"] == 0, r
+    windows: dict[float, list] = {}
+    for u in utts:
+        windows.setdefault(u.compression_ratio, []).append(u)
+    big = max(windows.values(), key=len)
+    assert len(big) >= 3
+    # scores of one window's utterances are their own
+    assert len({u.confidence for u in big}) > 1 and len({u.text_compression for u in big}) > 1
+
+
+@pytest.mark.parametrize("kind", ["silence", "tones", "music", "noise"])
+def test_audio_without_speech_gives_no_kept_caption(transcriber: Transcriber, kind: str):
+    utts, _ = transcriber.transcribe(nonspeech(kind, 0, seconds=10.0), kind)
+    assert [u.text for u in utts if u.kept] == []

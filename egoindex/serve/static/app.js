@@ -41,11 +41,25 @@ function filterParams() {
   p.set("k", $("k").value || "12");
   if ($("video").value) p.append("video", $("video").value);
   if ($("split").value) p.set("split", $("split").value);
+  if ($("speaker").value) p.append("speaker", $("speaker").value);
+  if ($("child").value) p.append("child", $("child").value);
+  if ($("age-min").value !== "") p.set("age_min", $("age-min").value);
+  if ($("age-max").value !== "") p.set("age_max", $("age-max").value);
   if ($("start").value !== "") p.set("start", $("start").value);
   if ($("end").value !== "") p.set("end", $("end").value);
   if ($("min-score").value !== "") p.set("min_score", $("min-score").value);
   if (!$("merge").checked) p.set("merge", "false");
   return p;
+}
+
+// One <option> per value, sorted (a filter's choices: splits, speakers, children).
+function addOptions(id, values) {
+  for (const s of [...values].sort()) {
+    const o = document.createElement("option");
+    o.value = s;
+    o.textContent = s;
+    $(id).appendChild(o);
+  }
 }
 
 async function loadStore() {
@@ -55,6 +69,8 @@ async function loadStore() {
     if (!h.classify) $("classify-form").hidden = true;
     const videos = await api("/api/videos");
     const splits = new Set();
+    const speakers = new Set();
+    const children = new Set();
     for (const v of videos) {
       state.videos.set(v.video_uid, v);
       const o = document.createElement("option");
@@ -62,13 +78,12 @@ async function loadStore() {
       o.textContent = v.source;
       $("video").appendChild(o);
       if (v.split) splits.add(v.split);
+      for (const s of v.speakers || []) speakers.add(s);
+      if (v.child_id) children.add(v.child_id);
     }
-    for (const s of [...splits].sort()) {
-      const o = document.createElement("option");
-      o.value = s;
-      o.textContent = s;
-      $("split").appendChild(o);
-    }
+    addOptions("split", splits);
+    addOptions("speaker", speakers);
+    addOptions("child", children);
     document.body.dataset.ready = "1";
   } catch (e) {
     $("store-info").textContent = `cannot reach the store: ${e.message}`;
@@ -135,6 +150,13 @@ function card(hit, i) {
   score.setAttribute("data-testid", "result-score");
   score.textContent = hit.score.toFixed(3);
   meta.append(name, time, score);
+  if (hit.speaker) {
+    const who = document.createElement("span");
+    who.className = "speaker";
+    who.setAttribute("data-testid", "result-speaker");
+    who.textContent = hit.speaker;
+    meta.append(who);
+  }
   if (hit.n_rows > 1) {
     const rows = document.createElement("span");
     rows.className = "rows";
@@ -255,7 +277,14 @@ async function renderTranscript(hit) {
     when.textContent = fmtTime(u.start);
     const said = document.createElement("span");
     said.textContent = u.text;
-    b.append(when, said);
+    b.append(when);
+    if (u.speaker) {
+      const who = document.createElement("span");
+      who.className = "speaker";
+      who.textContent = u.speaker;
+      b.append(who);
+    }
+    b.append(said);
     b.addEventListener("click", () => seekTo(u.start));
     li.appendChild(b);
     list.appendChild(li);
