@@ -82,3 +82,11 @@ class ClassifyError(EgoindexError, ValueError):
 
 class ServeError(EgoindexError, ValueError):
     """A server setting that is refused (e.g. a non-loopback bind without the explicit option)."""
+
+
+class AccessError(ServeError):
+    """A users file, user or scope that cannot be used as asked (``egoindex users``, ``serve`` with login)."""
+
+
+class RedactionError(EgoindexError, ValueError):
+    """A redaction that cannot run as asked (an unknown video, a bad blackout list, one in progress)."""

@@ -10,6 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/browser.sh
+# Debian's slurm-wlm and munge for tests/e2e/test_slurm.py, which starts its own one-host cluster
+# (scripts/slurm_cluster.sh); a failed install leaves those tests to skip (or fail under CI) with the reason.
+bash scripts/slurm_cluster.sh install || echo "slurm_cluster.sh install failed: the Slurm tests will say why" >&2
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 WORKERS="${TEST_WORKERS:-2}"
 XDIST=()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from PIL import Image
 
 from egoindex.demo.tts import Speaker
 
@@ -75,3 +76,34 @@ def mux_audio(container: av.container.OutputContainer, stream: av.audio.stream.A
         container.mux(pk)
     for pk in stream.encode():
         container.mux(pk)
+
+
+#: rows of the identifying grey band of :func:`make_gop_video`'s frames
+BAND = 48
+
+
+def make_gop_video(path: Path, seconds: float, rate: int = 30, gop: int = 60, codec: str = "libx264",
+                   size: tuple[int, int] = (320, 240), open_gop: bool = False) -> Path:
+    """A video whose frame i has a top band of grey ``frame_level(i)`` over a moving texture, with
+    a keyframe exactly every ``gop`` frames (no scene-cut keyframes) and B-frames."""
+    rng = np.random.default_rng(0)
+    coarse = Image.fromarray(rng.integers(0, 255, (size[1] // 8, size[0] // 8, 3), dtype=np.uint8))
+    texture = np.asarray(coarse.resize((size[0] * 2, size[1] * 2), Image.BICUBIC))
+    if codec == "libx264":
+        params = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=3:b-adapt=0:b-pyramid=normal" + (":open-gop=1" if open_gop else "")
+        options = {"preset": "veryfast", "crf": "12", "x264-params": params}
+    else:
+        options = {"preset": "ultrafast", "crf": "12",
+                   "x265-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=3:log-level=error"}
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream(codec, rate=rate, options=options)
+        vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
+        for i in range(round(seconds * rate)):
+            x, y = int(size[0] / 2 + size[0] / 3 * np.sin(i / 40)), int(size[1] / 2 + size[1] / 3 * np.cos(i / 55))
+            view = np.array(texture[y: y + size[1], x: x + size[0]])
+            view[:BAND] = frame_level(i)
+            for pk in vs.encode(av.VideoFrame.from_ndarray(view, format="rgb24")):
+                c.mux(pk)
+        for pk in vs.encode():
+            c.mux(pk)
+    return path

@@ -51,6 +51,8 @@ LINEUPS: dict[str, Lineup] = {
     "alignment": Lineup(("split", "seed", "baselines"), "utterances", "utterance_id", "gap_max_across", 1.0,
                         "utterances"),
     "retrieval": Lineup(("split",)),
+    # egoindex probe and egoindex finetune reports (egoindex.media.labelled.BENCH): the same test videos
+    "video_classification": Lineup(("test_set_sha256",), "test_predictions", "video", "correct", 100.0, "test videos"),
 }
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from egoindex.version import __version__
+from egoindex.store.layout import StoreLayout
 
 __all__ = ["BenchResult", "default_out_dir", "report_meta", "store_report_meta"]
 
@@ -30,8 +31,9 @@ class BenchResult:
 
 
 def default_out_dir(store_root: str | Path) -> Path:
-    """Reports go to ``STORE/bench`` unless the user names a folder."""
-    return Path(store_root) / "bench"
+    """Reports go to ``STORE/bench`` unless the user names a folder (``StoreLayout.bench``: a
+    redaction deletes the reports there that name a redacted video)."""
+    return StoreLayout(store_root).bench
 
 
 def store_report_meta(store: Any) -> dict[str, Any]:

@@ -17,6 +17,10 @@ buckets are then committed in one commit per table, idempotently, like the frame
   and its participant (SHARDS_DIR's ``participants.json``: child, age, date, location, the other
   columns as JSON in ``participant``).
 
+Blackouts (``egoindex redact``; :mod:`egoindex.dataset.blackouts`): the utterances they hide are
+left out of the utterances, the clips' text and the videos' counts, and the clip windows they hide
+(meeting a range or a hidden utterance) are not written.
+
 Every vector row also carries its video's ``child_id`` and ``age_days``
 (:func:`egoindex.build.frames.participant_columns`), null without a participant.
 """
@@ -34,12 +38,13 @@ from egoindex.core import failpoints
 from egoindex.core.fsutil import read_json, write_json
 from egoindex.core.progress import progress_bar
 from egoindex.build.frames import participant_columns
+from egoindex.dataset.blackouts import Blackouts, read_blackouts
 from egoindex.dataset.layout import read_participants, read_transcript
 from egoindex.media.speakers import Turn, TurnIndex
 from egoindex.model.embed import Embedder, encode_clip_windows
 from egoindex.store.filters import Filters
 from egoindex.store.schema import vectors_of
-from egoindex.store.writer import commit_fragments, write_fragments
+from egoindex.store.writer import commit_fragments, fragments_present, write_fragments
 
 VIDEOS_PER_BUCKET = 256
 
@@ -88,9 +93,12 @@ def video_row(uid: str, m: dict[str, str], duration: float, n_frames: int, n_utt
 
 
 def write_bucket(cfg: BuildConfig, layout: BuildLayout, frames: Any, embedder: Embedder, bucket: list[str],
-                 manifest: dict[str, dict[str, str]], participants: dict[str, dict[str, Any]] | None = None) -> None:
-    """Write one bucket's derived fragments and its "done" mark (``participants``: by video uid)."""
+                 manifest: dict[str, dict[str, str]], participants: dict[str, dict[str, Any]] | None = None,
+                 blackouts: Blackouts | None = None) -> None:
+    """Write one bucket's derived fragments and its "done" mark (``participants``: by video uid).
+    ``blackouts`` (SHARDS_DIR's): their hidden utterances and the clip windows they hide are left out."""
     participants = participants or {}
+    blackouts = blackouts or Blackouts()
     name = bucket_name(bucket)
     dim = embedder.dim
     got = frames.search().where(Filters(video_uids=tuple(bucket)).sql("frames")) \
@@ -106,8 +114,13 @@ def write_bucket(cfg: BuildConfig, layout: BuildLayout, frames: Any, embedder: E
         order = np.argsort(times_all[sel], kind="stable")
         times, vecs = times_all[sel][order], vecs_all[sel][order]
         utts = read_transcript(cfg.shards, uid)
+        hidden = [(float(u["start"]), float(u["end"])) for u in utts if blackouts.hides_utterance(uid, u)]
+        utts = [u for u in utts if not blackouts.hides_utterance(uid, u)]
         duration = float(m.get("duration_s") or (times.max() if len(times) else 0.0))
         rows, cv = clip_rows(uid, split, times, vecs, duration, utts, cfg.clip_seconds, cfg.clip_stride, embedder)
+        if blackouts.of(uid):
+            keep = [i for i, r in enumerate(rows) if not blackouts.hides_window(uid, r["start"], r["end"], hidden)]
+            rows, cv = [rows[i] for i in keep], cv[keep]
         person = participant_columns(participants.get(uid))
         for r in rows:
             r["unit"] = name
@@ -128,6 +141,12 @@ def write_bucket(cfg: BuildConfig, layout: BuildLayout, frames: Any, embedder: E
     failpoints.hit("build-derived-done")
 
 
+def bucket_present(layout: BuildLayout, mark: dict[str, Any]) -> bool:
+    """Whether a bucket's fragments (clips, utterances, videos) are all still on disk."""
+    return all(fragments_present(layout, table, mark[key])
+               for table, key in (("clips", "clips"), ("utterances", "utterances"), ("videos", "videos_rows")))
+
+
 def build_derived(cfg: BuildConfig, layout: BuildLayout, embedder: Embedder, new_videos: list[str],
                   manifest: dict[str, dict[str, str]], summary: BuildSummary) -> None:
     """Stage 3: clips, utterances and videos rows of ``new_videos``, bucket by bucket, then one
@@ -136,12 +155,16 @@ def build_derived(cfg: BuildConfig, layout: BuildLayout, embedder: Embedder, new
         return
     frames = lancedb.connect(str(layout.lance)).open_table("frames")
     participants = read_participants(cfg.shards)
+    blackouts = read_blackouts(cfg.shards)
     buckets = [new_videos[i:i + VIDEOS_PER_BUCKET] for i in range(0, len(new_videos), VIDEOS_PER_BUCKET)]
     with progress_bar(enabled=cfg.progress) as prog:
         task = prog.add_task("clips and utterances", total=len(new_videos))
         for bucket in buckets:
-            if not layout.bucket_mark(bucket_name(bucket)).is_file():
-                write_bucket(cfg, layout, frames, embedder, bucket, manifest, participants)
+            mark = layout.bucket_mark(bucket_name(bucket))
+            if mark.is_file() and not bucket_present(layout, read_json(mark)):
+                mark.unlink()  # a redaction since the kill removed its fragments: write it again
+            if not mark.is_file():
+                write_bucket(cfg, layout, frames, embedder, bucket, manifest, participants, blackouts)
             prog.advance(task, len(bucket))
     units = [bucket_name(b) for b in buckets]
     marks = [read_json(layout.bucket_mark(u)) for u in units]

@@ -10,7 +10,9 @@ finished shard is written as Lance fragments (:func:`egoindex.store.writer.write
 files, not yet visible) plus ``_build/frames/{shard}.json`` holding the fragments' metadata: that
 json is the shard's "done" mark, and the commit (``egoindex.build.run``) makes them visible.
 
-A corrupt member is a record (``skipped``), not an exception: the rest of its shard goes on.
+A corrupt member is a record (``skipped``), not an exception: the rest of its shard goes on. A
+sample that SHARDS_DIR's blackouts hide (``egoindex redact``; :mod:`egoindex.dataset.blackouts`)
+is passed over, so a rebuild from shards that still hold it never brings it back.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from egoindex.core import failpoints
 from egoindex.core.fsutil import write_json
 from egoindex.core.progress import progress_bar
 from egoindex.core.resources import available_cpus
+from egoindex.dataset.blackouts import Blackouts, read_blackouts
 from egoindex.dataset.layout import ShardsLayout, read_participants
 from egoindex.dataset.shards import read_shard
 from egoindex.model.embed import Embedder, Preprocessing, crop_jpeg
@@ -42,10 +45,11 @@ class ShardChunks(IterableDataset):
     participants by video uid). Shards are split over loader workers."""
 
     def __init__(self, shards: list[Path], pp: Preprocessing, batch_size: int, decode: str,
-                 participants: dict[str, dict[str, Any]] | None = None) -> None:
+                 participants: dict[str, dict[str, Any]] | None = None, blackouts: Blackouts | None = None) -> None:
         super().__init__()
         self.shards, self.pp, self.batch_size, self.decode = shards, pp, batch_size, decode
         self.participants = participants or {}
+        self.blackouts = blackouts or Blackouts()
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         wi = get_worker_info()
@@ -75,6 +79,8 @@ class ShardChunks(IterableDataset):
                 break
             try:
                 meta = json.loads(sample["json"].decode("utf-8"))
+                if self.blackouts.hides_sample(meta):  # redacted: never embedded (egoindex.dataset.blackouts)
+                    continue
                 jpg = sample["jpg"]
                 img = crop_jpeg(jpg, self.pp) if self.decode == "workers" else jpg
                 text = sample.get("txt", b"").decode("utf-8", errors="replace").strip()
@@ -106,7 +112,8 @@ def embed_shards(cfg: BuildConfig, layout: BuildLayout, shards: list[Path], embe
         return
     decode = cfg.decode if cfg.decode != "auto" else ("device" if embedder.device.type == "cuda" else "workers")
     workers = cfg.workers if cfg.workers is not None else max(1, min(len(shards), available_cpus() - 1, 8))
-    ds = ShardChunks(shards, embedder.pp, cfg.batch_size, decode, read_participants(cfg.shards))
+    ds = ShardChunks(shards, embedder.pp, cfg.batch_size, decode, read_participants(cfg.shards),
+                     read_blackouts(cfg.shards))
     loader = DataLoader(ds, batch_size=None, num_workers=workers, multiprocessing_context="spawn" if workers else None,
                         prefetch_factor=4 if workers else None, pin_memory=embedder.device.type == "cuda")
     pending: dict[str, dict[str, Any]] = {}

@@ -21,8 +21,10 @@ Stages (each resumable; a kill at any point, then a rerun, gives the same rows a
    once it exists, and readers always see a consistent Lance version (Lance is multi-version; a
    store being appended to stays readable).
 
-Rows are only ever appended (never deleted or reordered): that keeps row offsets stable, and
-offsets are the FAISS ids. ``--append`` adds shards that a later ingest wrote; a shard that
+Rows are only ever appended (never reordered; deleted only by ``egoindex redact``, which then
+rebuilds the indexes): that keeps row offsets stable, and offsets are the FAISS ids. SHARDS_DIR's
+blackouts (:mod:`egoindex.dataset.blackouts`) are never embedded; a SHARDS_DIR with an unfinished
+redaction is refused, and a shard that a redaction rewrote is accepted at its new size. ``--append`` adds shards that a later ingest wrote; a shard that
 changed after it was embedded, or a video split across old and new shards, is refused.
 
 This module is the orchestration (resume checks, ranks, commit order); the config and the
@@ -50,6 +52,7 @@ from egoindex.build.derived import build_derived
 from egoindex.build.frames import embed_shards
 from egoindex.core import failpoints
 from egoindex.core.fsutil import read_json, remove_stale_tmp, write_json
+from egoindex.dataset.blackouts import add_blackouts, read_blackouts, redacted_shard_sizes, refuse_if_pending
 from egoindex.dataset.layout import ShardsLayout, manifest_by_uid, read_sizes, videos_dir
 from egoindex.dataset.shards import list_shards
 from egoindex.errors import BuildError, DatasetError, StoreError
@@ -61,7 +64,8 @@ from egoindex.store.encoders import export_text_encoder_quietly
 from egoindex.store.index import update_index
 from egoindex.store.layout import CLIPS_FRAME_MEAN, CLIPS_TEMPORAL_HEAD, StoreMeta
 from egoindex.store.schema import VECTOR_TABLES
-from egoindex.store.writer import commit_fragments, index_column, outdated_tables, record_tables, write_meta
+from egoindex.store.writer import (commit_fragments, fragments_present, index_column, outdated_tables, record_tables,
+                                   write_meta)
 
 __all__ = ["BuildConfig", "BuildError", "BuildSummary", "run"]
 
@@ -130,6 +134,7 @@ def run(cfg: BuildConfig) -> BuildSummary:
     summary = BuildSummary()
     cfg.shards, cfg.store = Path(cfg.shards), Path(cfg.store)
     layout = BuildLayout(cfg.store)
+    refuse_if_pending(cfg.shards, "build from it")
     try:
         sizes = read_sizes(cfg.shards)
     except DatasetError as e:
@@ -160,16 +165,21 @@ def run(cfg: BuildConfig) -> BuildSummary:
         raise BuildError(f"{layout.root} was built before the {', '.join(cols)} columns existed (its {table} table "
                          "lacks them), so new rows cannot be appended to it; build a new STORE folder from "
                          f"{cfg.shards} (the old store stays searchable as it is)")
+    rewritten = redacted_shard_sizes(cfg.shards)  # shards that `egoindex redact` rewrote (and the store with them)
     for name in committed:  # an embedded shard must not change under the store
         mark = read_json(layout.shard_mark(name))
         p = ShardsLayout(cfg.shards).shard(name)  # uncaptioned shards live in uncaptioned/
-        if p.is_file() and p.stat().st_size != mark["size"]:
+        if p.is_file() and p.stat().st_size not in (mark["size"], rewritten.get(name)):
             raise BuildError(f"shard {name} changed after it was embedded (size {mark['size']} -> {p.stat().st_size}); "
                              "build a new store from this ingest folder")
     if rank == 0:
         for d in (layout.frames, layout.derived, layout.indexes):
             d.mkdir(parents=True, exist_ok=True)
             remove_stale_tmp(d)
+        for p in new_shards:  # a redaction since the kill removed the uncommitted fragments: redo the shard
+            mark = layout.shard_mark(p.name)
+            if mark.is_file() and not fragments_present(layout, "frames", read_json(mark)["fragments"]):
+                mark.unlink()
         write_json(layout.config, {"model": loaded.name, "checkpoint_sha256": sha, **cfg.identity()})
     _barrier(world)
 
@@ -208,6 +218,9 @@ def run(cfg: BuildConfig) -> BuildSummary:
 
     for table in VECTOR_TABLES:
         summary.indexes[table] = update_index(layout, table, cfg.index, cfg.target_recall)
+    blackouts = read_blackouts(cfg.shards)
+    if blackouts:  # the store knows what it must never show (serve, later redactions)
+        add_blackouts(layout.root, blackouts)
     # what readers open (Store): later, unfinished commits stay invisible
     summary.rows, versions = record_tables(layout)
     source_dir = cfg.videos or videos_dir(cfg.shards)

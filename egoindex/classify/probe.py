@@ -27,7 +27,6 @@ Steps (:func:`run_probe`):
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Sequence
@@ -39,6 +38,7 @@ import numpy as np
 
 from egoindex.version import __version__
 from egoindex.classify.dataset import MIN_PER_CLASS, LabelledVideo, scan_dataset
+from egoindex.media.labelled import BENCH, check_fractions, split_per_class, video_set_sha256
 from egoindex.errors import ClassifyError
 from egoindex.classify.feature_cache import FeatureCache
 from egoindex.classify.linear_head import POOLING, LinearHead
@@ -69,41 +69,6 @@ class ProbeResult:
     written: dict[str, Path] = field(default_factory=dict)
     embedded_now: int = 0
     from_cache: int = 0
-
-
-def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
-    f = tuple(float(x) for x in fractions)
-    if len(f) != 3 or any(not math.isfinite(x) or x <= 0 for x in f):
-        raise ClassifyError(f"fractions must be three positive numbers (train, val, test), not {tuple(fractions)}")
-    s = sum(f)
-    return f[0] / s, f[1] / s, f[2] / s
-
-
-def split_per_class(labels: Sequence[str], fractions: Sequence[float], seed: int) -> np.ndarray:
-    """A "train" / "val" / "test" array aligned with ``labels``: per class (in sorted order) a
-    seeded shuffle, then round(n * fraction) videos for val and test (at least one each) and the
-    rest, at least one, for train."""
-    _, fv, ft = _check_fractions(fractions)
-    rng = np.random.default_rng(seed)
-    out = np.empty(len(labels), dtype=object)
-    lab = np.asarray(labels, dtype=object)
-    for c in sorted(set(labels)):
-        idx = np.flatnonzero(lab == c)
-        n = len(idx)
-        if n < MIN_PER_CLASS:
-            raise ClassifyError(f"class {c!r} has {n} videos; a split needs at least {MIN_PER_CLASS}")
-        idx = idx[rng.permutation(n)]
-        n_test = max(1, int(round(n * ft)))
-        n_val = max(1, int(round(n * fv)))
-        while n - n_test - n_val < 1:  # keep one for training
-            if n_val >= n_test and n_val > 1:
-                n_val -= 1
-            else:
-                n_test -= 1
-        out[idx[:n_test]] = "test"
-        out[idx[n_test:n_test + n_val]] = "val"
-        out[idx[n_test + n_val:]] = "train"
-    return out.astype(str)
 
 
 def _too_few(counts: dict[str, int], why: str) -> None:
@@ -204,7 +169,7 @@ def run_probe(
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     t0 = time.time()
-    fr = _check_fractions(fractions)
+    fr = check_fractions(fractions)
     if fps <= 0 or fps > 60:
         raise ClassifyError("fps must be in (0, 60]")
     grid = sorted({float(c) for c in c_grid})
@@ -282,7 +247,8 @@ def run_probe(
                                           "test_top1": metrics["test_top1"], "dataset": str(dataset_dir)})
     npz, head_meta = head.save(out)
 
-    meta = {"model": store.model_name, "checkpoint_sha256": store.checkpoint_sha256, "store": str(store.root),
+    meta = {"model": store.model_name, "checkpoint_sha256": store.checkpoint_sha256, "bench": BENCH,
+            "test_set_sha256": video_set_sha256([usable[i].rel for i in np.flatnonzero(te)]), "store": str(store.root),
             "dataset": str(dataset_dir), "classes": classes, "seed": seed, "fractions": list(fr), "fps": fps,
             "clip_seconds": clip_seconds, "clip_stride": clip_stride, "pooling": POOLING, "C_grid": grid,
             "top5_k": k5, "head": str(npz), "egoindex_version": __version__}

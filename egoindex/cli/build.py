@@ -1,8 +1,9 @@
 """``egoindex build``: :func:`egoindex.build.run.run` with :class:`~egoindex.build.config.BuildConfig`
 as its options (and their defaults).
 
-What stays here is about processes, not the build: ``--nproc-per-node N`` re-executes this same
-command under torchrun, and each of those ranks takes its share of the CPU threads.
+What stays here is about processes, not the build: ``--nproc-per-node N`` / ``--nnodes M`` (and the
+rendezvous options of :mod:`egoindex.core.launch`) re-execute this same command under torchrun, and
+each of those ranks takes its share of the CPU threads.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from rich.table import Table
 
 from egoindex.build.config import BuildConfig, BuildSummary
 from egoindex.cli.common import console
+from egoindex.core.launch import LAUNCH_OPTIONS
+from egoindex.core.launch import exec_torchrun, under_torchrun, wants_torchrun, without_launch_options
 from egoindex.core.resources import available_cpus
 from egoindex.errors import ConfigError
 from egoindex.store.layout import StoreLayout
@@ -52,6 +55,14 @@ def build(
         _D.videos, "--videos", help="Where the source videos are (default: as ingested)."),
     nproc_per_node: int = typer.Option(
         1, "--nproc-per-node", min=1, help="Processes (torchrun); each embeds its share of shards."),
+    nnodes: str = typer.Option("1", "--nnodes", help=LAUNCH_OPTIONS["--nnodes"][1]),
+    node_rank: Optional[str] = typer.Option(None, "--node-rank", help=LAUNCH_OPTIONS["--node-rank"][1]),
+    master_addr: Optional[str] = typer.Option(None, "--master-addr", help=LAUNCH_OPTIONS["--master-addr"][1]),
+    master_port: Optional[str] = typer.Option(None, "--master-port", help=LAUNCH_OPTIONS["--master-port"][1]),
+    rdzv_backend: Optional[str] = typer.Option(None, "--rdzv-backend", help=LAUNCH_OPTIONS["--rdzv-backend"][1]),
+    rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint", help=LAUNCH_OPTIONS["--rdzv-endpoint"][1]),
+    rdzv_id: Optional[str] = typer.Option(None, "--rdzv-id", help=LAUNCH_OPTIONS["--rdzv-id"][1]),
+    max_restarts: Optional[str] = typer.Option(None, "--max-restarts", help=LAUNCH_OPTIONS["--max-restarts"][1]),
     num_parts: int = typer.Option(
         _D.num_parts, "--num-parts", min=1, help="SLURM array: number of tasks (the last to finish commits)."),
     part_index: int = typer.Option(_D.part_index, "--part-index", min=0, help="SLURM array: this task's index."),
@@ -66,8 +77,11 @@ def build(
 
     Example: egoindex build demo/run/latest.pt demo/shards demo/store
     """
-    if nproc_per_node > 1 and "LOCAL_RANK" not in os.environ:
-        _reexec_torchrun(nproc_per_node, _without_option(sys.argv[1:], "--nproc-per-node"))
+    launch = {"nproc_per_node": nproc_per_node, "nnodes": nnodes, "node_rank": node_rank, "master_addr": master_addr,
+              "master_port": master_port, "rdzv_backend": rdzv_backend, "rdzv_endpoint": rdzv_endpoint,
+              "rdzv_id": rdzv_id, "max_restarts": max_restarts}
+    if wants_torchrun(launch) and not under_torchrun():  # this same command, once per rank
+        exec_torchrun(launch, ["-m", "egoindex", *without_launch_options(sys.argv[1:])])
     if part_index >= num_parts:
         raise ConfigError("--part-index must be below --num-parts")
     from egoindex.build.run import run  # imports torch, open_clip and lancedb
@@ -105,27 +119,6 @@ def _print_summary(s: BuildSummary, store: Path) -> None:
         first = s.skipped[0]
         console.print(f"[yellow]{len(s.skipped)} samples or shards skipped[/yellow] "
                       f"(listed in {StoreLayout(store).meta}), e.g. {first['shard']} {first['key']}: {first['reason']}")
-
-
-def _reexec_torchrun(nproc: int, argv: list[str]) -> None:
-    """Run this same command under torchrun with ``nproc`` processes (one per device)."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "egoindex", *argv]
-    sys.stdout.flush()
-    os.execv(cmd[0], cmd)
-
-
-def _without_option(argv: list[str], name: str) -> list[str]:
-    """``argv`` minus ``name VALUE`` / ``name=VALUE`` (every other token kept, in order)."""
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == name:
-            skip = True
-        elif not a.startswith(name + "="):
-            out.append(a)
-    return out
 
 
 def register(app: typer.Typer) -> None:

@@ -28,8 +28,14 @@ def _top_table(title: str, top: list[dict[str, Any]]) -> Table:
 
 
 def classify(
-    store: Path = typer.Argument(..., help="Store folder (its model embeds the video and the labels)."),
-    video: Path = typer.Argument(..., help="Video file to classify."),
+    store: Optional[Path] = typer.Argument(None, help="Store folder (its model embeds the video and the labels); "
+                                           "left out with --model."),
+    video: Optional[Path] = typer.Argument(None, help="Video file to classify."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A fine-tuned classifier (`egoindex finetune` OUT/best.pt): "
+                                         "classify with it instead of a store: egoindex classify --model BEST VIDEO."),
+    clips: int = typer.Option(3, "--clips", min=1, help="--model: clips averaged for the whole video."),
+    window: Optional[float] = typer.Option(None, "--window", help="--model: window length in seconds (default: the "
+                                           "median training video)."),
     labels: Optional[str] = typer.Option(
         None, "--labels", help="Comma-separated class names, e.g. \"sitting,walking,clapping\"."),
     head: Optional[Path] = typer.Option(None, "--head",
@@ -52,10 +58,21 @@ def classify(
     clip windows (the store's) and the whole video are scored against the labels' text
     embeddings, averaged over prompt templates, as softmax(logit_scale * cosine).
 
+    With --model OUT/best.pt (a fine-tuned video backbone) no store is needed: the video is
+    decoded and sampled as the fine-tune did, and scored over --clips views (whole video) and
+    per window.
+
     Examples:
       egoindex classify demo/store clip.mp4 --labels "ball,cup,spoon,book"
       egoindex classify demo/store clip.mp4 --head probes/objects --json
+      egoindex classify --model runs/motion/best.pt clip.mp4
     """
+    if model is not None:
+        _classify_finetuned(model, video or store, top_k=top_k, clips=clips, window=window, start=start, end=end,
+                            per_clip=per_clip, as_json=as_json, device=device)
+        return
+    if store is None or video is None:
+        raise ConfigError("give STORE VIDEO (a store's model), or --model BEST VIDEO (a fine-tuned classifier)")
     if head is None and labels is None:
         raise ConfigError("give --labels \"a,b,c\" (zero-shot) or --head HEAD (a trained linear probe)")
     from egoindex.classify import DEFAULT_TEMPLATES, classify_video  # torch + open_clip
@@ -78,6 +95,31 @@ def classify(
             t.add_row(f"{c['start']:.1f}-{c['end']:.1f}s", *[f"{x['label']} {x['prob']:.2f}" for x in c["top"][:3]])
         console.print(t)
     console.print(f"model {r.model} @ {r.checkpoint_sha256[:12]}")
+
+
+def _classify_finetuned(model: Path, video: Optional[Path], *, top_k: int, clips: int, window: Optional[float],
+                        start: Optional[float], end: Optional[float], per_clip: bool, as_json: bool, device: str) -> None:
+    if video is None:
+        raise ConfigError("give the video to classify: egoindex classify --model BEST VIDEO")
+    from egoindex.classify.finetuned import classify_with_model  # torch, transformers
+
+    r = classify_with_model(model, video, top_k=top_k, clips=clips, window=window, start=start, end=end, device=device)
+    d = r.as_dict(per_clip=per_clip)
+    if as_json:
+        print(json.dumps(d, indent=1, ensure_ascii=False))
+        return
+    console.print(f"[bold]{video.name}[/bold]: fine-tuned {d['backbone']} over {len(r.labels)} classes; "
+                  f"{d['n_frames']} frames, {d['start']:.1f}-{d['end']:.1f} s, {d['views']} views")
+    console.print(_top_table("whole video", d["top"]))
+    if per_clip and len(d["clips"]) > 1:
+        t = Table(title=f"per window ({d['clip_seconds']:g} s every {d['clip_stride']:g} s)")
+        t.add_column("time")
+        for i in range(min(top_k, 3)):
+            t.add_column(f"top {i + 1}")
+        for c in d["clips"]:
+            t.add_row(f"{c['start']:.1f}-{c['end']:.1f}s", *[f"{x['label']} {x['prob']:.2f}" for x in c["top"][:3]])
+        console.print(t)
+    console.print(f"model {model} @ {r.checkpoint_sha256[:12]}")
 
 
 def probe(

@@ -59,7 +59,8 @@ def demo_data(
 
 def demo_classes(
     out: Path = typer.Argument(..., help="Folder to write OUT/<class>/*.mp4 into."),
-    by: str = typer.Option("object", "--by", help="Class attribute: object | action | colour."),
+    by: str = typer.Option("object", "--by", help="Class attribute: object | action | colour | motion (the four "
+                           "directions of one scene: only frame order tells them apart)."),
     per_class: int = typer.Option(8, "--per-class", min=1, help="Videos per class."),
     seconds: float = typer.Option(4.0, "--seconds", min=0.5, help="Length of each video (s)."),
     classes: Optional[str] = typer.Option(None, "--classes", help="Only these classes (comma-separated)."),
@@ -71,7 +72,13 @@ def demo_classes(
     Each clip shows one scene; the class (object, action or colour) is fixed and everything else
     (room, other attributes, motion, camera) varies. Idempotent: existing clips are kept.
 
-    Example: egoindex demo-classes demo/classes --by object --per-class 8
+    --by motion: the classes are directions (slides left / right, rises, sinks) of the same scene,
+    160x120 at 8 fps; a frame-averaging model cannot tell a direction from its reversal, a video
+    backbone (`egoindex finetune`) can.
+
+    Examples:
+      egoindex demo-classes demo/classes --by object --per-class 8
+      egoindex demo-classes demo/motion-classes --by motion --per-class 12
     """
     from egoindex.demo.classes import write_demo_classes  # as demo_data: not on every command's start-up
 

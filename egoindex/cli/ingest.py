@@ -33,6 +33,10 @@ def ingest(
     videos_dir: Path = typer.Argument(..., help="Folder of raw videos (searched recursively)."),
     shards_dir: Path = typer.Argument(..., help="Output folder for WebDataset shards, manifest and transcripts."),
     fps: float = typer.Option(_D.fps, "--fps", help="Frames sampled per second of video (1-5 typical)."),
+    sampling: str = typer.Option(
+        _D.sampling, "--sampling",
+        help="exact: the frame on screen at each k/fps; fast: a frame within 0.5 s of it (the nearest keyframe "
+             "when one is that close), decoding far less (docs/formats.md#frame-sampling)."),
     short_side: int = typer.Option(
         _D.short_side, "--short-side", help="Resize frames so the short side is this (never upscales; 0 = keep)."),
     jpeg_quality: int = typer.Option(_D.jpeg_quality, "--jpeg-quality", help="JPEG quality of stored frames."),
@@ -116,6 +120,10 @@ def ingest(
         None, "--participants",
         help="CSV of video,child_id,age_days,date,location[,...]: joined into the store for --child / --age-min "
              "filters (docs/formats.md#participants-csv)."),
+    blackouts: Optional[Path] = typer.Option(
+        None, "--blackouts",
+        help="Ranges never to ingest: a CSV video,start,end or another folder's _redactions/blackouts.json, added "
+             "to SHARDS_DIR/_redactions/blackouts.json (docs/formats.md#blackouts-and-the-redaction-log)."),
     quiet: bool = typer.Option(not _R.progress, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Decode frames, transcribe speech (faster-whisper) and write WebDataset shards split by video.
@@ -134,7 +142,7 @@ def ingest(
     from egoindex.ingest.run import run  # imports torch (webdataset) and PyAV
 
     cfg = IngestConfig(
-        fps=fps, short_side=short_side, jpeg_quality=jpeg_quality, whisper_model=whisper_model,
+        fps=fps, sampling=sampling, short_side=short_side, jpeg_quality=jpeg_quality, whisper_model=whisper_model,
         language=language, max_gap=max_gap, max_no_speech_prob=max_no_speech_prob,
         speech_confidence=speech_confidence, min_confidence=min_confidence,
         max_compression_ratio=max_compression_ratio, min_compression_chars=min_compression_chars,
@@ -147,7 +155,7 @@ def ingest(
                       compute_type=compute_type, batch_size=batch_size, strict=strict,
                       retry_failed=retry_failed, keep_staging=keep_staging, progress=not quiet)
     _print_summary(run(videos_dir, shards_dir, cfg, opts, transcripts, transcript_format, rttm=rttm,
-                       participants=participants, transcript_map=transcript_map), shards_dir)
+                       participants=participants, transcript_map=transcript_map, blackouts=blackouts), shards_dir)
 
 
 def _print_summary(s: IngestSummary, shards_dir: Path) -> None:

@@ -19,11 +19,12 @@ from typing import Any
 import typer
 
 from egoindex.version import __version__
-from egoindex.cli import bench, build, classify, demo, export, ingest, serve, store, train
+from egoindex.cli import (audit, bench, build, classify, demo, export, finetune, ingest, redact, serve, store, train,
+                          users)
 from egoindex.cli.common import USER_ERROR_EXIT, console, print_user_error
 from egoindex.errors import EgoindexError
 
-GROUPS = (demo, ingest, train, build, store, classify, serve, bench, export)
+GROUPS = (demo, ingest, train, finetune, build, store, redact, classify, serve, users, audit, bench, export)
 
 app = typer.Typer(
     name="egoindex",

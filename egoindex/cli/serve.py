@@ -1,29 +1,24 @@
 """``egoindex serve STORE``: the HTTP API and web page of :mod:`egoindex.serve` under uvicorn.
 
 Loopback by default: the API streams the store's source videos and accepts uploads, so reaching
-it from another machine is a decision the user makes explicitly with ``--host`` (and is warned
-about), not an accident of a default.
+it from another machine is a decision the user makes explicitly with ``--host``, and one that
+needs a login (a users file, ``egoindex users add``) and TLS or ``--insecure-http``
+(:func:`egoindex.serve.bind.check_bind`). With a users file, login is on whatever the address.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from egoindex.cli.common import err_console, open_store
-from egoindex.errors import StoreError
+from egoindex.errors import ConfigError, ServeError, StoreError
+from egoindex.serve.bind import check_bind, is_loopback
+from egoindex.serve.users import USERS_FILE, access_dir, audit_path
 
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+__all__ = ["is_loopback", "register", "serve"]
 
 
 def serve(
@@ -38,7 +33,21 @@ def serve(
     thumb_cache: bool = typer.Option(True, "--thumb-cache/--no-thumb-cache",
                                      help="Also cache thumbnails on disk in STORE/_thumbs."),
     device: str = typer.Option("cpu", "--device", help="Where to embed queries (cpu, cuda)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A fine-tuned classifier (`egoindex finetune` OUT/best.pt): "
+                               "the page's \"classify a video\" uses it when no labels are typed."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    users: Optional[Path] = typer.Option(None, "--users", help="Users file (default STORE/_access/users.json when it "
+                                         "exists): when there is one, everything but /health needs a login."),
+    audit_log: Optional[Path] = typer.Option(None, "--audit-log", help="Where to append the audit log (default "
+                                             "STORE/_access/audit.jsonl); written whenever login is on."),
+    tls_cert: Optional[Path] = typer.Option(None, "--tls-cert", help="TLS certificate (PEM): serve HTTPS."),
+    tls_key: Optional[Path] = typer.Option(None, "--tls-key", help="The certificate's private key (PEM)."),
+    insecure_http: bool = typer.Option(False, "--insecure-http", help="Allow a non-loopback --host without TLS "
+                                       "(a trusted network, or a TLS proxy in front)."),
+    session_hours: float = typer.Option(8.0, "--session-hours", min=0.01, help="A login lasts this long at most."),
+    max_login_failures: int = typer.Option(5, "--max-login-failures", min=1, help="Failed logins of one user "
+                                           "(15 minutes) before it is locked out for 15 minutes; a client address "
+                                           "gets four times as many."),
 ) -> None:
     """Serve a store: a search page at http://HOST:PORT/ and a JSON API (schema at /openapi.json).
 
@@ -46,25 +55,48 @@ def serve(
     play hits in the browser (the source video, seeked to the moment), classify an uploaded video.
 
     Example: egoindex serve demo/store --port 8000
+    For a lab (users, scopes, TLS, audit): docs/lab.md.
     """
     import uvicorn  # uvicorn and fastapi (egoindex.serve) only when serving
 
     from egoindex.serve import create_app
 
-    if not is_loopback(host):
-        err_console.print(f"[bold red]WARNING:[/bold red] binding {host}: anyone who can reach this address can "
-                          "search the store, watch its source videos and upload files. There is no authentication; "
-                          "put it behind an authenticating proxy or use --host 127.0.0.1.")
+    from egoindex.serve.auth import Access
+
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("give both --tls-cert and --tls-key, or neither")
+    for tls_file in (tls_cert, tls_key):
+        if tls_file is not None and not tls_file.is_file():
+            raise ConfigError(f"no such file: {tls_file}")
+    users_file = users if users is not None else access_dir(store) / USERS_FILE
+    if users is not None and not users.is_file():
+        raise ServeError(f"no users file at {users}; create it with `egoindex users add {users} NAME`")
+    auth = users_file.is_file()
+    for warning in check_bind(host, auth=auth, tls=tls_cert is not None, insecure_http=insecure_http):
+        err_console.print(f"[bold red]WARNING:[/bold red] {warning}")
     s = open_store(store, device=device)
+    access = Access(users_file, audit=audit_log or audit_path(s.root), secure_cookies=tls_cert is not None,
+                    session_hours=session_hours, max_user_failures=max_login_failures,
+                    max_client_failures=4 * max_login_failures) if auth else None
     try:  # load the model now: the first search should not pay for it, and a missing checkpoint shows here
         s.embedder
     except StoreError as e:
         err_console.print(f"[yellow]warning:[/yellow] {e}; searches will fail, videos and thumbnails still work")
+    classifier = None
+    if model is not None:
+        from egoindex.model.video_checkpoint import load_classifier  # torch, transformers
+
+        classifier = load_classifier(model, device=device)
     web = create_app(s, max_upload_bytes=int(max_upload_mb * (1 << 20)), max_k=max_k, classify=classify,
-                     thumb_cache_dir=(s.root / "_thumbs") if thumb_cache else None)
+                     thumb_cache_dir=(s.root / "_thumbs") if thumb_cache else None, classifier=classifier,
+                     access=access)
     shown = f"[{host}]" if ":" in host else host
-    err_console.print(f"egoindex serving {store} on http://{shown}:{port}/ (API schema: /openapi.json; Ctrl-C stops)")
-    uvicorn.run(web, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
+    scheme = "https" if tls_cert is not None else "http"
+    login = f"login on, users {users_file}, audit log {access.audit}" if access else "no login"
+    err_console.print(f"egoindex serving {store} on {scheme}://{shown}:{port}/ ({login}; API schema: /openapi.json; "
+                      "Ctrl-C stops)")
+    uvicorn.run(web, host=host, port=port, log_level=log_level, access_log=log_level == "debug",
+                ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None)
 
 
 def register(app: typer.Typer) -> None:

@@ -5,7 +5,11 @@ Set ``EGOINDEX_FAILPOINT=NAME:N`` and the process kills itself with SIGKILL (no 
 point ``NAME``. Unset, ``hit`` is a dictionary lookup. Points: ``video-done`` (after a video's
 record is written), ``shard-done`` (after a packed shard is published), ``clip-shard-done`` (after a clip shard is published), ``build-shard-done``
 (after a shard's frame embeddings are written), ``build-frames-committed``, ``build-derived-done``
-(after a bucket of clips/utterances is written) and ``build-index-done`` (after a FAISS index).
+(after a bucket of clips/utterances is written), ``build-index-done`` (after a FAISS index),
+``finetune-saved`` (after ``egoindex finetune`` writes ``last.pt``), ``train-saved`` (after
+``egoindex train`` writes ``latest.pt``, before that step's validation), ``redact-before-mark`` (a
+redaction step done, not yet marked in its journal), ``redact-step-done`` (marked) and
+``redact-table-deleted`` (a store table's rows deleted, not yet compacted).
 """
 
 from __future__ import annotations

@@ -236,6 +236,54 @@ def write_sizes(where: Where, sizes: Mapping[str, int]) -> None:
     write_json(lay.sizes, {k: v for k, v in counts.items() if not is_uncaptioned_name(k)})
 
 
+def publish_summaries(where: Where, videos: Iterable[Mapping[str, Any]]) -> None:
+    """Regenerate the summary files from the pack and video records: ``clips/sizes.json``, both
+    ``sizes.json`` (the root one, which marks a finished ingest, last of the three), ``shards.csv``
+    and ``manifest.csv`` with one row per entry of ``videos`` (``video_uid``, ``source``; its
+    record when it has one, else ``pending``). Clip shards stay out of ``shards.csv`` and the
+    manifest, whose readers count frames. Ingest's finalize and a redaction both publish so."""
+    lay = as_layout(where)
+    records = read_pack_records(lay)
+    shard_rows = sorted((s for r in records for s in r["shards"]), key=lambda s: s["name"])
+    clip_rows = sorted((s for r in records for s in r.get("clips", [])), key=lambda s: s["name"])
+    write_clip_sizes(lay, {s["name"]: s["count"] for s in clip_rows})
+    write_sizes(lay, {s["name"]: s["count"] for s in shard_rows})
+    by_video: dict[str, list[str]] = {}
+    for s in shard_rows:
+        for u in s["videos"]:
+            by_video.setdefault(u, []).append(s["name"])
+    write_shards_csv(lay, shard_rows)
+    rows = []
+    for v in videos:
+        uid = str(v["video_uid"])
+        rec = read_video_record(lay, uid) or {"video_uid": uid, "source": v.get("source", ""), "status": "pending"}
+        rows.append({**rec, "shards": by_video.get(uid, [])})
+    write_manifest(lay, rows)
+
+
+def covered_seconds(spans: Iterable[tuple[float, float]]) -> float:
+    """Seconds covered by at least one ``(start, end)`` span: the record's and manifest's
+    ``speech_s``. File narrations overlap (EgoClip's clip windows around each narration), and a
+    sum would count those seconds twice."""
+    total, end = 0.0, float("-inf")
+    for s, e in sorted(spans, key=lambda x: x[0]):  # by start only (stable): the order ingest always used
+        if e > end:
+            total += e - max(s, end)
+            end = e
+    return total
+
+
+def speech_seconds_by_speaker(utterances: Iterable[tuple[str | None, float, float]]) -> dict[str, float]:
+    """The record's and manifest's ``speech_seconds_by_speaker`` from kept utterances as
+    ``(speaker, start, end)``: for each speaker, :func:`covered_seconds` of its utterances (one
+    speaker's overlapping narrations count once, two speakers talking at once both count); those
+    without a speaker under :data:`NO_SPEAKER`. Rounded to the ms."""
+    by: dict[str, list[tuple[float, float]]] = {}
+    for who, s, e in utterances:
+        by.setdefault(who if who is not None else NO_SPEAKER, []).append((float(s), float(e)))
+    return {k: round(covered_seconds(v), 3) for k, v in sorted(by.items())}
+
+
 def write_clip_sizes(where: Where, sizes: Mapping[str, int]) -> None:
     """``clips/sizes.json``: clips per clip shard (always written, empty when there are none, so
     a layout-3 folder is told apart without ``_ingest/``). Written before the root ``sizes.json``."""

@@ -21,7 +21,7 @@ import os
 import re
 import tarfile
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -265,3 +265,49 @@ def iter_samples(paths: list[Path]) -> Iterator[dict]:
     """Read shards back with webdataset (used by tests, summaries and later stages)."""
     ds = wds.WebDataset([str(p) for p in paths], shardshuffle=False, empty_check=False)
     yield from ds
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """What :func:`rewrite_shard` did: samples kept and dropped, the new size (0 when the shard
+    was removed), whether the file changed, and why its end could not be read (None when whole)."""
+
+    kept: int
+    dropped: int
+    size: int
+    changed: bool
+    damaged: str | None = None
+
+
+def rewrite_shard(path: Path, keep: Callable[[str, dict[str, bytes]], bool], *, remove_empty: bool = True) -> Rewrite:
+    """Rewrite a shard without the samples for which ``keep(key, members)`` is False, atomically
+    (a hidden temporary renamed over it: a reader sees the old or the new file, never a mix), with
+    the same member order and headers as ingest writes, so the kept samples' bytes are unchanged.
+    Nothing dropped: the file is left as it is (rerunning a rewrite is a no-op). No sample left and
+    ``remove_empty``: the shard is deleted. The unreadable end of a damaged shard is dropped with it
+    (no reader can use it, and what it held cannot be checked), and named in ``damaged``."""
+    writer = ShardWriter(path)
+    kept = dropped = 0
+    damaged = None
+    try:
+        for key, sample in read_shard(path):
+            if key is None:
+                damaged = str(sample)
+                break
+            if keep(key, sample):
+                writer.write(key, sample)  # type: ignore[arg-type]
+                kept += 1
+            else:
+                dropped += 1
+    except BaseException:
+        writer.abort()
+        raise
+    if not dropped and damaged is None:
+        writer.abort()
+        return Rewrite(kept, 0, path.stat().st_size, False)
+    if kept == 0 and remove_empty:
+        writer.abort()
+        path.unlink(missing_ok=True)
+        return Rewrite(0, dropped, 0, True, damaged)
+    size = writer.close()
+    return Rewrite(kept, dropped, size, True, damaged)

@@ -1,11 +1,20 @@
 """A folder-per-class video dataset derived from the demo scene renderer, for linear probes.
 
-Why: ``egoindex probe`` needs labelled videos, and the demo corpus's videos mix several scenes
-each. This writes short single-scene, silent clips sorted by one attribute (object, action or
-colour) into ``OUT/<class>/<name>.mp4``, the layout ``probe`` reads. Everything that is *not* the
-class varies from clip to clip (room and its look, the other attributes, object size and motion,
-camera path and sensor noise), so a classifier can only succeed by seeing the class-defining
-content, not a background shared by one class.
+Why: ``egoindex probe`` and ``egoindex finetune`` need labelled videos, and the demo corpus's
+videos mix several scenes each. This writes short single-scene, silent clips sorted by one
+attribute (object, action or colour) into ``OUT/<class>/<name>.mp4``, the layout both read.
+Everything that is *not* the class varies from clip to clip (room and its look, the other
+attributes, object size and motion, camera path and sensor noise), so a classifier can only
+succeed by seeing the class-defining content, not a background shared by one class.
+
+``by="motion"`` is the set whose classes differ in motion, not appearance: the four directions
+of :data:`egoindex.demo.scenes.MOTION_ACTIONS` (slides left / right, rises, sinks). Clip ``j`` of
+every class is the SAME scene (room, object, colour, size, camera path, noise) with only the
+direction changed, and "slides left" is exactly "slides right" played backwards (likewise rises /
+sinks: :meth:`egoindex.demo.scenes.SceneRenderer.pose`). A model that sees frames one at a time
+and averages them cannot tell a direction from its opposite; only frame order can. (The two
+axes, horizontal and vertical, do differ in the positions a frame shows.) Motion clips default
+to 160x120 at 8 fps, like the motion corpus.
 
 Deterministic (every choice comes from ``default_rng([seed, ...])`` per clip, encoders are
 single-threaded and bit-exact) and idempotent: a clip is written to a hidden temporary name and
@@ -24,7 +33,7 @@ import numpy as np
 
 from egoindex.core.fsutil import read_json, write_json
 from egoindex.core.progress import progress_bar
-from egoindex.demo.scenes import ACTIONS, COLOURS, OBJECTS, ROOMS, Scene, VideoRenderer
+from egoindex.demo.scenes import ACTIONS, COLOURS, MOTION_ACTIONS, OBJECTS, ROOMS, Scene, VideoRenderer
 from egoindex.errors import ConfigError
 
 __all__ = ["BY", "MANIFEST", "class_names", "write_demo_classes"]
@@ -33,12 +42,12 @@ GENERATOR = "egoindex demo-classes"
 #: Bump when rendering changes so that folders made by an older version are not mixed with new clips.
 FORMAT_VERSION = 1
 MANIFEST = "classes.json"
-BY: tuple[str, ...] = ("object", "action", "colour")
+BY: tuple[str, ...] = ("object", "action", "colour", "motion")
 
 
 def class_names(by: str) -> list[str]:
     """The classes of one attribute, in the demo vocabulary's order."""
-    vocab = {"object": list(OBJECTS), "action": list(ACTIONS), "colour": list(COLOURS)}
+    vocab = {"object": list(OBJECTS), "action": list(ACTIONS), "colour": list(COLOURS), "motion": list(MOTION_ACTIONS)}
     if by not in vocab:
         raise ConfigError(f"by must be one of {', '.join(BY)}, not {by!r}")
     return vocab[by]
@@ -46,7 +55,14 @@ def class_names(by: str) -> list[str]:
 
 def _plan(by: str, label: str, j: int, seconds: float, seed: int) -> tuple[Scene, int, dict[str, str]]:
     """Clip ``j`` of class ``label``: its scene, camera seed and attributes (the class fixed,
-    everything else drawn at random)."""
+    everything else drawn at random; for ``motion`` drawn once per ``j``, shared by every direction)."""
+    if by == "motion":
+        rng = np.random.default_rng([seed, BY.index(by), j, 77])
+        attrs = {"room": ROOMS[int(rng.integers(len(ROOMS)))], "object": OBJECTS[int(rng.integers(len(OBJECTS)))],
+                 "colour": list(COLOURS)[int(rng.integers(len(COLOURS)))], "action": label}
+        variant, room_seed, cam_seed = (int(x) for x in rng.integers(0, 2**31 - 1, size=3))
+        scene = Scene(attrs["room"], attrs["object"], attrs["colour"], label, seconds, variant, room_seed)
+        return scene, cam_seed, {**attrs, "motion": label}
     rng = np.random.default_rng([seed, BY.index(by), class_names(by).index(label), j, 77])
     attrs = {
         "room": ROOMS[int(rng.integers(len(ROOMS)))],
@@ -92,14 +108,17 @@ def write_demo_classes(
     seconds: float = 4.0,
     seed: int = 0,
     classes: Sequence[str] | None = None,
-    fps: int = 15,
-    size: tuple[int, int] = (320, 240),
+    fps: int | None = None,
+    size: tuple[int, int] | None = None,
     progress: bool = False,
 ) -> Path:
     """Write ``per_class`` clips of ``seconds`` for every class of ``by`` (or only ``classes``)
     into ``out_dir/<class>/``; return the path of ``classes.json``. Existing complete clips are
     kept (a killed run resumes); a folder written with other settings (seed, seconds, fps, size,
-    ``by``) is refused rather than mixed."""
+    ``by``) is refused rather than mixed. ``fps`` / ``size`` default to 15 and 320x240 (8 and
+    160x120 for ``motion``)."""
+    fps = (8 if by == "motion" else 15) if fps is None else fps
+    size = ((160, 120) if by == "motion" else (320, 240)) if size is None else size
     out = Path(out_dir)
     names = class_names(by)
     chosen = list(names) if classes is None else list(dict.fromkeys(classes))

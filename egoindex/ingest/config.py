@@ -16,6 +16,7 @@ from egoindex.errors import IngestError
 from egoindex.ingest.pairing import DEFAULT_MAX_GAP
 from egoindex.media.captions import FORMATS, MIXED, format_names
 from egoindex.media.quality import Thresholds
+from egoindex.media.seekplan import SAMPLING_MODES
 from egoindex.media.speech import BUNDLED
 
 #: The splits, in the order they are packed; a whole video goes to one (``assign_split``).
@@ -27,6 +28,9 @@ class IngestConfig:
     """Everything that decides the output; stored in ``_ingest/config.json`` and checked on rerun."""
 
     fps: float = 1.0
+    #: ``--sampling``: ``exact`` (the frame on screen at k / fps) or ``fast`` (a frame within 0.5 s
+    #: of it, decoding much less: ``egoindex.media.frames``); other frames, so part of the identity
+    sampling: str = "exact"
     short_side: int = 256
     jpeg_quality: int = 90
     whisper_model: str = BUNDLED
@@ -67,6 +71,8 @@ class IngestConfig:
     def validate(self) -> None:
         if not 0 < self.fps <= 60:
             raise IngestError(f"--fps must be in (0, 60], got {self.fps}")
+        if self.sampling not in SAMPLING_MODES:
+            raise IngestError(f"--sampling must be one of {', '.join(SAMPLING_MODES)}, got {self.sampling!r}")
         if not 0 <= self.val_fraction < 1:
             raise IngestError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if self.shard_size < 1:
@@ -140,7 +146,10 @@ def check_config(layout: ShardsLayout, cfg: IngestConfig) -> None:
                 f"{layout.root} has shard layout {recorded}, which this egoindex (layout {SHARD_LAYOUT}) does "
                 "not write: use the egoindex that wrote it, or ingest into a new SHARDS_DIR."
             )
-        diff = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
+        # a key missing from an older config.json was written before its option existed, when
+        # egoindex did what the option's default does (``sampling``: exact)
+        defaults = asdict(IngestConfig())
+        diff = {k: (have.get(k, defaults[k]), v) for k, v in want.items() if have.get(k, defaults[k]) != v}
         if diff:
             lines = ", ".join(f"{k}: was {a!r}, now {b!r}" for k, (a, b) in diff.items())
             raise IngestError(

@@ -11,7 +11,8 @@ complete shards. :func:`finalize` publishes the three ``sizes.json`` files, ``sh
 
 The clip series is written here, from the staged tars (the only place that holds every frame of
 a video together): the frames spread over the frame shards on purpose, so a clip cannot be put
-together from one of them. Its kill point is ``clip-shard-done`` (``shard-done`` counts the frame
+together from one of them. Staged samples and utterances that SHARDS_DIR's blackouts hide
+(:mod:`egoindex.dataset.blackouts`) never reach a shard. Its kill point is ``clip-shard-done`` (``shard-done`` counts the frame
 series only, so kills aimed at the frame series land where they always did).
 """
 
@@ -28,10 +29,10 @@ import numpy as np
 
 from egoindex.core import failpoints
 from egoindex.core.fsutil import remove_stale_tmp
+from egoindex.dataset.blackouts import Blackouts, read_blackouts
 from egoindex.dataset.layout import (NO_SPEAKER, SPEAKER_STATS, ShardsLayout, is_captioned, is_uncaptioned_name,
-                                     read_ingest_config, read_pack_records, read_transcript, read_video_record,
-                                     write_clip_sizes, write_manifest, write_pack_record, write_shards_csv,
-                                     write_sizes)
+                                     publish_summaries, read_ingest_config, read_pack_records, read_transcript,
+                                     write_pack_record)
 from egoindex.dataset.shards import (CLIP_SHARD_RE, SHARD_RE, MemberRef, ShardWriter, TarReaders, clip_frame_member,
                                      clip_shard_name, index_tar, shard_name)
 from egoindex.ingest.pairing import DEFAULT_MAX_GAP
@@ -89,7 +90,8 @@ def pack_split(layout: ShardsLayout, split: str, part: int, uids: list[str], sha
     _remove_unrecorded(layout.clips, clip_shard_name(split, part, 0)[: -len("00000.tar")], CLIP_SHARD_RE, first_clip)
 
     piece = max(1, shard_size // 4)
-    indexes = {u: index_tar(layout.staged(u)) for u in sorted(uids)}
+    blackouts = read_blackouts(layout.root)
+    indexes = visible_samples(layout, {u: index_tar(layout.staged(u)) for u in sorted(uids)}, blackouts)
     pieces: list[tuple[int, str, int, int]] = []  # (piece number, uid, lo, hi)
     for u, samples in indexes.items():
         for n, lo in enumerate(range(0, len(samples), piece)):
@@ -117,7 +119,7 @@ def pack_split(layout: ShardsLayout, split: str, part: int, uids: list[str], sha
         stats = {"utterances": 0, "clips": 0, "without_frames": 0}
         by_speaker: dict[str, int] = {}  # clips per speaker: `train --speakers` counts a clip model's epoch with them
         for u in sorted(uids):
-            made, n_utts = video_clips(layout, u, split, indexes[u], readers, max_gap)
+            made, n_utts = video_clips(layout, u, split, indexes[u], readers, max_gap, blackouts)
             clips += made
             stats["utterances"] += n_utts
             stats["clips"] += len(made)
@@ -133,8 +135,23 @@ def pack_split(layout: ShardsLayout, split: str, part: int, uids: list[str], sha
     return rows
 
 
+def visible_samples(layout: ShardsLayout, indexes: Indexes, blackouts: Blackouts) -> Indexes:
+    """``indexes`` without the staged samples that blackouts hide (``hides_sample`` on their json):
+    a video staged before its redaction, or by an ingest that did not know it, never reaches a shard."""
+    if not any(blackouts.of(u) for u in indexes):
+        return indexes
+    readers = TarReaders()
+    try:
+        return {u: [(k, refs) for k, refs in samples
+                    if not blackouts.hides_sample(json.loads(readers.read(layout.staged(u), refs["json"])))]
+                for u, samples in indexes.items()}
+    finally:
+        readers.close()
+
+
 def video_clips(layout: ShardsLayout, uid: str, split: str, samples: list[tuple[str, dict[str, MemberRef]]],
-                readers: TarReaders, max_gap: float) -> tuple[list[dict[str, Any]], int]:
+                readers: TarReaders, max_gap: float,
+                blackouts: Blackouts | None = None) -> tuple[list[dict[str, Any]], int]:
     """The clips of one video, in utterance order, and its number of kept utterances.
 
     One clip per kept utterance (:func:`read_transcript`, sorted by start and end; ``k`` is that
@@ -149,7 +166,9 @@ def video_clips(layout: ShardsLayout, uid: str, split: str, samples: list[tuple[
     order = sorted(range(len(samples)), key=lambda j: (float(metas[j]["t"]), j))
     times = np.array([float(metas[j]["t"]) for j in order], dtype=np.float64)
     source = metas[0].get("source", "") if metas else ""
-    utts = sorted(read_transcript(layout, uid), key=lambda x: (float(x["start"]), float(x["end"])))
+    blackouts = blackouts or Blackouts()
+    utts = sorted((u for u in read_transcript(layout, uid) if not blackouts.hides_utterance(uid, u)),
+                  key=lambda x: (float(x["start"]), float(x["end"])))
     out: list[dict[str, Any]] = []
     for k, utt in enumerate(utts):
         start, end = float(utt["start"]), float(utt["end"])
@@ -292,21 +311,6 @@ def finalize(layout: ShardsLayout, videos: list[VideoFile], num_parts: int) -> N
     """
     for _ in range(20):
         before = _state_signature(layout)
-        records = read_pack_records(layout)
-        shard_rows = sorted((s for r in records for s in r["shards"]), key=lambda s: s["name"])
-        clip_rows = sorted((s for r in records for s in r.get("clips", [])), key=lambda s: s["name"])
-        write_clip_sizes(layout, {s["name"]: s["count"] for s in clip_rows})
-        write_sizes(layout, {s["name"]: s["count"] for s in shard_rows})
-        by_video: dict[str, list[str]] = {}
-        for s in shard_rows:
-            for u in s["videos"]:
-                by_video.setdefault(u, []).append(s["name"])
-        write_shards_csv(layout, shard_rows)
-        rows = []
-        for v in videos:
-            rec = read_video_record(layout, v.video_uid) or {"video_uid": v.video_uid, "source": v.source,
-                                                              "status": "pending"}
-            rows.append({**rec, "shards": by_video.get(v.video_uid, [])})
-        write_manifest(layout, rows)
+        publish_summaries(layout, [{"video_uid": v.video_uid, "source": v.source} for v in videos])
         if _state_signature(layout) == before:
             return

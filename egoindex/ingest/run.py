@@ -39,6 +39,7 @@ from typing import Any
 from egoindex.core.fsutil import remove_stale_tmp
 from egoindex.core.progress import progress_bar
 from egoindex.core.resources import available_cpus
+from egoindex.dataset.blackouts import add_blackouts, read_blackout_list, refuse_if_pending
 from egoindex.dataset.layout import ShardsLayout, read_sizes, read_video_record, write_participants, write_source
 from egoindex.dataset.shards import SHARD_RE, list_pair_shards, train_data_pattern
 from egoindex.errors import IngestError, MediaError
@@ -178,7 +179,7 @@ def videos_to_do(layout: ShardsLayout, mine: list[VideoFile], retry_failed: bool
 def run(videos_dir: Path, out_dir: Path, cfg: IngestConfig = IngestConfig(),
         opts: RunOptions = RunOptions(), transcripts: Path | None = None,
         transcript_format: str = "auto", rttm: Path | None = None, participants: Path | None = None,
-        transcript_map: Path | None = None) -> IngestSummary:
+        transcript_map: Path | None = None, blackouts: Path | None = None) -> IngestSummary:
     """Ingest ``videos_dir`` into ``out_dir`` (resumable, idempotent; see module docstring).
 
     ``transcripts``: a captions file or folder (:mod:`egoindex.media.captions`, ``transcript_format``
@@ -186,7 +187,10 @@ def run(videos_dir: Path, out_dir: Path, cfg: IngestConfig = IngestConfig(),
     ``transcript_map``: a ``video,file`` CSV naming the video of per-video files not named after it.
     ``rttm``: speaker turns (a file or folder, :mod:`egoindex.media.speakers`) that give the
     utterances of the videos they name a speaker; ``participants``: a participants CSV
-    (:mod:`egoindex.ingest.participants`) written to ``SHARDS_DIR/participants.json`` for the build."""
+    (:mod:`egoindex.ingest.participants`) written to ``SHARDS_DIR/participants.json`` for the build.
+    ``blackouts``: a blackout list (CSV ``video,start,end`` or another folder's ``blackouts.json``)
+    added to ``SHARDS_DIR/_redactions/blackouts.json``, whose ranges are never ingested
+    (:mod:`egoindex.dataset.blackouts`); a SHARDS_DIR with an unfinished redaction is refused."""
     t0 = time.perf_counter()
     cfg.validate()
     videos_dir, out_dir = Path(videos_dir), Path(out_dir)
@@ -203,8 +207,12 @@ def run(videos_dir: Path, out_dir: Path, cfg: IngestConfig = IngestConfig(),
     cfg.validate()
     file_captions, unmatched = match_captions(captions, videos) if captions is not None else ({}, [])
     layout = ShardsLayout(out_dir)
+    refuse_if_pending(layout.root, "ingest into it")
+    blackout_list = read_blackout_list(blackouts) if blackouts is not None else None
     layout.make()
     check_config(layout, cfg)
+    if blackout_list is not None:
+        add_blackouts(layout.root, blackout_list)
     if people is not None:
         write_participants(layout, {uid: p.to_json() for uid, p in people.items()})
     write_source(layout, videos_dir)

@@ -7,7 +7,9 @@ status ``skipped`` (nothing to keep: no audio, no frames, a non-UTF-8 name, trun
 ``failed`` (a broken file), with a reason a person can act on, never an exception that stops the
 corpus. Each staged sample is three members: ``jpg``, ``txt`` (the caption, empty without speech)
 and ``json`` (:func:`sample_json`); packing sends captioned samples to the pair shards and the
-others, without ``txt``, to the uncaptioned shards (:mod:`egoindex.ingest.pack`).
+others, without ``txt``, to the uncaptioned shards (:mod:`egoindex.ingest.pack`). SHARDS_DIR's
+blackouts (``egoindex redact``; the rule: :mod:`egoindex.dataset.blackouts`) are honoured here:
+a hidden frame is not staged and a hidden utterance not written to the transcript.
 
 Captions come from Whisper, or, for a video that ``--transcripts`` names, from that file
 (:mod:`egoindex.media.captions`): then its audio is neither decoded nor needed (a video without
@@ -29,7 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from egoindex.core import failpoints
+from egoindex.dataset.blackouts import read_blackouts
 from egoindex.dataset.layout import NO_SPEAKER, ShardsLayout, is_captioned, write_transcript, write_video_record
+from egoindex.dataset.layout import covered_seconds as layout_covered_seconds
+from egoindex.dataset.layout import speech_seconds_by_speaker as layout_speech_by_speaker
 from egoindex.dataset.shards import ShardWriter
 from egoindex.errors import VideoError
 from egoindex.ingest.config import IngestConfig
@@ -93,26 +98,15 @@ def sample_json(v: VideoFile, split: str, frame: SampledFrame, pair: Pair | None
 
 
 def covered_seconds(utts: list[Utterance]) -> float:
-    """Seconds covered by at least one utterance: file narrations overlap (EgoClip's clip windows
-    around each narration), and a sum would count those seconds twice."""
-    total, end = 0.0, float("-inf")
-    for u in sorted(utts, key=lambda u: u.start):
-        if u.end > end:
-            total += u.end - max(u.start, end)
-            end = u.end
-    return total
+    """Seconds covered by at least one utterance (:func:`egoindex.dataset.layout.covered_seconds`,
+    the record's rule, which a redaction recomputes too)."""
+    return layout_covered_seconds((u.start, u.end) for u in utts)
 
 
 def speech_seconds_by_speaker(utts: list[Utterance]) -> dict[str, float]:
-    """The manifest's ``speech_seconds_by_speaker``: for each speaker, the seconds covered by at
-    least one of its kept utterances (:func:`covered_seconds` per speaker, so one speaker's
-    overlapping narrations count once, while two speakers talking at once both count); the
-    utterances without a speaker under :data:`NO_SPEAKER`. Rounded to the ms."""
-    by: dict[str, list[Utterance]] = {}
-    for u in utts:
-        if u.kept:
-            by.setdefault(u.speaker if u.speaker is not None else NO_SPEAKER, []).append(u)
-    return {k: round(covered_seconds(v), 3) for k, v in sorted(by.items())}
+    """The manifest's ``speech_seconds_by_speaker`` of the kept utterances
+    (:func:`egoindex.dataset.layout.speech_seconds_by_speaker`)."""
+    return layout_speech_by_speaker((u.speaker, u.start, u.end) for u in utts if u.kept)
 
 
 class _Skip(Exception):
@@ -163,6 +157,10 @@ def process_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout
     t_audio = time.perf_counter() - t_audio
     if turns:
         utts = attach_speakers(utts, turns)
+    # redacted ranges (egoindex redact) never come back: their frames are not staged, their
+    # utterances not written (the rule: egoindex.dataset.blackouts)
+    blackouts = read_blackouts(layout.root)
+    hidden = 0
 
     stats = DecodeStats()
     writer = ShardWriter(layout.staged(v.video_uid))
@@ -171,29 +169,35 @@ def process_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout
     pending: list[SampledFrame] = []
 
     def flush() -> None:
-        nonlocal frames, captioned
+        nonlocal frames, captioned, hidden
         for frame, pair in zip(pending, pair_frames([p.t for p in pending], utts, cfg.max_gap)):
             txt = (pair.utterance.text if pair else "").encode("utf-8")
+            meta = sample_json(v, split, frame, pair)
+            if blackouts.hides_sample(meta):
+                hidden += 1
+                continue
             writer.write(f"{v.video_uid}_{frame.index:06d}", {
                 "jpg": frame.jpeg,
                 "txt": txt,
-                "json": json.dumps(sample_json(v, split, frame, pair), ensure_ascii=False).encode("utf-8"),
+                "json": json.dumps(meta, ensure_ascii=False).encode("utf-8"),
             })
+            frames += 1
             if is_captioned(txt):  # the rule that sends it to a pair shard
                 captioned += 1
                 who = pair.utterance.speaker if pair and pair.utterance.speaker is not None else NO_SPEAKER
                 by_speaker[who] = by_speaker.get(who, 0) + 1
-        frames += len(pending)
         report("frames", len(pending))
         pending.clear()
 
     t_frames = time.perf_counter()
     try:
-        for frame in iter_frames(v.path, cfg.fps, cfg.short_side, cfg.jpeg_quality, stats):
+        for frame in iter_frames(v.path, cfg.fps, cfg.short_side, cfg.jpeg_quality, stats, cfg.sampling):
             pending.append(frame)
             if len(pending) >= 32:
                 flush()
         flush()
+        if frames == 0 and hidden:
+            raise _Skip("blacked-out: every sampled frame is in a blackout range (egoindex redact)")
         if frames == 0:
             raise _Skip("no-frames: no frame could be sampled")
         if any(w.startswith("truncated") for w in stats.warnings) and not cfg.keep_truncated:
@@ -211,6 +215,7 @@ def process_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout
         return video_record(v, split, part, "failed", f"decode-error: {type(e).__name__}: {e}", **base)
     t_frames = time.perf_counter() - t_frames
 
+    utts = [u for u in utts if not blackouts.hides_span(v.video_uid, u.start, u.end)]
     kept = [u for u in utts if u.kept]
     # a video's file captions come from one file, so from one format (a folder may mix formats)
     caption_source = (captions[0].source if captions else cfg.captions_format) if captions is not None \
@@ -240,6 +245,7 @@ def process_video(v: VideoFile, split: str, part: int, cfg: IngestConfig, layout
         captioned_frames=captioned, captioned_frames_by_speaker=dict(sorted(by_speaker.items())), warnings=warnings,
         timing_s={"audio": round(t_audio, 3), "frames": round(t_frames, 3),
                   "total": round(time.perf_counter() - t0, 3)},
+        **({"blacked_out_frames": hidden} if blackouts.of(v.video_uid) else {}),
     )
 
 

@@ -392,6 +392,10 @@ def read_contents(source: Source) -> Contents:
         raise ModelError(f"{source.given} is a clip-level video checkpoint (kind 'clip_video', model "
                          f"{obj.get('name')!r} on frame model {obj.get('frame_model')!r}), not a frame model; load it "
                          "with egoindex.model.clip_video.load_clip_video(PATH)")
+    if obj.get("kind") == "video_classifier":  # egoindex.model.video_checkpoint.KIND: a fine-tuned classifier
+        raise ModelError(f"{source.given} is a fine-tuned video classifier (kind 'video_classifier', backbone "
+                         f"{(obj.get('info') or {}).get('backbone')!r}), not an open_clip model; use it with "
+                         "`egoindex classify --model PATH VIDEO` or egoindex.model.video_checkpoint.load_classifier")
     meta = {k: v for k, v in obj.items() if k not in ("state_dict", "optimizer", "scaler")} if "state_dict" in obj else {}
     stored = meta.get("name") if isinstance(meta.get("name"), str) else None
     if source.config is not None:

@@ -69,11 +69,13 @@ def _folder_weights(folder: Path, given: str) -> Path:
     )
 
 
-def _hub_snapshot(repo: str, given: str) -> Path:
-    """The cached snapshot folder of ``repo`` (offline: only what is already in the cache)."""
+def hub_snapshot(repo: str, given: str, config_file: str = CONFIG_FILE) -> Path:
+    """The cached snapshot folder of ``repo`` (offline: only what is already in the cache), found
+    by its ``config_file`` (open_clip's ``open_clip_config.json``; ``config.json`` for a
+    transformers model: :func:`local_weights`)."""
     from huggingface_hub import constants, try_to_load_from_cache  # heavy-ish; only for hf-hub: ids
 
-    found = try_to_load_from_cache(repo, CONFIG_FILE)
+    found = try_to_load_from_cache(repo, config_file)
     if not isinstance(found, str):
         raise ModelError(
             f"{given} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and egoindex never "
@@ -94,7 +96,7 @@ def locate(spec: str | Path) -> Source:
         repo = given[len(HF_HUB_PREFIX):].strip("/")
         if repo.count("/") != 1:
             raise ModelError(f"{given}: expected hf-hub:ORG/REPO")
-        folder = _hub_snapshot(repo, given)
+        folder = hub_snapshot(repo, given)
         return Source(given, folder, _folder_weights(folder, given), folder / CONFIG_FILE)
     path = Path(spec).expanduser().resolve()
     if path.is_dir():
@@ -109,6 +111,30 @@ def locate(spec: str | Path) -> Source:
     sibling = path.parent / CONFIG_FILE
     config = sibling if path.name in WEIGHTS_FILES and sibling.is_file() else None
     return Source(given, path, path, config)
+
+
+def local_weights(spec: str | Path, config_file: str, example: str) -> Path:
+    """The local file or folder that ``spec`` names, by the rule :func:`locate` applies to open_clip
+    checkpoints: an existing path, or a ``hf-hub:ORG/REPO`` id already in the local Hugging Face
+    cache (found by its ``config_file``). Anything else fails with a :class:`ModelError` that
+    says how to point at a local copy; a bare ``ORG/REPO`` (a hub id, which needs the network)
+    gets the ``hf download`` line. ``example`` names the kind of file for the message (e.g.
+    "a torchvision .pth file")."""
+    given = str(spec)
+    if given.startswith(HF_HUB_PREFIX):
+        repo = given[len(HF_HUB_PREFIX):].strip("/")
+        if repo.count("/") != 1:
+            raise ModelError(f"{given}: expected hf-hub:ORG/REPO")
+        return hub_snapshot(repo, given, config_file)
+    path = Path(spec).expanduser()
+    if path.exists():
+        return path.resolve()
+    if given.count("/") == 1 and not given.startswith((".", "/", "~")) and not path.suffix:
+        raise ModelError(
+            f"{given} looks like a Hugging Face hub id, and egoindex never downloads (it works offline). On a machine "
+            f"with internet run `hf download {given} --local-dir {given.split('/')[-1]}`, copy that folder here and "
+            f"pass its path (e.g. --weights ./{given.split('/')[-1]}); it must hold {config_file} and the weights.")
+    raise ModelError(f"weights not found: {given} (no such file or folder). Pass {example} on this machine.")
 
 
 def checkpoint_sha256(spec: str | Path) -> str:

@@ -11,7 +11,10 @@ Safe by default, because a server answers whoever can reach it:
 * files: only a known video's own source file, inside the store's ``videos_root``
   (:func:`~egoindex.serve.media.resolve_video`); no request names a path;
 * errors: bad input is a 4xx with a sentence saying what was wrong; anything unexpected is a 500
-  that says only that it was logged, never a traceback.
+  that says only that it was logged, never a traceback;
+* access (``access=``, :mod:`egoindex.serve.access`): with a users file every route but ``/health``
+  and the login page needs a login, and every read of the store goes through the user's
+  :class:`~egoindex.serve.gate.Gate` (their scope ANDed into searches, rows, thumbnails, videos).
 
 No ``from __future__ import annotations`` here: the parameter types are built inside
 ``create_app`` (their bounds are its arguments), and FastAPI must evaluate them at definition time.
@@ -43,7 +46,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from egoindex.version import __version__
 from egoindex.classify import classify_video
+from egoindex.classify.finetuned import classify_with_model
 from egoindex.errors import ClassifyError, VideoError
+from egoindex.serve.access import install_access
+from egoindex.serve.auth import Access
 from egoindex.serve.media import MediaRequestError, Thumbnails, resolve_video, video_response
 from egoindex.serve.metrics import Metrics, MetricsMiddleware
 from egoindex.serve.models import (ClassifyOut, ErrorOut, HealthOut, HitOut, InfoOut, Level, MetricsOut, SearchOut,
@@ -87,7 +93,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        page = scope.get("path", "") == "/" or scope.get("path", "").startswith("/static/")
+        page = scope.get("path", "") in ("/", "/login") or scope.get("path", "").startswith("/static/")
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -104,12 +110,16 @@ class SecurityHeaders:
 
 def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_bytes: int = 20 * MiB,
                max_query_chars: int = 500, max_k: int = 100, classify: bool = True,
-               thumb_cache_dir: Path | None = None, max_classify_jobs: int = 1) -> FastAPI:
+               thumb_cache_dir: Path | None = None, max_classify_jobs: int = 1, classifier: Any = None,
+               access: Access | None = None) -> FastAPI:
     """The FastAPI app serving ``store`` (shared by all requests).
 
     ``thumb_cache_dir``: also keep thumbnails on disk there (the CLI uses ``STORE/_thumbs``);
     None keeps them in memory only, which leaves the store folder untouched.
     ``classify``: expose ``POST /api/classify`` (videos uploaded for zero-shot classification).
+    ``classifier``: a fine-tuned classifier (``egoindex.model.video_checkpoint.load_classifier``);
+    an upload without labels is then classified by it instead of zero-shot.
+    ``access``: require a login (users file, sessions, audit log; docs/lab.md); None serves everyone.
     """
     app = FastAPI(
         title="egoindex",
@@ -125,6 +135,7 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
     thumbs = Thumbnails(store, cache_dir=thumb_cache_dir)
     classify_slots = threading.BoundedSemaphore(max(1, max_classify_jobs))
     app.state.store, app.state.metrics, app.state.thumbs = store, metrics, thumbs
+    gate = app.state.gate = install_access(app, store, access)  # first: the innermost middleware
     app.add_middleware(SecurityHeaders)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _install_error_handlers(app)
@@ -138,7 +149,7 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
         if max(len(who.speaker), len(who.child)) > MAX_VIDEO_FILTERS:
             raise HTTPException(422, f"at most {MAX_VIDEO_FILTERS} speaker or child filters")
         uids = tuple(dict.fromkeys(v for v in video if v))
-        unknown = [v for v in uids if v not in store.videos]
+        unknown = [v for v in uids if not gate.sees(v)]  # outside the user's scope reads as unknown
         if unknown:
             raise HTTPException(422, f"unknown video {unknown[0]!r} in the video filter")
         if start is not None and end is not None and start > end:
@@ -160,9 +171,11 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
                 store.embedder
             except StoreError as e:  # the server's problem (checkpoint gone), not the request's
                 raise HTTPException(503, f"searching by text or image needs the store's model: {e}") from None
+        scoped = gate.restrict(filters)  # the user's scope ANDed in; None: nothing can match
         try:
-            hits = store.search(level=level, k=k, filters=filters, merge=ranking.merge, min_score=ranking.min_score,
-                                gap=ranking.gap, **query)
+            hits = [] if scoped is None else gate.hits(store.search(
+                level=level, k=k, filters=scoped, merge=ranking.merge, min_score=ranking.min_score, gap=ranking.gap,
+                **query))
         except (StoreError, ValueError) as e:
             raise HTTPException(422, str(e)) from None
         asked = {**asked, "video": list(filters.video_uids), "split": filters.split, "start": filters.start,
@@ -200,9 +213,11 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
         try:
             rows = {name: store.count_rows(name) for name in ("frames", "clips", "utterances", "videos")}
         except StoreError as e:
-            raise HTTPException(503, str(e)) from None
+            raise HTTPException(503, "the store is unavailable" if gate.enforced else str(e)) from None
+        if gate.enforced:  # anyone may ask: say nothing private
+            return HealthOut(ok=True, auth=True, classify=classify)
         return HealthOut(ok=True, store=str(store.root), model=store.model_name, rows=rows, classify=classify,
-                         version=__version__)
+                         version=__version__, classifier=list(classifier.classes) if classifier is not None else None)
 
     @app.get("/metrics", response_model=MetricsOut, tags=["service"])
     def get_metrics() -> MetricsOut:
@@ -220,11 +235,11 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
     @app.get("/api/videos", response_model=list[VideoOut], tags=["store"])
     def videos() -> list[VideoOut]:
         """Every video of the store (for filters and players), by source path."""
-        rows = sorted(store.videos.values(), key=lambda r: str(r.get("source")))
+        rows = sorted(gate.video_rows(), key=lambda r: str(r.get("source")))
         speakers = store.video_speakers
         return [VideoOut(**{**{k: r.get(k) for k in VideoOut.model_fields},
                             "participant": json.loads(r["participant"]) if r.get("participant") else None,
-                            "speakers": speakers.get(r["video_uid"], [])}) for r in rows]
+                            "speakers": gate.speakers(speakers.get(r["video_uid"], []))}) for r in rows]
 
     # ---- search -------------------------------------------------------------------------------------
     @app.get("/api/search", response_model=SearchOut, tags=["search"], responses={**ERRORS, **UNAVAILABLE})
@@ -249,11 +264,12 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
                     age_max: QAgeMax = None) -> SearchOut:
         """More like this moment: its neighbourhood in the store ranks the rest (itself excluded)."""
         try:
-            uid, _ = parse_like(moment)
+            uid, at = parse_like(moment)
         except StoreError as e:
             raise HTTPException(422, str(e)) from None
-        if uid not in store.videos:
+        if not gate.sees(uid):
             raise HTTPException(404, f"unknown video {uid!r}")
+        gate.check_moment(uid, at)
         return run_search({"moment": moment}, level, k,
                           filters_of(video, split, start, end, Who(speaker, child, age_min, age_max)),
                           Ranking(merge, min_score, gap), like=moment)
@@ -288,11 +304,12 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
     def transcript(video_uid: Annotated[str, PathParam(max_length=200)]) -> TranscriptOut:
         """A video's utterances with their times (the store's utterances table), for a timeline
         beside the player; empty when the video has no kept speech."""
-        v = store.videos.get(video_uid)
+        v = store.videos.get(video_uid) if gate.sees(video_uid) else None
         if v is None:
             raise HTTPException(404, f"unknown video {video_uid!r}")
         return TranscriptOut(video_uid=video_uid, source=str(v.get("source") or ""), duration=v.get("duration"),
-                             utterances=[UtteranceOut(**u.as_dict()) for u in store.transcript(video_uid)])
+                             utterances=[UtteranceOut(**u.as_dict())
+                                         for u in gate.utterances(store.transcript(video_uid))])
 
     # ---- media --------------------------------------------------------------------------------------
     @app.get("/api/thumb/{video_uid}", tags=["media"], response_class=Response,
@@ -302,8 +319,10 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
               t: Annotated[float, Query(ge=0, allow_inf_nan=False, description="Seconds into the video.")] = 0.0
               ) -> Response:
         """A small JPEG of the moment (cached in memory, and on disk when the server has a cache folder)."""
+        gate.check_moment(video_uid, t)
         jpeg = thumbs.get(video_uid, t)
-        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})
+        cache = "private, max-age=3600" if gate.enforced else "public, max-age=86400"  # no shared caches
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": cache})
 
     @app.get("/api/video/{video_uid}", tags=["media"], response_class=Response,
              responses={200: {"content": {"video/*": {}}, "description": "The whole source video."},
@@ -314,6 +333,7 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
               range_: Annotated[str | None, Header(alias="Range", max_length=200)] = None,
               if_range: Annotated[str | None, Header(alias="If-Range", max_length=200)] = None) -> Response:
         """The source video of a known uid, with byte ranges so players can seek."""
+        gate.check_stream(video_uid)
         return video_response(resolve_video(store, video_uid), range_, if_range)
 
     # ---- classify -----------------------------------------------------------------------------------
@@ -325,14 +345,18 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
         def classify_upload(video: Annotated[UploadFile, File(description="The video to classify.")],
                             labels: Annotated[str, Form(max_length=20_000, description="Comma-separated labels.")] = "",
                             top_k: Annotated[int, Form(ge=1, le=100)] = 5) -> dict[str, Any]:
-            """Zero-shot classification of an uploaded video against the given labels."""
+            """Zero-shot classification of an uploaded video against the given labels; without labels, by the
+            fine-tuned classifier the server was started with (``serve --model``)."""
             with tempfile.TemporaryDirectory(prefix="egoindex-upload-") as tmp:
                 path = Path(tmp) / ("upload" + safe_suffix(video.filename))
                 copy_bounded(video.file, path, max_upload_bytes)
                 if not classify_slots.acquire(timeout=30):
                     raise HTTPException(503, "busy classifying other videos; retry in a minute")
                 try:
-                    result = classify_video(store, path, labels or None, top_k=top_k)
+                    if classifier is not None and not labels.strip():
+                        result = classify_with_model(classifier, path, top_k=top_k)
+                    else:
+                        result = classify_video(store, path, labels or None, top_k=top_k)
                 except (ClassifyError, VideoError, StoreError) as e:
                     name = video.filename or "the upload"
                     msg = str(e).replace(str(path), name).replace(path.name, name)  # no server paths

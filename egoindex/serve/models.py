@@ -17,12 +17,33 @@ class ErrorOut(BaseModel):
 
 
 class HealthOut(BaseModel):
+    """Liveness. With login on (``auth``), only ``ok``, ``auth`` and ``classify``: nothing private
+    (no store path, model or row counts) goes to someone who has not logged in."""
+
     ok: bool
-    store: str
-    model: str
-    rows: dict[str, int] = Field(description="Rows per table (frames, clips, utterances, videos).")
+    auth: bool = Field(False, description="Whether the server requires a login (then the other fields are null).")
+    store: str | None = None
+    model: str | None = None
+    rows: dict[str, int] | None = Field(None, description="Rows per table (frames, clips, utterances, videos).")
     classify: bool = Field(description="Whether POST /api/classify is enabled.")
-    version: str
+    version: str | None = None
+    classifier: list[str] | None = Field(None, description="The classes of the fine-tuned classifier "
+                                         "(`serve --model`); /api/classify uses it when no labels are given.")
+
+
+class SessionOut(BaseModel):
+    """The logged-in user (``GET /api/session``)."""
+
+    user: str
+    role: Literal["admin", "user"]
+    scope: dict[str, Any] = Field(description="The user's scope (video uids, child ids, split, speakers, ages).")
+    scope_text: str = Field(description="The scope in words.")
+    csrf_token: str | None = Field(description="Send as X-CSRF-Token with every POST (null for an API token).")
+    expires_at: float | None = Field(description="When the session ends at the latest (Unix time).")
+
+
+class LogoutOut(BaseModel):
+    ok: bool
 
 
 class EndpointMetrics(BaseModel):

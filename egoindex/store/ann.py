@@ -3,9 +3,9 @@
 Why FAISS beside Lance: Lance keeps the rows and evaluates filters; FAISS answers unfiltered and
 broadly filtered nearest-neighbour queries in well under a millisecond and can build on a GPU.
 A FAISS id is the row's *offset* in its Lance table (0..N-1 in table order). Offsets are stable
-because egoindex never deletes or reorders rows of a committed table: a build or ``--append``
-only adds fragments at the end (see ``egoindex/build/``), so an appended index just adds the
-new rows.
+because egoindex never reorders rows of a committed table and deletes them only in a redaction:
+a build or ``--append`` only adds fragments at the end (see ``egoindex/build/``), so an appended
+index just adds the new rows; a redaction (:mod:`egoindex.store.redact`) rebuilds every index.
 
 The factory is chosen like autofaiss does, by size (``choose_factory``):
 

@@ -9,6 +9,8 @@ A store is a folder::
     STORE/_cache/{table}-v{version}.arrow                 hits' metadata, memory-mapped (writer.py)
     STORE/_build/                                         resumable build state (egoindex.build.config)
     STORE/encoders/text.onnx + text.json + BPE vocabulary  the text tower for torch-free queries (store/encoders.py)
+    STORE/_thumbs/                                        `egoindex serve`'s thumbnail cache (serve/media.py)
+    STORE/_redactions/blackouts.json + log.jsonl          what `egoindex redact` removed (dataset/blackouts.py)
 
 Who writes and who reads: :mod:`egoindex.store.writer` writes every part of it (tables, caches and,
 last, ``egoindex.json``), :mod:`egoindex.store.index` the indexes, :class:`egoindex.store.store.Store`
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from egoindex.core.fsutil import read_json, write_json
+from egoindex.dataset.blackouts import redactions_dir
 from egoindex.errors import StoreError
 
 META_FILE = "egoindex.json"
@@ -47,6 +50,9 @@ class StoreLayout:
         self.cache = self.root / "_cache"
         self.work = self.root / "_build"
         self.encoders = self.root / "encoders"  # query encoders exported from the checkpoint (model/text_onnx.py)
+        self.thumbs = self.root / "_thumbs"  # `egoindex serve`'s disk cache of thumbnails (serve/media.py)
+        self.redactions = redactions_dir(self.root)  # blackouts and redaction log (egoindex.dataset.blackouts)
+        self.bench = self.root / "bench"  # `egoindex bench`'s default report folder (egoindex.bench.result)
 
     def uri(self, table: str) -> str:
         return str(self.lance / f"{table}.lance")

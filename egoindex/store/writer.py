@@ -3,8 +3,9 @@
 Why one writer: the reader (:class:`egoindex.store.store.Store`) relies on promises that only hold
 if every writer keeps them, so they are kept here once:
 
-* rows are only ever appended, never deleted or reordered: a row's offset in its table is its FAISS
-  id, so an index stays valid when a table grows;
+* rows are only ever appended, never reordered, and deleted only by a redaction
+  (:mod:`egoindex.store.redact`, which then rebuilds every index): a row's offset in its table is
+  its FAISS id, so an index stays valid when a table grows;
 * new rows become visible in *one* Lance commit per table (:func:`commit_fragments`), after their
   data files are written (:func:`write_fragments`), and a commit is idempotent: a commit that a
   killed run already made is recognised by its ``unit`` names and not made twice;
@@ -31,6 +32,7 @@ import pyarrow as pa
 from lance.fragment import FragmentMetadata, write_fragments as lance_write_fragments
 
 from egoindex.core.fsutil import atomic_open
+from egoindex.errors import StoreError
 from egoindex.store.filters import in_list
 from egoindex.store.layout import StoreLayout, StoreMeta
 from egoindex.store.schema import (TABLES, VECTOR_TABLES, metadata_columns, missing_columns, schema_for, vectors_array,
@@ -79,10 +81,23 @@ def commit_fragments(layout: StoreLayout, table: str, docs: list[str], dim: int,
     if ds is not None:
         if ds.count_rows(filter=in_list(unit_col, units[:PROBE_UNITS])) > 0:
             return False  # committed before the kill
+    if not fragments_present(layout, table, docs):  # committing them would name missing files
+        raise StoreError(f"data files of {table} written by this build are gone (an `egoindex redact` removed "
+                         "them while the build ran); rerun `egoindex build`: it writes them again")
+    if ds is not None:
         lance.LanceDataset.commit(uri, lance.LanceOperation.Append(frags), read_version=ds.version)
     else:
         lance.LanceDataset.commit(uri, lance.LanceOperation.Overwrite(schema_for(table, dim), frags))
     return True
+
+
+def fragments_present(layout: StoreLayout, table: str, docs: Iterable[str]) -> bool:
+    """Whether the data files of written fragments (their JSON documents, as :func:`write_fragments`
+    returns them) are all still there. A redaction removes every file that no table version uses
+    (:func:`egoindex.store.redact.purge_old_versions`), so a build resumed after one asks this of
+    its uncommitted work and redoes what is gone."""
+    data = Path(layout.uri(table)) / "data"
+    return all((data / f.path).is_file() for d in docs for f in FragmentMetadata.from_json(d).files)
 
 
 def write_table(layout: StoreLayout, table: str, data: pa.Table | Iterable[pa.RecordBatch], dim: int, *,

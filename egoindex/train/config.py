@@ -9,8 +9,10 @@ are started and are passed through to torchrun unchanged.
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass, field, fields
+
+from egoindex.core.launch import LAUNCH_OPTIONS, without_launch_options
+from egoindex.core.launch import torchrun_command as launch_command
 
 PRECISIONS = ("fp32", "amp", "amp_bf16")
 LOSSES = ("clip", "siglip", "egonce")
@@ -74,19 +76,6 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
     dist_timeout_min: float = 30.0
-
-
-LAUNCH_OPTIONS = {  # torchrun options, passed through when re-executing under torchrun
-    "--nproc-per-node": ("1", "processes (devices) per node; > 1 re-runs under torchrun"),
-    "--nnodes": ("1", "number of nodes (torchrun syntax, e.g. 2 or 1:4)"),
-    "--node-rank": (None, "this node's rank (static rendezvous)"),
-    "--master-addr": (None, "address of node 0 (static rendezvous)"),
-    "--master-port": (None, "port on node 0 (static rendezvous)"),
-    "--rdzv-backend": (None, "rendezvous backend, e.g. c10d"),
-    "--rdzv-endpoint": (None, "rendezvous host:port"),
-    "--rdzv-id": (None, "rendezvous job id (e.g. $SLURM_JOB_ID)"),
-    "--max-restarts": (None, "torchrun worker-group restarts on failure"),
-}
 
 
 def speaker_list(s: str) -> list[str]:
@@ -231,27 +220,7 @@ def parse(argv: list[str]) -> tuple[TrainConfig, argparse.Namespace]:
     return cfg, launch
 
 
-def without_launch_options(argv: list[str]) -> list[str]:
-    """``argv`` minus the torchrun options (each takes one value, as ``--opt v`` or ``--opt=v``)."""
-    out, skip = [], False
-    for tok in argv:
-        if skip:
-            skip = False
-        elif tok in LAUNCH_OPTIONS:
-            skip = True
-        elif tok.split("=", 1)[0] not in LAUNCH_OPTIONS:
-            out.append(tok)
-    return out
-
-
 def torchrun_command(argv: list[str], launch: argparse.Namespace) -> list[str]:
-    """The ``python -m torch.distributed.run ... -m egoindex.train ...`` command for ``argv``."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={launch.nproc_per_node}",
-           f"--nnodes={launch.nnodes}"]
-    for opt in LAUNCH_OPTIONS:
-        value = getattr(launch, opt[2:].replace("-", "_"))
-        if opt not in ("--nproc-per-node", "--nnodes") and value is not None:
-            cmd.append(f"{opt}={value}")
-    if str(launch.nnodes) in ("1", "1:1") and launch.rdzv_endpoint is None and launch.master_addr is None:
-        cmd.append("--standalone")  # single node: a free local port, no clash between concurrent runs
-    return cmd + ["-m", "egoindex.train", *without_launch_options(argv)]
+    """The ``python -m torch.distributed.run ... -m egoindex.train ...`` command for ``argv``
+    (:func:`egoindex.core.launch.torchrun_command`; ``launch``: the launch options of :func:`parse`)."""
+    return launch_command(vars(launch), ["-m", "egoindex.train", *without_launch_options(argv)])

@@ -584,16 +584,25 @@ def train_loader(shards_dir: Path, *, preprocess: Callable, tokenizer: Callable,
     return _loader(pipeline, workers, pin)
 
 
+def val_share(urls: list[str], rank: int, world_size: int, worker: int = 0, workers: int = 1) -> list[str]:
+    """The val shards one loader worker of one rank reads: the rank's share first (``urls[rank::world]``),
+    then split over that rank's workers. Rank first because ranks may run different numbers of
+    workers (a rank gets no more workers than it has shards, none when it has no shard): slots
+    counted over all (rank, worker) pairs would then read some shards twice and others never."""
+    return urls[rank::world_size][worker::workers]
+
+
 class ValShards(IterableDataset):
-    """This rank's val shards, each read once and in order (split over loader workers too)."""
+    """This rank's val shards (:func:`val_share`), each read once and in order."""
 
     def __init__(self, urls: list[str], rank: int, world_size: int):
         super().__init__()
         self.urls, self.rank, self.world_size = urls, rank, world_size
 
     def __iter__(self) -> Iterator[dict[str, str]]:
-        slot, slots = _reader_slot(self.rank, self.world_size)
-        for url in self.urls[slot::slots]:
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        for url in val_share(self.urls, self.rank, self.world_size, wid, nw):
             yield {"url": url}
 
 

@@ -38,7 +38,9 @@ import torch.distributed as dist
 from rich.console import Console
 from rich.markup import escape
 
+from egoindex.core import failpoints
 from egoindex.core.fsutil import remove_stale_tmp, write_json
+from egoindex.core.launch import under_torchrun, wants_torchrun
 from egoindex.core.progress import progress_bar
 from egoindex.core.resources import available_cpus
 from egoindex.errors import EgoindexError, TrainError
@@ -52,7 +54,7 @@ from egoindex.train.data import (Batch, FaultLog, clip_train_loader, clip_val_lo
                                  count_train_samples, train_loader, val_loader)
 from egoindex.train.egomcq_val import EgoMCQMonitor
 from egoindex.train.eval import encode_val, gather_to_rank0, merge_and_score
-from egoindex.train.log import JsonlWriter, MetricsLog, check_reporters, plot_curves, truncate_jsonl
+from egoindex.train.log import JsonlWriter, MetricsLog, check_reporters, plot_curves, read_jsonl, truncate_jsonl
 from egoindex.train.shuffle import shuffled_captions
 from egoindex.train.loss import DedupClipLoss, DedupSigLipLoss, EgoNCELoss, time_order_loss
 
@@ -67,7 +69,7 @@ def is_clip_model(name: str) -> bool:
 def launch(argv: list[str]) -> int:
     """Entry of ``egoindex train``: run here (one device) or exec torchrun (several)."""
     cfg, lo = parse(argv)
-    if "LOCAL_RANK" in os.environ or (str(lo.nproc_per_node) == "1" and str(lo.nnodes) in ("1", "1:1")):
+    if under_torchrun() or not wants_torchrun(vars(lo)):
         return run(cfg)
     cmd = torchrun_command(argv, lo)
     sys.stdout.flush()
@@ -515,7 +517,7 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
     val_loss_fn = make_loss(cfg, 0, 1)
 
     def validate(step: int) -> None:
-        if vloader is None and mcq is None:
+        if vloader is None and not cfg.val_egomcq:  # the same answer on every rank (mcq lives on rank 0 only)
             return
         t0 = time.perf_counter()
         parts = None
@@ -552,7 +554,10 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
                     stale.unlink(missing_ok=True)
         else:
             save_checkpoint(run_dir / "latest.pt", c)
+        failpoints.hit("train-saved")
 
+    if ckpt and start_step and is_validation_step(start_step, plan, cfg) and validation_owed(run_dir, start_step, d):
+        validate(start_step)  # killed (or requeued) between this checkpoint and its validation
     model.train()
     batches: Iterator[Batch] = iter(loader)
     step = start_step
@@ -593,7 +598,7 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
             epoch_end = step % plan.steps_per_epoch == 0
             if epoch_end or (cfg.save_every_steps and step % cfg.save_every_steps == 0):
                 save(step, epoch_end)
-            if epoch_end or (cfg.val_every_steps and step % cfg.val_every_steps == 0):
+            if is_validation_step(step, plan, cfg):
                 validate(step)
             if metrics is not None and epoch_end and (recorded := faults.count()) > faults_seen:
                 faults_seen = recorded
@@ -607,6 +612,24 @@ def train(cfg: TrainConfig, d: Dist, console: Console) -> None:
         metrics.close()
         png = plot_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")
         say(f"done: {run_dir / 'latest.pt'}" + (f", curves: {png}" if png else ""))
+
+
+def is_validation_step(step: int, plan: Plan, cfg: TrainConfig) -> bool:
+    """The one rule of when the run validates: every epoch end, and every ``--val-every-steps``."""
+    return step % plan.steps_per_epoch == 0 or bool(cfg.val_every_steps and step % cfg.val_every_steps == 0)
+
+
+def validation_owed(run_dir: Path, step: int, d: Dist) -> bool:
+    """Whether metrics.jsonl lacks the validation of ``step``, the step a resumed run starts from.
+
+    A checkpoint is saved before its step's validation, so a run killed (or requeued by Slurm) in
+    between has the checkpoint but not the validation; the resumed run does it first. Rank 0 reads
+    the file and tells the others (validation is collective: every rank must take part or none)."""
+    owed = [d.is_main and not any(r.get("kind") == "val" and r.get("step") == step
+                                  for r in read_jsonl(run_dir / "metrics.jsonl"))]
+    if d.world_size > 1:
+        dist.broadcast_object_list(owed, src=0)
+    return bool(owed[0])
 
 
 def epoch_checkpoints(run_dir: Path) -> list[Path]:

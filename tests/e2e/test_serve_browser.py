@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,35 +32,49 @@ QUERY = "the baby grabs the red ball"
 MAX_UPLOAD_MB = 4
 
 
-@pytest.fixture(scope="module")
-def server(demo_store: Path) -> Iterator[str]:
-    """The app ``egoindex serve`` runs, under a real uvicorn in a thread on a free loopback port
-    (in-process: the model and libraries are already loaded by the session); its base URL."""
+@contextmanager
+def uvicorn_serving(app: Any) -> Iterator[str]:
+    """``app`` under a real uvicorn in a thread on a free loopback port; its base URL."""
     import uvicorn
 
-    from egoindex.serve import create_app
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=srv.run, name="egoindex-serve", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not srv.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                pytest.fail("uvicorn did not start")
+            time.sleep(0.05)
+        port = srv.servers[0].sockets[0].getsockname()[1]
+        url = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{url}/health", timeout=10).json()["ok"] is True
+        yield url
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def demo(demo_store: Path) -> Iterator[Any]:
+    """The demo store, opened with its model loaded (before the browser's first search, as the CLI does)."""
     from egoindex.store import Store
 
     with torch_threads(1):
         store = Store(demo_store)
-        store.embedder  # load the model before the browser's first search, as the CLI does
-        app = create_app(store, max_upload_bytes=MAX_UPLOAD_MB << 20)  # thumbnails in memory: the store is only read
-        srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-        thread = threading.Thread(target=srv.run, name="egoindex-serve", daemon=True)
-        thread.start()
-        try:
-            deadline = time.monotonic() + 60
-            while not srv.started:
-                if not thread.is_alive() or time.monotonic() > deadline:
-                    pytest.fail("uvicorn did not start")
-                time.sleep(0.05)
-            port = srv.servers[0].sockets[0].getsockname()[1]
-            url = f"http://127.0.0.1:{port}"
-            assert httpx.get(f"{url}/health", timeout=10).json()["ok"] is True
-            yield url
-        finally:
-            srv.should_exit = True
-            thread.join(timeout=30)
+        store.embedder
+        yield store
+
+
+@pytest.fixture(scope="module")
+def server(demo: Any) -> Iterator[str]:
+    """The app ``egoindex serve`` runs, under a real uvicorn (in-process: the model and libraries are
+    already loaded by the session); its base URL."""
+    from egoindex.serve import create_app
+
+    app = create_app(demo, max_upload_bytes=MAX_UPLOAD_MB << 20)  # thumbnails in memory: the store is only read
+    with uvicorn_serving(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -276,3 +291,77 @@ def test_real_server_refuses_oversized_uploads_while_they_stream(server: str) ->
     assert sent < planned / 2, f"sent {sent} MiB before the server answered"
     if answer:  # the status line, unless the reset overtook it
         assert answer.startswith(b"HTTP/1.1 413"), answer[:100]
+
+
+# ---- login on -----------------------------------------------------------------------------------------
+
+LOGIN_PASSWORD = "a long browser password"
+
+
+@pytest.fixture(scope="module")
+def login_server(demo: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str]]]:
+    """The same store served with login on: one user, ``ana``, scoped to two of its videos (the
+    users file and the audit log in a tmp folder); the base URL and ana's videos."""
+    from egoindex.serve import create_app
+    from egoindex.serve.auth import Access
+    from egoindex.serve.scopes import Scope
+    from egoindex.serve.users import UsersFile, hash_password, make_user
+
+    folder = tmp_path_factory.mktemp("browser-access")
+    allowed = sorted(demo.videos)[:2]
+    UsersFile(folder / "users.json").put(make_user("ana", "user", Scope.build(video_uids=allowed),
+                                                   password_hash=hash_password(LOGIN_PASSWORD)))
+    app = create_app(demo, max_upload_bytes=MAX_UPLOAD_MB << 20,
+                     access=Access(folder / "users.json", audit=folder / "audit.jsonl"))
+    with uvicorn_serving(app) as url:
+        yield url, allowed
+
+
+def test_logging_in_through_the_page(browser: Any, login_server: tuple[str, list[str]], tmp_path: Path) -> None:
+    """The page redirects to the login form; a wrong password is refused there; the right one opens
+    the search page with only the user's videos; uploads carry the CSRF token; logging out ends it."""
+    url, allowed = login_server
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = ctx.new_page()
+    pg.set_default_timeout(30_000)
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    pg.on("console", lambda m: errors.append(f"console: {m.text}")  # the refused login is a 401 on purpose
+          if m.type == "error" and "status of 401" not in m.text else None)
+    pg.goto(url + "/")
+    assert pg.url == url + "/login"
+    pg.get_by_test_id("login-user").fill("ana")
+    pg.get_by_test_id("login-password").fill("not the password")
+    pg.get_by_test_id("login-button").click()
+    pg.wait_for_selector("#login-message.error")
+    assert "Wrong user name or password" in pg.get_by_test_id("login-message").text_content()
+    pg.get_by_test_id("login-user").fill("ana")
+    pg.get_by_test_id("login-password").fill(LOGIN_PASSWORD)
+    pg.get_by_test_id("login-button").click()
+    pg.wait_for_selector("body[data-ready='1']")
+    assert pg.url == url + "/" and "ana (user)" in pg.get_by_test_id("store-info").text_content()
+    cookie = next(c for c in ctx.cookies() if c["name"] == "egoindex_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    offered = pg.eval_on_selector_all("#video option", "os => os.map(o => o.value).filter(v => v)")
+    assert sorted(offered) == allowed  # only ana's videos
+
+    _search(pg, QUERY)
+    cards = _cards(pg)
+    assert cards and {c["uid"] for c in cards} <= set(allowed)
+    picture = tmp_path / "moment.jpg"
+    shot = ctx.request.get(url + cards[0]["thumb"])  # the context's session cookie goes along
+    assert shot.status == 200
+    picture.write_bytes(shot.body())
+    pg.locator("#tools summary").click()
+    pg.get_by_test_id("image-file").set_input_files(str(picture))
+    pg.get_by_test_id("image-button").click()  # a POST: the page sends its X-CSRF-Token
+    pg.wait_for_function("() => { const s = document.getElementById('status').textContent; "
+                         "return s.includes('moment.jpg') && !s.startsWith('searching'); }")
+    assert not pg.locator("#status.error").count(), pg.get_by_test_id("status").text_content()
+    assert {c["uid"] for c in _cards(pg)} <= set(allowed) and _cards(pg)
+
+    pg.get_by_test_id("logout").click()
+    pg.wait_for_url(url + "/login")
+    assert ctx.request.get(url + "/api/videos").status == 401
+    ctx.close()
+    assert not errors, errors

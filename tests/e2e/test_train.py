@@ -134,6 +134,27 @@ def test_killed_run_resumes_from_its_last_step(demo_shards: Path, tmp_path: Path
 
 
 @pytest.mark.slow
+def test_run_killed_between_checkpoint_and_validation_validates_on_resume(demo_shards: Path, tmp_path: Path) -> None:
+    # a Slurm requeue (or kill) right after the epoch checkpoint, before that epoch's validation:
+    # the resumed run validates that step first, so the curve has every epoch exactly once
+    run_dir = tmp_path / "run"
+    args = ("--epochs", "2", "--batch-size", "16", "--train-num-samples", "32", "--workers", "0", "--report-to", "none",
+            "--log-every", "1")
+    killed = subprocess.run(_train_cmd(demo_shards, run_dir, *args), env={**ENV, "EGOINDEX_FAILPOINT": "train-saved:1"},
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert read_checkpoint(run_dir / "latest.pt")["step"] == 2  # the end of epoch 1
+    assert not [r for r in read_jsonl(run_dir / "metrics.jsonl") if r["kind"] == "val"]
+
+    again = subprocess.run(_train_cmd(demo_shards, run_dir, *args, "--resume"), env=ENV, capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    metrics = read_jsonl(run_dir / "metrics.jsonl")
+    assert [r["step"] for r in metrics if r["kind"] == "val"] == [2, 4]
+    assert [r["step"] for r in metrics if r["kind"] == "train"] == [1, 2, 3, 4]
+
+
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")  # the in-process run sets one thread; the fixture puts the count back
 def test_demo_model_ego_tiny_rn_learns_and_loads(demo_shards: Path, tmp_path: Path) -> None:
     """The demo's convolutional config (ModifiedResNet with BatchNorm): the loss falls, and the

@@ -5,7 +5,8 @@
 const $ = (id) => document.getElementById(id);
 // results: the hits of the last search (a moment's timeline marks those of its video);
 // videos: uid -> the store's video row; transcripts: uid -> its utterances (fetched once).
-const state = { playing: null, busy: false, results: [], videos: new Map(), transcripts: new Map() };
+// csrf: the session's token (login on), sent as X-CSRF-Token with every POST.
+const state = { playing: null, busy: false, results: [], videos: new Map(), transcripts: new Map(), csrf: null };
 
 function fmtTime(s) {
   const m = Math.floor(s / 60);
@@ -22,7 +23,14 @@ function errorText(body, res) {
 }
 
 async function api(url, options) {
+  if (options && options.method && options.method !== "GET" && state.csrf) {
+    options = { ...options, headers: { ...(options.headers || {}), "X-CSRF-Token": state.csrf } };
+  }
   const res = await fetch(url, options);
+  if (res.status === 401 && url !== "/health") {  // logged out (expired, or removed): log in again
+    window.location.assign("/login");
+    throw new Error("not logged in");
+  }
   let body = null;
   try { body = await res.json(); } catch (_) { /* not JSON */ }
   if (!res.ok) throw new Error(errorText(body, res));
@@ -65,8 +73,19 @@ function addOptions(id, values) {
 async function loadStore() {
   try {
     const h = await api("/health");
-    $("store-info").textContent = `${h.model} · ${h.rows.videos} videos · ${h.rows.clips} clips · ${h.rows.utterances} utterances`;
+    if (h.auth) {  // login on: who is here and what they may see (the store's counts are not for /health)
+      const s = await api("/api/session");
+      state.csrf = s.csrf_token;
+      $("store-info").textContent = `${s.user} (${s.role}) · ${s.scope_text}`;
+      $("logout").hidden = false;
+    } else {
+      $("store-info").textContent = `${h.model} · ${h.rows.videos} videos · ${h.rows.clips} clips · ${h.rows.utterances} utterances`;
+    }
     if (!h.classify) $("classify-form").hidden = true;
+    if (h.classifier) {  // serve --model: empty labels = the fine-tuned classifier
+      $("classify-labels").required = false;
+      $("classify-labels").placeholder = `empty: fine-tuned classifier (${h.classifier.join(", ")}); or labels for zero-shot`;
+    }
     const videos = await api("/api/videos");
     const splits = new Set();
     const speakers = new Set();
@@ -433,4 +452,10 @@ document.addEventListener("DOMContentLoaded", () => {
   initPlayer();
   initForms();
   loadStore();
+});
+
+// Log out (login on): end the session on the server, then back to the login page.
+$("logout").addEventListener("click", async () => {
+  try { await api("/logout", { method: "POST" }); } catch (_) { /* already logged out */ }
+  window.location.assign("/login");
 });
