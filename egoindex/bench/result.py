@@ -15,6 +15,7 @@ from typing import Any
 
 from egoindex.version import __version__
 from egoindex.store.layout import StoreLayout
+from egoindex.store.objectstore import is_remote
 
 __all__ = ["BenchResult", "default_out_dir", "report_meta", "store_report_meta"]
 
@@ -43,7 +44,7 @@ def store_report_meta(store: Any) -> dict[str, Any]:
         "model": m.model,
         "checkpoint_sha256": m.checkpoint_sha256,
         "checkpoint": m.checkpoint,
-        "store": str(Path(store.root).resolve()),
+        "store": location if is_remote(location := getattr(store, "location", None)) else str(Path(store.root).resolve()),
         "embed_dim": m.embed_dim,
         "clip_seconds": m.clip_seconds,
         "clip_stride": m.clip_stride,

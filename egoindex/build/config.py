@@ -26,7 +26,7 @@ class BuildConfig:
     checkpoint: Path | str  # any form egoindex.model.clip_video.load_embedding_model takes (a frame checkpoint file,
     # a hub folder, hf-hub:ID, or a clip_video checkpoint, whose temporal head then makes the clips)
     shards: Path
-    store: Path
+    store: Path | str  # a folder, or an s3://BUCKET/PREFIX URI (egoindex.store.objectstore)
     model: str | None = None
     clip_seconds: float = 4.0
     clip_stride: float = 2.0
@@ -64,10 +64,15 @@ class BuildSummary:
 
 
 class BuildLayout(StoreLayout):
-    """STORE's paths plus the build's private state under ``_build/``."""
+    """STORE's paths plus the build's private state under ``_build/``.
 
-    def __init__(self, root: str | Path) -> None:
-        super().__init__(root)
+    For a store on object storage the paths are its local stage (``stage``: one per rank and
+    array part, so processes on one machine never share one) and ``_build/`` is mirrored to the
+    store's ``_build/`` objects (:mod:`egoindex.build.stage`): ranks on other nodes, and a rerun
+    on another machine, see the same marks."""
+
+    def __init__(self, root: str | Path, stage: str = "0") -> None:
+        super().__init__(root, stage=stage)
         self.config = self.work / "config.json"
         self.state = self.work / "state.json"
         self.frames = self.work / "frames"

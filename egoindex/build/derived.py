@@ -35,9 +35,10 @@ import numpy as np
 
 from egoindex.build.config import BuildConfig, BuildLayout, BuildSummary
 from egoindex.core import failpoints
-from egoindex.core.fsutil import read_json, write_json
+from egoindex.core.fsutil import read_json
 from egoindex.core.progress import progress_bar
 from egoindex.build.frames import participant_columns
+from egoindex.build.stage import drop, save
 from egoindex.dataset.blackouts import Blackouts, read_blackouts
 from egoindex.dataset.layout import read_participants, read_transcript
 from egoindex.media.speakers import Turn, TurnIndex
@@ -132,7 +133,7 @@ def write_bucket(cfg: BuildConfig, layout: BuildLayout, frames: Any, embedder: E
             u_texts.append(u["text"].strip())
         v_rows.append(video_row(uid, m, duration, int(sel.sum()), len(utts), name, participants.get(uid)))
     u_vecs = embedder.encode_texts(u_texts) if u_texts else np.zeros((0, dim), np.float32)
-    write_json(layout.bucket_mark(name), {
+    save(layout, layout.bucket_mark(name), {
         "videos": bucket,
         "clips": write_fragments(layout, "clips", c_rows, np.concatenate(c_vecs) if c_vecs else None, dim),
         "utterances": write_fragments(layout, "utterances", u_rows, u_vecs, dim),
@@ -153,7 +154,7 @@ def build_derived(cfg: BuildConfig, layout: BuildLayout, embedder: Embedder, new
     commit per table."""
     if not new_videos:
         return
-    frames = lancedb.connect(str(layout.lance)).open_table("frames")
+    frames = lancedb.connect(layout.lance_uri, storage_options=layout.storage_options).open_table("frames")
     participants = read_participants(cfg.shards)
     blackouts = read_blackouts(cfg.shards)
     buckets = [new_videos[i:i + VIDEOS_PER_BUCKET] for i in range(0, len(new_videos), VIDEOS_PER_BUCKET)]
@@ -162,7 +163,7 @@ def build_derived(cfg: BuildConfig, layout: BuildLayout, embedder: Embedder, new
         for bucket in buckets:
             mark = layout.bucket_mark(bucket_name(bucket))
             if mark.is_file() and not bucket_present(layout, read_json(mark)):
-                mark.unlink()  # a redaction since the kill removed its fragments: write it again
+                drop(layout, mark)  # a redaction since the kill removed its fragments: write it again
             if not mark.is_file():
                 write_bucket(cfg, layout, frames, embedder, bucket, manifest, participants, blackouts)
             prog.advance(task, len(bucket))

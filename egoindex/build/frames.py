@@ -27,8 +27,8 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from egoindex.build.config import BuildConfig, BuildLayout, BuildSummary
+from egoindex.build.stage import save
 from egoindex.core import failpoints
-from egoindex.core.fsutil import write_json
 from egoindex.core.progress import progress_bar
 from egoindex.core.resources import available_cpus
 from egoindex.dataset.blackouts import Blackouts, read_blackouts
@@ -145,7 +145,7 @@ def finish_shard(layout: BuildLayout, path: Path, acc: dict[str, Any], dim: int,
     if acc["error"]:
         skipped.append({"shard": path.name, "key": "", "reason": acc["error"]})
     st = path.stat()
-    write_json(layout.shard_mark(path.name), {
+    save(layout, layout.shard_mark(path.name), {
         "shard": path.name, "samples": len(rows), "videos": sorted({r["video_uid"] for r in rows}),
         "size": st.st_size, "mtime_ns": st.st_mtime_ns, "skipped": skipped, "fragments": docs})
     summary.shards_embedded += 1

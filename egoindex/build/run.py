@@ -50,8 +50,9 @@ from egoindex.version import __version__
 from egoindex.build.config import BuildConfig, BuildLayout, BuildSummary
 from egoindex.build.derived import build_derived
 from egoindex.build.frames import embed_shards
+from egoindex.build.stage import drop, pull, save
 from egoindex.core import failpoints
-from egoindex.core.fsutil import read_json, remove_stale_tmp, write_json
+from egoindex.core.fsutil import read_json, remove_stale_tmp
 from egoindex.dataset.blackouts import add_blackouts, read_blackouts, redacted_shard_sizes, refuse_if_pending
 from egoindex.dataset.layout import ShardsLayout, manifest_by_uid, read_sizes, videos_dir
 from egoindex.dataset.shards import list_shards
@@ -63,6 +64,8 @@ from egoindex.model.sources import checkpoint_sha256
 from egoindex.store.encoders import export_text_encoder_quietly
 from egoindex.store.index import update_index
 from egoindex.store.layout import CLIPS_FRAME_MEAN, CLIPS_TEMPORAL_HEAD, StoreMeta
+from egoindex.store.objectstore import is_remote
+from egoindex.store.snapshots import publish_encoders
 from egoindex.store.schema import VECTOR_TABLES
 from egoindex.store.writer import (commit_fragments, fragments_present, index_column, outdated_tables, record_tables,
                                    write_meta)
@@ -132,8 +135,11 @@ def run(cfg: BuildConfig) -> BuildSummary:
     t0 = time.perf_counter()
     rank, world = _dist()
     summary = BuildSummary()
-    cfg.shards, cfg.store = Path(cfg.shards), Path(cfg.store)
-    layout = BuildLayout(cfg.store)
+    cfg.shards = Path(cfg.shards)
+    cfg.store = cfg.store if is_remote(cfg.store) else Path(cfg.store)  # a folder or an s3:// URI
+    # a store on object storage is built in a local stage per rank and part, its _build/ mirrored
+    layout = BuildLayout(cfg.store, stage=f"rank{rank}-part{cfg.part_index}")
+    pull(layout)  # s3://: the last commit and the shared _build/ state into the stage
     refuse_if_pending(cfg.shards, "build from it")
     try:
         sizes = read_sizes(cfg.shards)
@@ -179,8 +185,8 @@ def run(cfg: BuildConfig) -> BuildSummary:
         for p in new_shards:  # a redaction since the kill removed the uncommitted fragments: redo the shard
             mark = layout.shard_mark(p.name)
             if mark.is_file() and not fragments_present(layout, "frames", read_json(mark)["fragments"]):
-                mark.unlink()
-        write_json(layout.config, {"model": loaded.name, "checkpoint_sha256": sha, **cfg.identity()})
+                drop(layout, mark)
+        save(layout, layout.config, {"model": loaded.name, "checkpoint_sha256": sha, **cfg.identity()})
     _barrier(world)
 
     embedder = Embedder(loaded, device=device, precision=cfg.precision)
@@ -191,6 +197,7 @@ def run(cfg: BuildConfig) -> BuildSummary:
     _barrier(world)
     if rank != 0:
         return summary
+    pull(layout, work_only=True)  # s3://: the marks that ranks on other nodes and other parts wrote
     missing = [p.name for p in new_shards if not layout.shard_mark(p.name).is_file()]
     if missing:  # other array parts still running: the last one to finish commits
         summary.seconds = time.perf_counter() - t0
@@ -212,7 +219,7 @@ def run(cfg: BuildConfig) -> BuildSummary:
         manifest = manifest_by_uid(cfg.shards)
         build_derived(cfg, layout, embedder, new_videos, manifest, summary)
         state = {"frames_units": committed + [p.name for p in new_shards], "videos": sorted(known | set(new_videos))}
-        write_json(layout.state, state)
+        save(layout, layout.state, state)
         summary.frames_added = sum(m["samples"] for m in marks)
     summary.skipped = [s for n in state["frames_units"] for s in read_json(layout.shard_mark(n))["skipped"]]
 
@@ -224,6 +231,9 @@ def run(cfg: BuildConfig) -> BuildSummary:
     # what readers open (Store): later, unfinished commits stay invisible
     summary.rows, versions = record_tables(layout)
     source_dir = cfg.videos or videos_dir(cfg.shards)
+    if layout.remote is not None:  # the encoder goes up before the commit, so readers of it find one
+        export_text_encoder_quietly(layout.root, loaded, sha)
+        publish_encoders(layout, sha)
     write_meta(layout, StoreMeta(
         model=loaded.name,
         checkpoint=str(checkpoint),
@@ -246,7 +256,8 @@ def run(cfg: BuildConfig) -> BuildSummary:
         build_seconds=round(time.perf_counter() - t0, 2),
         encoders=encoders,
     ))
-    export_text_encoder_quietly(layout.root, loaded, sha)  # after the store is usable: an optional accelerator
+    if layout.remote is None:
+        export_text_encoder_quietly(layout.root, loaded, sha)  # after the store is usable: an optional accelerator
     summary.committed = True
     summary.seconds = time.perf_counter() - t0
     return summary

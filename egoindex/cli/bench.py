@@ -39,7 +39,7 @@ def _show(result: BenchResult, keys: list[str]) -> None:
 
 
 def mcq(
-    store: Path = typer.Argument(..., help="Store folder (its model embeds the queries and clips)."),
+    store: str = typer.Argument(..., help="Store folder or s3://BUCKET/PREFIX (its model embeds the queries and clips)."),
     egomcq_file: Optional[Path] = typer.Option(
         None, "--egomcq", help="EgoMCQ file (official egomcq.json or a generated one)."),
     videos: Optional[Path] = typer.Option(None, "--videos", help="Score the choices from the raw videos in DIR "
@@ -86,7 +86,7 @@ def mcq(
 
 
 def mir(
-    store: Optional[Path] = typer.Argument(None, help="Store folder (not needed with --sim)."),
+    store: Optional[str] = typer.Argument(None, help="Store folder or s3://BUCKET/PREFIX (not needed with --sim)."),
     sim: Optional[Path] = typer.Option(
         None, "--sim", help="Similarity matrix [videos x sentences] (.npy) of any model."),
     relevance: Optional[Path] = typer.Option(None, "--relevance", help="Relevance matrix (.npy, or EPIC's .pkl)."),
@@ -144,7 +144,7 @@ def mir(
 
 
 def charades(
-    store: Path = typer.Argument(..., help="Store folder (its model embeds the videos and the class prompts)."),
+    store: str = typer.Argument(..., help="Store folder or s3://BUCKET/PREFIX (its model embeds the videos and the class prompts)."),
     annotations: Optional[Path] = typer.Option(None, "--annotations", help="Charades(-Ego) csv (id, ..., actions, length)."),
     classes: Optional[Path] = typer.Option(None, "--classes", help="Charades_v1_classes.txt (c000 Holding some clothes)."),
     generate: bool = typer.Option(False, "--generate", help="Write the demo corpus' csv and class list (from the "
@@ -192,7 +192,7 @@ def charades(
 
 
 def motion(
-    store: Path = typer.Argument(..., help="Store folder (its model embeds the windows and the texts)."),
+    store: str = typer.Argument(..., help="Store folder or s3://BUCKET/PREFIX (its model embeds the windows and the texts)."),
     questions: Path = typer.Option(..., "--questions", help="Motion question file (JSON); with --generate-from, "
                                    "written there first."),
     videos: Optional[Path] = typer.Option(None, "--videos", help="The motion corpus folder (DIR/{video_uid}.mp4); "
@@ -234,7 +234,7 @@ def motion(
 
 
 def retrieval(
-    store: Path = typer.Argument(..., help="Store folder."),
+    store: str = typer.Argument(..., help="Store folder or s3://BUCKET/PREFIX."),
     k: list[int] = typer.Option([1, 5, 10], "--k", help="Recall cut-offs (repeatable)."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Report folder (default STORE/bench)."),
     name: str = typer.Option("retrieval", "--name", help="Report name."),
@@ -256,7 +256,7 @@ def retrieval(
 
 
 def alignment(
-    store: Path = typer.Argument(..., help="Store folder."),
+    store: str = typer.Argument(..., help="Store folder or s3://BUCKET/PREFIX."),
     split: str = typer.Option("val", "--split", help="Utterances and frames of this split: val | train | all."),
     seed: int = typer.Option(0, "--seed", help="Seed of the baseline windows and the bootstrap."),
     baselines: int = typer.Option(10, "--baselines", min=1, help="Baseline windows drawn per utterance (averaged)."),
@@ -285,7 +285,7 @@ def alignment(
 
 
 def forced_choice(
-    store: Path = typer.Argument(..., help="Store folder (its model embeds the category words and the images)."),
+    store: str = typer.Argument(..., help="Store folder or s3://BUCKET/PREFIX (its model embeds the category words and the images)."),
     labeled: Path = typer.Option(..., "--labeled", help="DIR/<category>/*.jpg (embedded by the store's image "
                                  "tower), or a .csv video_uid,time,category of store frames (their stored vectors; "
                                  "the frame nearest to time within --nearest s)."),

@@ -32,7 +32,7 @@ def build(
         ..., help="Model: egoindex train's latest.pt, open_clip_train's epoch_N.pt, a state dict (.pt/.bin/"
                   ".safetensors, with --model), a Hugging Face open_clip folder, or a cached hf-hub:ORG/REPO."),
     shards_dir: Path = typer.Argument(..., help="Folder written by `egoindex ingest`."),
-    store: Path = typer.Argument(..., help="Store folder to create or extend."),
+    store: str = typer.Argument(..., help="Store folder or s3://BUCKET/PREFIX to create or extend."),
     model: Optional[str] = typer.Option(
         _D.model, "--model", help="open_clip model name (default: the checkpoint's; needed for a bare state dict; wins over "
                                    "an open_clip_train run name)."),

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 
-from egoindex.errors import EgoindexError
+from egoindex.errors import EgoindexError, StoreError
 
 if TYPE_CHECKING:
     from egoindex.store import Store
@@ -30,8 +30,11 @@ def print_user_error(e: EgoindexError) -> None:
     console.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
 
 
-def open_store(path: Path, **kw: Any) -> Store:
+def open_store(path: str | Path, **kw: Any) -> Store:
     """``egoindex.Store(path, **kw)``; a folder that is not a store raises ``StoreError`` (a user error)."""
+    if isinstance(path, Path) and str(path).startswith("s3:/"):  # a Path argument folded s3:// into s3:/
+        raise StoreError(f"this command takes a store folder, not {str(path).replace('s3:/', 's3://', 1)}: "
+                         "s3:// stores work with build, info, index --report, query, serve and bench")
     from egoindex.store import Store  # lancedb + faiss take ~2 s to import; `egoindex --help` should not pay that
 
     return Store(path, **kw)

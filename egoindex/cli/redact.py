@@ -11,11 +11,12 @@ from rich.table import Table
 from egoindex.cli.common import console
 from egoindex.dataset.blackouts import Blackout, read_blackout_list, read_journal
 from egoindex.errors import RedactionError
+from egoindex.store.layout import StoreLayout
 
 
 def redact(
     shards_dir: Path = typer.Argument(..., help="Folder written by `egoindex ingest`."),
-    store: Path = typer.Argument(..., help="Store built from it (`egoindex build`)."),
+    store: str = typer.Argument(..., help="Store folder built from it (`egoindex build`)."),
     video: Optional[str] = typer.Option(None, "--video", help="The video: its video_uid (manifest.csv) or source "
                                         "path."),
     start: Optional[float] = typer.Option(None, "--start", min=0.0, help="Range start, seconds (default 0)."),
@@ -42,6 +43,7 @@ def redact(
     """
     from egoindex.redact.run import RedactRequest, run  # lancedb, faiss and PyAV
 
+    StoreLayout(store).refuse_remote("`egoindex redact`")  # it rewrites tables, indexes and caches in place
     if video is not None and blackout_list is not None:
         raise RedactionError("give --video (with --start/--end) or --list, not both")
     if blackout_list is None and video is None and (start is not None or end is not None):
@@ -53,7 +55,7 @@ def redact(
         items = read_blackout_list(blackout_list)
     elif read_journal(shards_dir) is None:
         raise RedactionError("say what to redact: --video UID [--start S --end E], or --list blackouts.csv")
-    for s in run(RedactRequest(shards=shards_dir, store=store, blackouts=items, by=by, delete_source=delete_source,
+    for s in run(RedactRequest(shards=shards_dir, store=Path(store), blackouts=items, by=by, delete_source=delete_source,
                                allow_unknown=allow_unknown)):
         t = Table(title=f"redaction {s.id}{' (resumed)' if s.resumed else ''} by {s.by}", show_header=False)
         t.add_row("ranges", "; ".join(Blackout.from_json(r).describe() for r in s.ranges))

@@ -17,12 +17,13 @@ from egoindex.cli.common import err_console, open_store
 from egoindex.errors import ConfigError, ServeError, StoreError
 from egoindex.serve.bind import check_bind, is_loopback
 from egoindex.serve.users import USERS_FILE, access_dir, audit_path
+from egoindex.store.layout import StoreLayout
 
 __all__ = ["is_loopback", "register", "serve"]
 
 
 def serve(
-    store: Path = typer.Argument(..., help="Store folder."),
+    store: str = typer.Argument(..., help="Store folder or s3://BUCKET/PREFIX."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default; anything "
                              "else exposes the store's videos to the network)."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port (0 = any free port)."),
@@ -68,14 +69,15 @@ def serve(
     for tls_file in (tls_cert, tls_key):
         if tls_file is not None and not tls_file.is_file():
             raise ConfigError(f"no such file: {tls_file}")
-    users_file = users if users is not None else access_dir(store) / USERS_FILE
+    # an s3:// store keeps its access files and thumbnails on this machine (StoreLayout.local_state)
+    users_file = users if users is not None else access_dir(StoreLayout(store).local_state) / USERS_FILE
     if users is not None and not users.is_file():
         raise ServeError(f"no users file at {users}; create it with `egoindex users add {users} NAME`")
     auth = users_file.is_file()
     for warning in check_bind(host, auth=auth, tls=tls_cert is not None, insecure_http=insecure_http):
         err_console.print(f"[bold red]WARNING:[/bold red] {warning}")
     s = open_store(store, device=device)
-    access = Access(users_file, audit=audit_log or audit_path(s.root), secure_cookies=tls_cert is not None,
+    access = Access(users_file, audit=audit_log or audit_path(s.layout.local_state), secure_cookies=tls_cert is not None,
                     session_hours=session_hours, max_user_failures=max_login_failures,
                     max_client_failures=4 * max_login_failures) if auth else None
     try:  # load the model now: the first search should not pay for it, and a missing checkpoint shows here
@@ -88,7 +90,7 @@ def serve(
 
         classifier = load_classifier(model, device=device)
     web = create_app(s, max_upload_bytes=int(max_upload_mb * (1 << 20)), max_k=max_k, classify=classify,
-                     thumb_cache_dir=(s.root / "_thumbs") if thumb_cache else None, classifier=classifier,
+                     thumb_cache_dir=s.layout.thumbs if thumb_cache else None, classifier=classifier,
                      access=access)
     shown = f"[{host}]" if ":" in host else host
     scheme = "https" if tls_cert is not None else "http"

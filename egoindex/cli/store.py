@@ -16,7 +16,7 @@ from rich.table import Table
 from egoindex.cli.common import console, open_store
 
 
-def info(store: Path = typer.Argument(..., help="Store folder."),
+def info(store: str = typer.Argument(..., help="Store folder or s3://BUCKET/PREFIX."),
          as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Print a store's tables, row counts, model (checkpoint, its form, preprocessing) and index facts.
 
@@ -56,7 +56,7 @@ def info(store: Path = typer.Argument(..., help="Store folder."),
 
 
 def index(
-    store: Path = typer.Argument(..., help="Store folder."),
+    store: str = typer.Argument(..., help="Store folder or s3://BUCKET/PREFIX."),
     report: bool = typer.Option(False, "--report", help="Measure recall@10 against exact search and latency."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild the FAISS indexes."),
     factory: Optional[str] = typer.Option(None, "--index", help="FAISS factory string for --rebuild."),
@@ -71,6 +71,7 @@ def index(
 
     s = open_store(store)
     if rebuild:
+        s.layout.refuse_remote("`egoindex index --rebuild` (rerun `egoindex build --index FACTORY` instead)")
         rebuild_indexes(s, factory)
         s = open_store(store)
     if report or not rebuild:
@@ -88,7 +89,7 @@ def index(
 
 
 def query(
-    store: Path = typer.Argument(..., help="Store folder."),
+    store: str = typer.Argument(..., help="Store folder or s3://BUCKET/PREFIX."),
     text: Optional[str] = typer.Argument(None, help="What to look for, e.g. \"baby grabs spoon\"."),
     k: int = typer.Option(10, "--k", min=1, max=10000, help="Number of results (moments, or rows with --no-merge)."),
     level: str = typer.Option("clips", "--level", help="clips | frames | utterances"),
@@ -152,7 +153,7 @@ def query(
         console.print("no results (empty store, nothing matches the filters, or all score below --min-score)")
 
 
-def encoders(store: Path = typer.Argument(..., help="Store folder."),
+def encoders(store: str = typer.Argument(..., help="Store folder."),
              force: bool = typer.Option(False, "--force", help="Export again even when a current encoder is there.")
              ) -> None:
     """Export the store's text tower to ONNX (STORE/encoders), so text queries need no torch.
@@ -163,6 +164,7 @@ def encoders(store: Path = typer.Argument(..., help="Store folder."),
     from egoindex.store.encoders import current_text_encoder, write_text_encoder
 
     s = open_store(store)
+    s.layout.refuse_remote("`egoindex encoders` (`egoindex build` exports the encoder of an s3:// store)")
     facts = None if force else current_text_encoder(s.root, s.checkpoint_sha256)
     if facts is None:  # loading the model (torch) only when there is something to export
         facts = write_text_encoder(s.root, s.embedder.loaded, s.checkpoint_sha256, force=True)

@@ -216,7 +216,7 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
             raise HTTPException(503, "the store is unavailable" if gate.enforced else str(e)) from None
         if gate.enforced:  # anyone may ask: say nothing private
             return HealthOut(ok=True, auth=True, classify=classify)
-        return HealthOut(ok=True, store=str(store.root), model=store.model_name, rows=rows, classify=classify,
+        return HealthOut(ok=True, store=store.location, model=store.model_name, rows=rows, classify=classify,
                          version=__version__, classifier=list(classifier.classes) if classifier is not None else None)
 
     @app.get("/metrics", response_model=MetricsOut, tags=["service"])

@@ -31,9 +31,10 @@ TEXT_ENCODER_ENV = "EGOINDEX_TEXT_ENCODER"
 log = logging.getLogger(__name__)
 
 
-def current_text_encoder(root: str | Path, checkpoint_sha256: str) -> TextEncoderFacts | None:
-    """The store's exported text encoder if it was exported from ``checkpoint_sha256`` (else None)."""
-    facts = read_facts(StoreLayout(root).encoders)
+def current_text_encoder(root: str | Path | StoreLayout, checkpoint_sha256: str) -> TextEncoderFacts | None:
+    """The store's exported text encoder if it was exported from ``checkpoint_sha256`` (else None);
+    ``root`` a store folder or a layout (an s3:// store's snapshot keeps its encoders elsewhere)."""
+    facts = read_facts((root if isinstance(root, StoreLayout) else StoreLayout(root)).encoders)
     return facts if facts is not None and facts.checkpoint_sha256 == checkpoint_sha256 else None
 
 

@@ -46,10 +46,11 @@ def update_index(layout: StoreLayout, table: str, factory: str | None, target_re
             return asdict(info)
         if info.ntotal <= n and info.factory == want:
             index, start = idx, info.ntotal  # rows were only appended: add the new ones
-    train = sample_table_vectors(uri, ann.training_size(n, want))
-    index, facts = ann.build_index(train, table_vector_batches(uri, start), n, want, index=index)
+    opts = layout.storage_options
+    train = sample_table_vectors(uri, ann.training_size(n, want), storage_options=opts)
+    index, facts = ann.build_index(train, table_vector_batches(uri, start, storage_options=opts), n, want, index=index)
     queries = ann.sample_queries(train, TUNE_QUERIES)
-    truth = ann.exact_topk(table_vector_batches(uri, 0), queries, min(10, n))
+    truth = ann.exact_topk(table_vector_batches(uri, 0, storage_options=opts), queries, min(10, n))
     nprobe, k_factor, recall = ann.tune(index, queries, truth, target_recall)
     info = ann.IndexInfo(table=table, factory=want, ntotal=int(index.ntotal), dim=dim, table_version=version,
                          nprobe=nprobe, k_factor=k_factor, recall_at_10=round(recall, 4),

@@ -1,6 +1,7 @@
 """STORE on disk: its paths and its ``egoindex.json`` (:class:`StoreMeta`), read and written here only.
 
-A store is a folder::
+A store is a folder (or an ``s3://BUCKET/PREFIX`` URI: its Lance tables there, the rest as objects
+copied to a local cache; :mod:`egoindex.store.snapshots`)::
 
     STORE/egoindex.json        StoreMeta: what built it (model, checkpoint, its sha256 and form, dim,
                                preprocessing, shards, clip windows), the table versions readers open, skipped samples
@@ -25,12 +26,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from egoindex.core.fsutil import read_json, write_json
 from egoindex.dataset.blackouts import redactions_dir
 from egoindex.errors import StoreError
+from egoindex.store.objectstore import S3Location, S3Settings, is_remote, local_dir
 
 META_FILE = "egoindex.json"
 FORMAT_VERSION = 1
@@ -40,22 +43,58 @@ CLIPS_FRAME_MEAN = "frame-mean"
 
 
 class StoreLayout:
-    """Paths inside STORE (the build's private state lives under ``work``)."""
+    """Paths inside STORE (the build's private state lives under ``work``).
 
-    def __init__(self, root: str | Path) -> None:
+    A store on object storage (``s3://BUCKET/PREFIX``; :mod:`egoindex.store.objectstore`) has
+    its Lance tables there (:meth:`uri`, with :attr:`storage_options`) and every other path in a
+    local folder: ``StoreLayout("s3://...")`` is the writer's local stage
+    (``CACHE/stores/{hash}/build/{stage}``, one per build rank and part), and a reader's layout is a materialised snapshot made by
+    :func:`egoindex.store.snapshots.open_snapshot` (``remote`` and ``encoders`` given)."""
+
+    def __init__(self, root: str | Path, *, remote: S3Location | None = None, encoders: Path | None = None,
+                 stage: str = "0") -> None:
+        if is_remote(root):
+            remote = S3Location.parse(str(root))
+            root = local_dir(remote) / "build" / stage
+        self.remote = remote
+        #: where files that never leave this machine go (serve's thumbnails and access files): the
+        #: store folder, or for a store on object storage its local folder ``CACHE/stores/{hash}``
+        self.local_state = local_dir(remote) if remote is not None else Path(root)
+        #: what the user named: the folder, or the ``s3://`` URI (for messages and reports)
+        self.location = remote.uri if remote is not None else str(Path(root))
         self.root = Path(root)
         self.meta = self.root / META_FILE
         self.lance = self.root / "lance"
         self.indexes = self.root / "indexes"
         self.cache = self.root / "_cache"
         self.work = self.root / "_build"
-        self.encoders = self.root / "encoders"  # query encoders exported from the checkpoint (model/text_onnx.py)
-        self.thumbs = self.root / "_thumbs"  # `egoindex serve`'s disk cache of thumbnails (serve/media.py)
+        # query encoders exported from the checkpoint (model/text_onnx.py); an s3 reader's are shared by its snapshots
+        self.encoders = encoders or self.root / "encoders"
+        self.thumbs = self.local_state / "_thumbs"  # `egoindex serve`'s disk cache of thumbnails (serve/media.py)
         self.redactions = redactions_dir(self.root)  # blackouts and redaction log (egoindex.dataset.blackouts)
-        self.bench = self.root / "bench"  # `egoindex bench`'s default report folder (egoindex.bench.result)
+        self.bench = self.local_state / "bench"  # `egoindex bench`'s default report folder (egoindex.bench.result)
+
+    @property
+    def lance_uri(self) -> str:
+        """The folder (or ``s3://`` prefix) of the Lance tables: what LanceDB connects to."""
+        return self.remote.url("lance") if self.remote is not None else str(self.lance)
+
+    @cached_property
+    def storage_options(self) -> dict[str, str] | None:
+        """Lance's ``storage_options`` (None for a folder: Lance needs none), from the environment
+        when the layout is first used."""
+        return S3Settings.from_env().storage_options() if self.remote is not None else None
 
     def uri(self, table: str) -> str:
+        if self.remote is not None:
+            return self.remote.url(f"lance/{table}.lance")
         return str(self.lance / f"{table}.lance")
+
+    def refuse_remote(self, what: str) -> None:
+        """A StoreError for an operation that a store on object storage does not support."""
+        if self.remote is not None:
+            raise StoreError(f"{what} is not supported for a store on object storage ({self.location}); "
+                             "it works on a store folder (build one on disk from the same SHARDS_DIR)")
 
     def metadata_cache(self, table: str, version: int) -> Path:
         return self.cache / f"{table}-v{version}.arrow"

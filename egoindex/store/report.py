@@ -31,8 +31,9 @@ def index_report(store: Store, n_queries: int = 200, k: int = 10, seed: int = 0)
         if n == 0:
             continue
         uri = store.layout.uri(table)
-        queries = ann.sample_queries(sample_table_vectors(uri, 100_000, seed), n_queries, seed + 1)
-        truth = ann.exact_topk(table_vector_batches(uri, 0), queries, min(k, n))
+        opts = store.layout.storage_options
+        queries = ann.sample_queries(sample_table_vectors(uri, 100_000, seed, storage_options=opts), n_queries, seed + 1)
+        truth = ann.exact_topk(table_vector_batches(uri, 0, storage_options=opts), queries, min(k, n))
         lat, exact_lat = [], []
         found = []
         for q in queries:

@@ -118,18 +118,19 @@ def vectors_of(column: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
     return arr.values.to_numpy(zero_copy_only=False).reshape(len(arr), dim).astype(np.float32, copy=False)
 
 
-def table_vector_batches(uri: str, start: int = 0, batch: int = 1 << 16) -> Iterator[np.ndarray]:
+def table_vector_batches(uri: str, start: int = 0, batch: int = 1 << 16,
+                         storage_options: dict[str, str] | None = None) -> Iterator[np.ndarray]:
     """The ``vector`` column of a Lance table from row ``start`` on, one float32 batch at a time
     (index builds and exact ground truth never hold the whole table in memory)."""
-    ds = lance.dataset(uri)
+    ds = lance.dataset(uri, storage_options=storage_options)
     dim = ds.schema.field("vector").type.list_size
     for b in ds.to_batches(columns=["vector"], offset=start, batch_size=batch):
         yield vectors_of(b.column(0), dim)
 
 
-def sample_table_vectors(uri: str, n: int, seed: int = 0) -> np.ndarray:
+def sample_table_vectors(uri: str, n: int, seed: int = 0, storage_options: dict[str, str] | None = None) -> np.ndarray:
     """``n`` vectors of a Lance table at seeded random rows (index training, tuning queries)."""
-    ds = lance.dataset(uri)
+    ds = lance.dataset(uri, storage_options=storage_options)
     total = ds.count_rows()
     dim = ds.schema.field("vector").type.list_size
     idx = np.sort(np.random.default_rng(seed).choice(total, size=min(n, total), replace=False))

@@ -37,6 +37,8 @@ from egoindex.model.text_onnx import OnnxTextEncoder
 from egoindex.store import ann
 from egoindex.store.filters import LEVELS, Filters
 from egoindex.store.layout import StoreLayout, StoreMeta
+from egoindex.store.objectstore import is_remote
+from egoindex.store.snapshots import open_snapshot
 from egoindex.store.moments import Hit, Utterance, attach_utterances, collect_moments
 from egoindex.store.schema import VECTOR_TABLES, metadata_columns, vectors_of
 from egoindex.store.encoders import TEXT_ENCODER_ENV, current_text_encoder
@@ -68,8 +70,11 @@ class Store:
     """An opened store. Thread-safe for searches (the server shares one)."""
 
     def __init__(self, root: str | Path, *, device: str = "cpu", mmap: bool = False) -> None:
-        self.root = Path(root)
-        self.layout = StoreLayout(self.root)
+        # a folder, or an s3:// URI: then its current commit's files are copied to a local snapshot
+        # (Lance reads the tables on the object store) and this Store answers from that commit
+        self.layout = open_snapshot(root) if is_remote(root) else StoreLayout(root)
+        self.root = self.layout.root  # local files: the folder, or the snapshot of an s3:// store
+        self.location = self.layout.location  # what the user named (messages, reports)
         self.meta: StoreMeta = StoreMeta.read(self.root)  # a missing file or another format: StoreError
         self.device, self.mmap = device, mmap
         self.dim = int(self.meta.embed_dim)
@@ -94,11 +99,11 @@ class Store:
     def check_checkpoint(self, checkpoint: str | Path | None = None, model: str | None = None) -> None:
         """Refuse a checkpoint or model other than the one the store was built with."""
         if model and model != self.model_name:
-            raise StoreError(f"store {self.root} was built with model {self.model_name}, not {model}")
+            raise StoreError(f"store {self.location} was built with model {self.model_name}, not {model}")
         if checkpoint is not None:
             sha = checkpoint_sha256(checkpoint)  # a file's sha256, or a hub folder's config + weights
             if sha != self.checkpoint_sha256:
-                raise StoreError(f"store {self.root} was built with checkpoint sha256 "
+                raise StoreError(f"store {self.location} was built with checkpoint sha256 "
                                  f"{self.checkpoint_sha256[:12]}..., "
                                  f"but {checkpoint} is {sha[:12]}...; build a new store for this checkpoint")
 
@@ -110,7 +115,7 @@ class Store:
         and only exact or filtered searches import it."""
         import lancedb
 
-        return lancedb.connect(str(self.layout.lance))
+        return lancedb.connect(self.layout.lance_uri, storage_options=self.layout.storage_options)
 
     def table(self, name: str) -> Any:
         """The LanceDB table at the version the store's last finished build recorded (a build or
@@ -122,7 +127,7 @@ class Store:
                     self._tables[name] = (self.db.open_table(name, version=version) if version
                                           else self.db.open_table(name))
                 except Exception as e:  # lancedb raises ValueError/FileNotFoundError by version
-                    raise StoreError(f"store {self.root} has no {name!r} table ({e})") from e
+                    raise StoreError(f"store {self.location} has no {name!r} table ({e})") from e
             return self._tables[name]
 
     def dataset(self, name: str) -> Any:
@@ -134,10 +139,10 @@ class Store:
 
                 version = self.meta.table_versions.get(name)
                 try:
-                    self._datasets[name] = lance.dataset(str(self.layout.uri(name)),
-                                                         version=version or None)
+                    self._datasets[name] = lance.dataset(str(self.layout.uri(name)), version=version or None,
+                                                         storage_options=self.layout.storage_options)
                 except Exception as e:  # lance raises ValueError/OSError for a missing table or version
-                    raise StoreError(f"store {self.root} has no {name!r} table ({e})") from e
+                    raise StoreError(f"store {self.location} has no {name!r} table ({e})") from e
             return self._datasets[name]
 
     def count_rows(self, name: str, sql: str | None = None) -> int:
@@ -160,7 +165,7 @@ class Store:
         (Lance would fail on the unknown column; the store simply cannot say)."""
         missing = sorted(filters.columns() - set(self.dataset(level).schema.names))
         if missing:
-            raise FilterError(f"store {self.root} was built before the {', '.join(missing)} column(s) existed, so "
+            raise FilterError(f"store {self.location} was built before the {', '.join(missing)} column(s) existed, so "
                               "it cannot filter by speaker, child or age: build a new STORE from the same SHARDS_DIR "
                               "(ingested with --rttm / --participants or speaker transcripts)")
 
@@ -177,7 +182,7 @@ class Store:
         keep = ("model", "checkpoint", "checkpoint_sha256", "embed_dim", "preprocessing", "egoindex_version",
                 "shards_dir", "videos_root", "clip_seconds", "clip_stride", "built_at", "build_seconds", "skipped")
         encoders = {**self.meta.encoders, "clips": self.clips_encoder}  # an older store: frame-mean clips
-        return {"store": str(self.root), **{k: getattr(self.meta, k) for k in keep}, "encoders": encoders,
+        return {"store": self.location, **{k: getattr(self.meta, k) for k in keep}, "encoders": encoders,
                 "tables": tables}
 
     # ---- indexes ----------------------------------------------------------------------------
@@ -226,7 +231,7 @@ class Store:
         # a frame checkpoint, or a clip one (its towers, plus the temporal head that made the clips table)
         embedder = Embedder(load_embedding_model(ckpt, self.model_name), device=self.device)
         if embedder.clip_kind != self.clips_encoder["kind"]:
-            raise StoreError(f"store {self.root} records clips made by {self.clips_encoder['kind']}, but its "
+            raise StoreError(f"store {self.location} records clips made by {self.clips_encoder['kind']}, but its "
                              f"checkpoint {ckpt} makes them by {embedder.clip_kind}; rebuild the store")
         return embedder
 
@@ -248,15 +253,15 @@ class Store:
             raise StoreError(f"{TEXT_ENCODER_ENV} must be auto, onnx or torch, not {mode!r}")
         if mode == "torch":
             return None
-        facts = current_text_encoder(self.root, self.checkpoint_sha256)
+        facts = current_text_encoder(self.layout, self.checkpoint_sha256)
         if facts is None:
             if mode == "onnx":
-                raise StoreError(f"store {self.root} has no text encoder exported from its checkpoint; "
-                                 f"run `egoindex encoders {self.root}`")
+                raise StoreError(f"store {self.location} has no text encoder exported from its checkpoint; "
+                                 f"run `egoindex encoders {self.location}`")
             return None
         if facts.embed_dim != self.dim:
-            raise StoreError(f"the text encoder of {self.root} gives {facts.embed_dim}-d vectors, the store "
-                             f"{self.dim}-d; run `egoindex encoders {self.root} --force`")
+            raise StoreError(f"the text encoder of {self.location} gives {facts.embed_dim}-d vectors, the store "
+                             f"{self.dim}-d; run `egoindex encoders {self.location} --force`")
         return OnnxTextEncoder(facts)
 
     def text_vector(self, text: str) -> np.ndarray:
@@ -485,7 +490,7 @@ class Store:
         n = int(starts[-1])
         if len(offsets) and not 0 <= int(np.min(offsets)) <= int(np.max(offsets)) < n:
             raise StoreError(f"index and table {level} disagree (ids outside the table's {n} rows); "
-                             f"run `egoindex index {self.root} --rebuild`")
+                             f"run `egoindex index {self.location} --rebuild`")
         # one row at a time from its record batch: Arrow's take over a many-chunk column would
         # first concatenate the whole column (~50 ms at 1M rows)
         hits = []

@@ -35,6 +35,7 @@ from egoindex.core.fsutil import atomic_open
 from egoindex.errors import StoreError
 from egoindex.store.filters import in_list
 from egoindex.store.layout import StoreLayout, StoreMeta
+from egoindex.store.snapshots import files_of, publish
 from egoindex.store.schema import (TABLES, VECTOR_TABLES, metadata_columns, missing_columns, schema_for, vectors_array,
                                    with_missing_as_null)
 
@@ -47,7 +48,7 @@ PROBE_UNITS = 64
 def open_dataset(layout: StoreLayout, table: str, version: int | None = None) -> lance.LanceDataset | None:
     """The table's Lance dataset (latest version unless given), or None when it was never written."""
     try:
-        return lance.dataset(layout.uri(table), version=version)
+        return lance.dataset(layout.uri(table), version=version, storage_options=layout.storage_options)
     except (ValueError, FileNotFoundError, OSError):
         return None
 
@@ -65,7 +66,8 @@ def write_fragments(layout: StoreLayout, table: str, rows: list[dict[str, Any]],
     tbl = pa.table(cols, schema=schema)
     if tbl.num_rows == 0:
         return []
-    frags = lance_write_fragments(tbl, layout.uri(table), schema=schema, max_rows_per_file=MAX_ROWS_PER_FILE)
+    frags = lance_write_fragments(tbl, layout.uri(table), schema=schema, max_rows_per_file=MAX_ROWS_PER_FILE,
+                                  storage_options=layout.storage_options)
     return [json.dumps(f.to_json()) for f in frags]
 
 
@@ -84,10 +86,13 @@ def commit_fragments(layout: StoreLayout, table: str, docs: list[str], dim: int,
     if not fragments_present(layout, table, docs):  # committing them would name missing files
         raise StoreError(f"data files of {table} written by this build are gone (an `egoindex redact` removed "
                          "them while the build ran); rerun `egoindex build`: it writes them again")
+    opts = layout.storage_options  # on S3, Lance commits with a conditional put (If-None-Match; docs/store.md)
     if ds is not None:
-        lance.LanceDataset.commit(uri, lance.LanceOperation.Append(frags), read_version=ds.version)
+        lance.LanceDataset.commit(uri, lance.LanceOperation.Append(frags), read_version=ds.version,
+                                  storage_options=opts)
     else:
-        lance.LanceDataset.commit(uri, lance.LanceOperation.Overwrite(schema_for(table, dim), frags))
+        lance.LanceDataset.commit(uri, lance.LanceOperation.Overwrite(schema_for(table, dim), frags),
+                                  storage_options=opts)
     return True
 
 
@@ -96,6 +101,9 @@ def fragments_present(layout: StoreLayout, table: str, docs: Iterable[str]) -> b
     returns them) are all still there. A redaction removes every file that no table version uses
     (:func:`egoindex.store.redact.purge_old_versions`), so a build resumed after one asks this of
     its uncommitted work and redoes what is gone."""
+    if layout.remote is not None:
+        names = set(files_of(layout).files(f"lance/{table}.lance/data"))
+        return all(f.path in names for d in docs for f in FragmentMetadata.from_json(d).files)
     data = Path(layout.uri(table)) / "data"
     return all((data / f.path).is_file() for d in docs for f in FragmentMetadata.from_json(d).files)
 
@@ -110,8 +118,10 @@ def write_table(layout: StoreLayout, table: str, data: pa.Table | Iterable[pa.Re
         data = with_missing_as_null(data, schema)
     else:
         data = pa.RecordBatchReader.from_batches(schema, (with_missing_as_null(b, schema) for b in data))
-    layout.lance.mkdir(parents=True, exist_ok=True)
-    lance.write_dataset(data, layout.uri(table), schema=schema, mode="overwrite", max_rows_per_file=max_rows_per_file)
+    if layout.remote is None:
+        layout.lance.mkdir(parents=True, exist_ok=True)
+    lance.write_dataset(data, layout.uri(table), schema=schema, mode="overwrite", max_rows_per_file=max_rows_per_file,
+                        storage_options=layout.storage_options)
 
 
 def outdated_tables(layout: StoreLayout, dim: int) -> dict[str, list[str]]:
@@ -128,7 +138,7 @@ def outdated_tables(layout: StoreLayout, dim: int) -> dict[str, list[str]]:
 
 def index_column(layout: StoreLayout, table: str, column: str) -> None:
     """A scalar index on ``column`` (per-video reads of frames); optional, so a failure is ignored."""
-    tbl = lancedb.connect(str(layout.lance)).open_table(table)
+    tbl = lancedb.connect(layout.lance_uri, storage_options=layout.storage_options).open_table(table)
     with contextlib.suppress(Exception):  # lancedb raises several types by version; the index only speeds reads
         with warnings.catch_warnings():  # lancedb 0.40 deprecates the name, not the call
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -167,5 +177,8 @@ def record_tables(layout: StoreLayout) -> tuple[dict[str, int], dict[str, int]]:
 
 def write_meta(layout: StoreLayout, meta: StoreMeta) -> None:
     """Write ``egoindex.json`` (atomically), the last step of every write: a store is usable once
-    it exists, and it names the table versions readers open."""
+    it exists, and it names the table versions readers open. A store on object storage then
+    uploads its stage's snapshot and, last, ``egoindex.json`` (:func:`egoindex.store.snapshots.publish`)."""
     meta.write(layout.root)
+    if layout.remote is not None:
+        publish(layout)
