@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -26,7 +25,8 @@ from egoindex.serve.users import ROLES, UsersFile, hash_password, make_user, new
 users_app = typer.Typer(help="Who may log in to `egoindex serve`: add, remove and list users (roles, scopes, "
                              "passwords, API tokens).", no_args_is_help=True)
 
-TARGET = typer.Argument(..., help="A store folder (its users file is STORE/_access/users.json) or a users .json file.")
+TARGET = typer.Argument(..., help="A store folder (its users file is STORE/_access/users.json), an s3://BUCKET/PREFIX "
+                        "store (the users file of its local folder, which `egoindex serve` reads) or a users .json file.")
 
 
 def _password(from_stdin: bool) -> str:
@@ -40,7 +40,7 @@ def _password(from_stdin: bool) -> str:
 
 @users_app.command("add")
 def add(
-    target: Path = TARGET,
+    target: str = TARGET,
     name: str = typer.Argument(..., help="The user name they log in with."),
     role: str = typer.Option("user", "--role", help=f"One of {', '.join(ROLES)}: an admin sees every video and "
                              "the service endpoints (/metrics, /api/info); a user sees their scope."),
@@ -86,7 +86,7 @@ def add(
 
 
 @users_app.command("remove")
-def remove(target: Path = TARGET, name: str = typer.Argument(..., help="The user to remove.")) -> None:
+def remove(target: str = TARGET, name: str = typer.Argument(..., help="The user to remove.")) -> None:
     """Remove a user: their sessions and API token stop working at once, also on a running server."""
     path = users_path(target)
     gone = UsersFile(path).remove(name)
@@ -94,7 +94,7 @@ def remove(target: Path = TARGET, name: str = typer.Argument(..., help="The user
 
 
 @users_app.command("list")
-def list_users(target: Path = TARGET,
+def list_users(target: str = TARGET,
                as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table.")) -> None:
     """The users, their roles and scopes, and which credentials they have (never the hashes)."""
     path = users_path(target)

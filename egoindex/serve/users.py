@@ -41,6 +41,7 @@ from egoindex.core.fsutil import atomic_open
 from egoindex.errors import AccessError
 from egoindex.serve.scopes import Scope
 from egoindex.store.layout import META_FILE
+from egoindex.store.objectstore import S3Location, is_remote, local_dir
 
 FORMAT = "egoindex-users"
 VERSION = 1
@@ -65,9 +66,13 @@ def access_dir(store: Path) -> Path:
     return Path(store) / ACCESS_DIR
 
 
-def users_path(store_or_file: Path) -> Path:
+def users_path(store_or_file: str | Path) -> Path:
     """The users file meant by ``STORE_OR_FILE``: ``STORE/_access/users.json`` for a store folder, the
-    path itself for a ``.json`` file. Anything else is an AccessError saying which to give."""
+    path itself for a ``.json`` file. For an ``s3://`` store it is the store's local folder's
+    ``_access/users.json`` (access files never leave the machine; the one ``egoindex serve`` reads).
+    Anything else is an AccessError saying which to give."""
+    if is_remote(store_or_file):
+        return access_dir(local_dir(S3Location.parse(str(store_or_file)))) / USERS_FILE
     p = Path(store_or_file)
     if p.is_dir():
         if not (p / META_FILE).is_file():

@@ -38,6 +38,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -59,6 +60,8 @@ COMPLETE = ".complete"
 #: Local snapshots kept per store (the newest by completion time); older ones are deleted on open.
 KEEP_LOCAL = 3
 _CHUNK = 1 << 22
+#: This host's name in temporary copies' names (``-`` and ``.`` kept out: they delimit the name).
+_HOST = "".join(ch if ch.isalnum() else "_" for ch in socket.gethostname()) or "host"
 
 
 def snapshot_key(doc: dict) -> str:
@@ -287,7 +290,8 @@ def _open_snapshot(loc: S3Location, files: ObjectFiles) -> StoreLayout:
     key = snapshot_key(doc)
     snap = base / SNAPSHOTS / key
     if not (snap / COMPLETE).is_file():
-        tmp = base / SNAPSHOTS / f".{key}.tmp-{os.getpid()}"
+        _remove_dead_copies(base / SNAPSHOTS)
+        tmp = base / SNAPSHOTS / f".{key}.tmp-{_HOST}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         for d in SNAPSHOT_DIRS:
             _download_tree(files, f"{SNAPSHOTS}/{key}/{d}", tmp / d)
@@ -306,6 +310,31 @@ def _open_snapshot(loc: S3Location, files: ObjectFiles) -> StoreLayout:
         _fetch_encoders(files, encoders)
     (base / "uri.txt").write_text(loc.uri + "\n", encoding="utf-8")
     return StoreLayout(snap, remote=loc, encoders=encoders)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _remove_dead_copies(folder: Path) -> int:
+    """Delete the temporary copies (``.KEY.tmp-HOST-PID``) of readers on this host that were
+    killed while copying; returns how many. Copies named for another host (a cache folder on a
+    shared file system) are left alone: whether that process lives cannot be told from here."""
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for p in folder.glob(".*.tmp-*"):
+        host, _, pid = p.name.rsplit(".tmp-", 1)[-1].rpartition("-")
+        if host == _HOST and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def _fetch_encoders(files: ObjectFiles, dest: Path) -> None:

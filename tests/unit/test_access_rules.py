@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from egoindex.errors import AccessError, ServeError
+from egoindex.errors import AccessError, ServeError, StoreError
 from egoindex.serve.audit import AuditLog, read_events, safe_params, summarise
 from egoindex.serve.bind import check_bind, is_loopback
 from egoindex.serve.scopes import Scope, conjoin
@@ -292,3 +292,19 @@ def test_bind_rule() -> None:
         check_bind("0.0.0.0", auth=True, tls=False)
     assert check_bind("0.0.0.0", auth=True, tls=True) == []
     assert "plain HTTP" in check_bind("192.168.1.4", auth=True, tls=False, insecure_http=True)[0]
+
+
+def test_users_path_of_an_s3_store_is_the_file_serve_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`egoindex users add s3://...` must write the users file `egoindex serve s3://...` reads
+    (the store's local folder: access files never go to the object store)."""
+    from egoindex.serve.users import USERS_FILE, access_dir
+    from egoindex.store.layout import StoreLayout
+
+    monkeypatch.setenv("EGOINDEX_CACHE_DIR", str(tmp_path / "cache"))
+    uri = "s3://lab-bucket/stores/home"
+    path = users_path(uri)
+    assert path == access_dir(StoreLayout(uri).local_state) / USERS_FILE
+    assert path.is_relative_to(tmp_path / "cache") and path.name == "users.json"
+    assert users_path("s3://lab-bucket/stores/other") != path
+    with pytest.raises(StoreError, match="not a store URI"):
+        users_path("s3://A_B/x")

@@ -4,6 +4,7 @@ the local cache folder, and the layout of a store on object storage. No server i
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,22 @@ def test_a_folder_only_command_refuses_an_s3_uri() -> None:
     # typer's Path arguments fold s3://b/x into s3:/b/x: the message gives the URI back and says where it works
     with pytest.raises(StoreError, match=r"takes a store folder, not s3://bucket/x: s3:// stores work with build"):
         open_store(Path("s3://bucket/x"))
+
+
+def test_copies_of_killed_readers_are_removed(tmp_path: Path) -> None:
+    """A reader killed while copying a snapshot leaves ``.KEY.tmp-HOST-PID``: the next open on this
+    host deletes it once that process is gone, and never a live one's or another host's."""
+    import subprocess
+    import sys
+
+    from egoindex.store import snapshots
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    folder = tmp_path / "snapshots"
+    names = {"dead": f".k1.tmp-{snapshots._HOST}-{dead.pid}", "me": f".k2.tmp-{snapshots._HOST}-{os.getpid()}",
+             "other_host": f".k3.tmp-elsewhere-{dead.pid}", "complete": "k4"}
+    for n in names.values():
+        (folder / n / "indexes").mkdir(parents=True)
+    assert snapshots._remove_dead_copies(folder) == 1
+    assert sorted(p.name for p in folder.iterdir()) == sorted(v for k, v in names.items() if k != "dead")
