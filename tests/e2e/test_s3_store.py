@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from egoindex.bench.alignment import alignment_from_store
+from egoindex.bench.mcq import run_mcq
 from egoindex.bench.retrieval import retrieval_from_store
 from egoindex.build.run import BuildConfig, run
 from egoindex.dataset.layout import ShardsLayout, read_sizes, write_sizes
@@ -157,6 +159,17 @@ def test_s3_store_answers_as_the_disk_store(s3_store: str, demo_store: Path, tmp
     r_disk = retrieval_from_store(disk, tmp_path / "disk")
     assert r_remote.metrics == pytest.approx(r_disk.metrics, abs=1e-9)
     assert r_remote.meta["store"] == s3_store
+    # the other store benchmarks read through the same Store: EgoMCQ (generated from the store's
+    # utterances, then scored on its clip vectors) and utterance-frame alignment
+    m_remote = run_mcq(remote, tmp_path / "remote", generate=20, seed=0)
+    m_disk = run_mcq(disk, tmp_path / "disk", generate=20, seed=0)
+    assert (tmp_path / "remote" / "egomcq_generated_questions.json").read_bytes() == \
+        (tmp_path / "disk" / "egomcq_generated_questions.json").read_bytes()
+    assert m_remote.metrics == pytest.approx(m_disk.metrics, abs=1e-9, nan_ok=True)  # nan: no question of a type
+    assert m_remote.metrics["n_inter"] + m_remote.metrics["n_intra"] > 0, m_remote.metrics
+    a_remote = alignment_from_store(remote, tmp_path / "remote", seed=0, baselines=3, n_resamples=100)
+    a_disk = alignment_from_store(disk, tmp_path / "disk", seed=0, baselines=3, n_resamples=100)
+    assert a_remote.metrics == pytest.approx(a_disk.metrics, abs=1e-6) and a_remote.metrics
 
 
 def test_s3_store_reopens_from_an_empty_cache(s3_store: str, demo_store: Path, tmp_path: Path,
