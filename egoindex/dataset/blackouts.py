@@ -167,6 +167,12 @@ class Blackouts:
         """Whether a blackout takes the whole video."""
         return any(b.whole_video for b in self._by.get(uid, ()))
 
+    def within(self, uid: str, other: Blackouts) -> bool:
+        """Whether every range of ``uid`` lies inside one range of ``other`` (its raw file was
+        blanked there: :func:`blanked_ranges`)."""
+        return all(any(o.start <= b.start and (o.end is None or (b.end is not None and b.end <= o.end))
+                       for o in other.of(uid)) for b in self.of(uid))
+
     def hides_time(self, uid: str, t: float) -> bool:
         return any(b.covers(t) for b in self._by.get(uid, ()))
 
@@ -313,6 +319,20 @@ def read_log(root: str | Path) -> list[dict[str, Any]]:
             with contextlib.suppress(json.JSONDecodeError):
                 out.append(json.loads(line))
     return out
+
+
+def blanked_ranges(root: str | Path) -> Blackouts:
+    """The ranges whose raw video a finished ``egoindex redact --delete-source`` blanked (or,
+    for a whole video, deleted), from the redaction log under ``root``. Why from the log: a raw
+    file may be streamed whole only if every range redacted from it was also blanked in it, and
+    only a finished redaction's ``started`` event says whether it ran with ``--delete-source``."""
+    events = read_log(root)
+    finished = {e.get("id") for e in events if e.get("event") == "finished"}
+    items = []
+    for e in events:
+        if e.get("event") == "started" and e.get("delete_source") and e.get("id") in finished:
+            items += [Blackout.from_json(r) for r in e.get("ranges") or ()]
+    return Blackouts(items)
 
 
 def redacted_shard_sizes(root: str | Path) -> dict[str, int]:

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, BinaryIO, NamedTuple
 from urllib.parse import quote
 
-from fastapi import FastAPI, File, Form, Header, HTTPException, Path as PathParam, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Path as PathParam, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -49,6 +49,7 @@ from egoindex.classify import classify_video
 from egoindex.classify.finetuned import classify_with_model
 from egoindex.errors import ClassifyError, VideoError
 from egoindex.serve.access import install_access
+from egoindex.serve.live import GONE, LiveStore
 from egoindex.serve.auth import Access
 from egoindex.serve.media import MediaRequestError, Thumbnails, resolve_video, video_response
 from egoindex.serve.metrics import Metrics, MetricsMiddleware
@@ -81,6 +82,7 @@ FORM_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS, 400: {"model": ErrorOut, "description": "The body is not valid multipart/form-data."}}
 #: The store's model or tables are unusable (a checkpoint gone): the server's problem, not the request's.
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {503: {"model": ErrorOut, "description": "The store is unavailable."}}
+REDACTED: dict[int | str, dict[str, Any]] = {GONE: {"model": ErrorOut, "description": "Redacted (`egoindex redact`): the moment is in a removed range, or the video still holds one in its source file."}}
 
 
 class SecurityHeaders:
@@ -120,7 +122,13 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
     ``classifier``: a fine-tuned classifier (``egoindex.model.video_checkpoint.load_classifier``);
     an upload without labels is then classified by it instead of zero-shot.
     ``access``: require a login (users file, sessions, audit log; docs/lab.md); None serves everyone.
+
+    The server follows its store folder (:class:`~egoindex.serve.live.LiveStore`): before each
+    request it reopens the store when a build or a redaction changed it, and it never returns a
+    hit, thumbnail or video byte of a redacted range, also while the redaction still runs.
     """
+    live = LiveStore(store)
+    store = live  # type: ignore[assignment]  # every handler reads the current store through it
     app = FastAPI(
         title="egoindex",
         version=__version__,
@@ -130,12 +138,20 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
         # everything-from-here policy. The schema itself stays at /openapi.json.
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(lambda: live.refresh())],  # sync: run in the thread pool, like the handlers
     )
     metrics = Metrics()
-    thumbs = Thumbnails(store, cache_dir=thumb_cache_dir)
+    thumbs = Thumbnails(live, cache_dir=thumb_cache_dir, hidden=live.hidden)
     classify_slots = threading.BoundedSemaphore(max(1, max_classify_jobs))
     app.state.store, app.state.metrics, app.state.thumbs = store, metrics, thumbs
     gate = app.state.gate = install_access(app, store, access)  # first: the innermost middleware
+    app.state.live = live
+
+    def forget() -> None:  # the store changed: scopes are resolved again, cached thumbnails re-checked
+        gate.forget()
+        thumbs.forget(live.hidden)
+
+    live.on_change(forget)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _install_error_handlers(app)
@@ -173,9 +189,9 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
                 raise HTTPException(503, f"searching by text or image needs the store's model: {e}") from None
         scoped = gate.restrict(filters)  # the user's scope ANDed in; None: nothing can match
         try:
-            hits = [] if scoped is None else gate.hits(store.search(
+            hits = [] if scoped is None else live.hits(gate.hits(store.search(
                 level=level, k=k, filters=scoped, merge=ranking.merge, min_score=ranking.min_score, gap=ranking.gap,
-                **query))
+                **query)))
         except (StoreError, ValueError) as e:
             raise HTTPException(422, str(e)) from None
         asked = {**asked, "video": list(filters.video_uids), "split": filters.split, "start": filters.start,
@@ -256,7 +272,7 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
                           Ranking(merge, min_score, gap), text=q)
 
     @app.get("/api/search/like", response_model=SearchOut, tags=["search"],
-             responses={**ERRORS, 404: {"model": ErrorOut, "description": "Unknown video."}})
+             responses={**ERRORS, 404: {"model": ErrorOut, "description": "Unknown video."}, **REDACTED})
     def search_like(moment: Annotated[str, Query(max_length=200, description="VIDEO_UID@SECONDS")],
                     level: QLevel = "clips", k: QK = 10, video: QVideo = [], split: QSplit = None,
                     start: QStart = None, end: QEnd = None, merge: QMerge = True, min_score: QMinScore = None,
@@ -270,6 +286,7 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
         if not gate.sees(uid):
             raise HTTPException(404, f"unknown video {uid!r}")
         gate.check_moment(uid, at)
+        live.check_moment(uid, at)
         return run_search({"moment": moment}, level, k,
                           filters_of(video, split, start, end, Who(speaker, child, age_min, age_max)),
                           Ranking(merge, min_score, gap), like=moment)
@@ -314,13 +331,14 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
     # ---- media --------------------------------------------------------------------------------------
     @app.get("/api/thumb/{video_uid}", tags=["media"], response_class=Response,
              responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG of the frame on screen at t."},
-                        404: {"model": ErrorOut, "description": "Unknown video."}})
+                        404: {"model": ErrorOut, "description": "Unknown video."}, **REDACTED})
     def thumb(video_uid: Annotated[str, PathParam(max_length=200)],
               t: Annotated[float, Query(ge=0, allow_inf_nan=False, description="Seconds into the video.")] = 0.0
               ) -> Response:
         """A small JPEG of the moment (cached in memory, and on disk when the server has a cache folder)."""
         gate.check_moment(video_uid, t)
-        jpeg = thumbs.get(video_uid, t)
+        live.check_moment(video_uid, t)
+        jpeg = thumbs.get(video_uid, t)  # it refuses a decode time in a range too (live.hidden)
         cache = "private, max-age=3600" if gate.enforced else "public, max-age=86400"  # no shared caches
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": cache})
 
@@ -328,12 +346,13 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
              responses={200: {"content": {"video/*": {}}, "description": "The whole source video."},
                         206: {"content": {"video/*": {}}, "description": "The asked byte range."},
                         404: {"model": ErrorOut, "description": "Unknown video or missing file."},
-                        416: {"model": ErrorOut, "description": "Range not satisfiable."}})
+                        416: {"model": ErrorOut, "description": "Range not satisfiable."}, **REDACTED})
     def video(video_uid: Annotated[str, PathParam(max_length=200)],
               range_: Annotated[str | None, Header(alias="Range", max_length=200)] = None,
               if_range: Annotated[str | None, Header(alias="If-Range", max_length=200)] = None) -> Response:
         """The source video of a known uid, with byte ranges so players can seek."""
         gate.check_stream(video_uid)
+        live.check_stream(video_uid)
         return video_response(resolve_video(store, video_uid), range_, if_range)
 
     # ---- classify -----------------------------------------------------------------------------------

@@ -94,6 +94,11 @@ class Gate:
         self._views: dict[Scope, ScopeView] = {}
         self._lock = threading.Lock()
 
+    def forget(self) -> None:
+        """Resolve every scope again on its next use (the store was reopened: its videos changed)."""
+        with self._lock:
+            self._views.clear()
+
     def user(self) -> User | None:
         """The logged-in user (None only without authentication); 401 when enforced and nobody is."""
         user = CURRENT.get()

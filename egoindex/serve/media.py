@@ -22,7 +22,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.utils import formatdate
 from pathlib import Path
 from typing import NoReturn
@@ -181,13 +181,21 @@ class ByteLRU:
     def __len__(self) -> int:
         return len(self._data)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self._size = 0
+
 
 class Thumbnails:
     """JPEG of the frame on screen at a moment of a store's video, cached (memory, optional disk)."""
 
     def __init__(self, store: Store, *, cache_dir: Path | None = None, max_bytes: int = 64 << 20,
-                 short_side: int = 180, quality: int = 80, max_decodes: int = 2) -> None:
+                 short_side: int = 180, quality: int = 80, max_decodes: int = 2,
+                 hidden: Callable[[str, float], bool] | None = None) -> None:
         self.store = store
+        # whether a moment was redacted (egoindex.serve.live): checked at the time actually decoded
+        self.hidden = hidden or (lambda uid, t: False)
         self.cache_dir = cache_dir
         self.short_side, self.quality = short_side, quality
         self.memory = ByteLRU(max_bytes)
@@ -201,6 +209,8 @@ class Thumbnails:
         duration = float(self.store.videos[video_uid].get("duration") or 0.0)
         t = min(max(0.0, t), duration) if duration > 0 else max(0.0, t)
         key = (video_uid, int(round(t * 10)))
+        if self.hidden(video_uid, key[1] / 10):  # t rounds into a redacted range
+            raise MediaRequestError(410, f"the moment {key[1] / 10:g} s of video {video_uid!r} was redacted")
         got = self.memory.get(key)
         if got is None:
             got = self._disk_get(key)
@@ -209,6 +219,25 @@ class Thumbnails:
                 self._disk_put(key, got)
             self.memory.put(key, got)
         return got
+
+    def forget(self, hidden: Callable[[str, float], bool] | None = None) -> int:
+        """Drop the memory cache, and the disk cache's thumbnails at moments ``hidden`` now says were
+        redacted (a redaction deletes the disk cache, but a request it raced may have written one
+        back); returns how many files were deleted."""
+        self.memory.clear()
+        if hidden is None or self.cache_dir is None or not self.cache_dir.is_dir():
+            return 0
+        removed = 0
+        for uid in list(self.store.videos):
+            folder = self.cache_dir / self._uid_dir(uid)
+            if not folder.is_dir():
+                continue
+            for p in folder.glob("*_*.jpg"):
+                q = p.name.partition("_")[0]
+                if q.isdigit() and hidden(uid, int(q) / 10):
+                    p.unlink(missing_ok=True)
+                    removed += 1
+        return removed
 
     def _decode(self, path: Path, t: float) -> bytes:
         with self._decodes:
@@ -222,9 +251,12 @@ class Thumbnails:
     def _disk_path(self, key: tuple[str, int]) -> Path | None:
         if not self._disk_ok or self.cache_dir is None:
             return None
+        return self.cache_dir / self._uid_dir(key[0]) / f"{key[1]}_{self.short_side}.jpg"
+
+    @staticmethod
+    def _uid_dir(video_uid: str) -> str:
         # The uid is hashed into the name: whatever a store's uids contain, the path stays inside.
-        name = hashlib.sha1(key[0].encode()).hexdigest()[:20]
-        return self.cache_dir / name / f"{key[1]}_{self.short_side}.jpg"
+        return hashlib.sha1(video_uid.encode()).hexdigest()[:20]
 
     def _disk_get(self, key: tuple[str, int]) -> bytes | None:
         p = self._disk_path(key)

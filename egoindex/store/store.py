@@ -235,6 +235,17 @@ class Store:
                              f"checkpoint {ckpt} makes them by {embedder.clip_kind}; rebuild the store")
         return embedder
 
+    def adopt_models(self, other: Store) -> None:
+        """Take ``other``'s loaded query models (PyTorch and ONNX) when both stores were built from
+        the same checkpoint with the same clip encoder. Why: a server that reopens its store after
+        a redaction or an append (:mod:`egoindex.serve.live`) should not reload the model."""
+        if (other.checkpoint_sha256, other.model_name, other.clips_encoder) != \
+                (self.checkpoint_sha256, self.model_name, self.clips_encoder) or other.device != self.device:
+            return
+        for name in ("embedder", "text_encoder"):
+            if name in other.__dict__ and name not in self.__dict__:  # loaded there (cached_property), not here
+                self.__dict__[name] = other.__dict__[name]
+
     @property
     def clips_encoder(self) -> dict[str, Any]:
         """What made the clips table's vectors (:meth:`egoindex.store.layout.StoreMeta.clips_encoder`):
