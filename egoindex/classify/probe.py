@@ -126,13 +126,17 @@ def _embed_all(store: Any, videos: list[LabelledVideo], cache: FeatureCache, fps
             vec, reason = cache.get(key)
             if vec is None and reason is None:
                 try:
-                    f = features_of_video(store.embedder, v.path, fps=fps, clip_seconds=clip_seconds, clip_stride=clip_stride)
+                    if hasattr(store, "video_vector"):  # a video backbone (classify/backbone_features.py)
+                        vec, n_frames, n_clips = store.video_vector(v.path)
+                    else:  # a store's (or an open_clip checkpoint's) frame model: its clip windows pooled
+                        f = features_of_video(store.embedder, v.path, fps=fps, clip_seconds=clip_seconds,
+                                              clip_stride=clip_stride)
+                        vec, n_frames, n_clips = f.video, f.n_frames, len(f.windows)
                 except ClassifyError as e:
                     reason = str(e)
                     cache.put_skip(key, v.rel, reason)
                 else:
-                    vec = f.video
-                    cache.put(key, vec, v.rel, f.n_frames, len(f.windows))
+                    cache.put(key, vec, v.rel, n_frames, n_clips)
                     embedded += 1
             elif vec is not None:
                 cached += 1
@@ -145,7 +149,7 @@ def _embed_all(store: Any, videos: list[LabelledVideo], cache: FeatureCache, fps
 
 
 def run_probe(
-    store: Any,
+    store: Any,  # a Store, or a source of egoindex.classify.backbone_features
     dataset_dir: str | Path,
     out_dir: str | Path,
     *,
@@ -185,6 +189,9 @@ def run_probe(
     settings = {"model": store.model_name, "checkpoint_sha256": store.checkpoint_sha256, "fps": fps,
                 "clip_seconds": clip_seconds, "clip_stride": clip_stride, "short_side": INGEST_SHORT_SIDE,
                 "jpeg_quality": INGEST_JPEG_QUALITY, "pooling": POOLING}
+    source = getattr(store, "source", None)  # a video backbone: its name, weights, sampling and views
+    if source is not None:
+        settings["features"] = source
     cache = FeatureCache(out / "features", settings)
     vectors, skipped, embedded, cached = _embed_all(store, videos, cache, fps, clip_seconds, clip_stride, progress)
     t_embed = time.time() - t0
@@ -248,10 +255,11 @@ def run_probe(
     npz, head_meta = head.save(out)
 
     meta = {"model": store.model_name, "checkpoint_sha256": store.checkpoint_sha256, "bench": BENCH,
-            "test_set_sha256": video_set_sha256([usable[i].rel for i in np.flatnonzero(te)]), "store": str(store.root),
+            "test_set_sha256": video_set_sha256([usable[i].rel for i in np.flatnonzero(te)]), "store": str(getattr(store, "location", store.root)),
             "dataset": str(dataset_dir), "classes": classes, "seed": seed, "fractions": list(fr), "fps": fps,
             "clip_seconds": clip_seconds, "clip_stride": clip_stride, "pooling": POOLING, "C_grid": grid,
-            "top5_k": k5, "head": str(npz), "egoindex_version": __version__}
+            "top5_k": k5, "head": str(npz), "egoindex_version": __version__,
+            "features": source or {"kind": "frame-model", "model": store.model_name}}
     names = {i: c for i, c in enumerate(classes)}
     test_rows = [{"video": usable[i].rel, "class": usable[i].label, "predicted": names[int(pred[j])],
                   "prob": float(p_test[j, pred[j]]), "correct": bool(pred[j] == y[i])}

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from egoindex.cli.common import console, open_store
-from egoindex.errors import ConfigError
+from egoindex.errors import ClassifyError, ConfigError
 
 
 def _top_table(title: str, top: list[dict[str, Any]]) -> Table:
@@ -51,6 +51,10 @@ def classify(
         True, "--per-clip/--no-per-clip", help="Also show the top labels of each clip window."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     device: str = typer.Option("cpu", "--device", help="Where to run the model: cpu | cuda | auto."),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help="Zero-shot with this backbone instead of a "
+                                           "store's model: one with a text tower (clip-frames:NAME or "
+                                           "clip-video:NAME), with --weights."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="--backbone: its local checkpoint."),
 ) -> None:
     """Zero-shot (or linear-head) classification of a video with a store's model.
 
@@ -71,13 +75,23 @@ def classify(
         _classify_finetuned(model, video or store, top_k=top_k, clips=clips, window=window, start=start, end=end,
                             per_clip=per_clip, as_json=as_json, device=device)
         return
-    if store is None or video is None:
+    source: Any = None
+    if backbone is not None:  # no store: VIDEO is the first argument
+        from egoindex.classify.backbone_features import TextModelSource, has_text_tower, no_text_tower_message
+
+        if not has_text_tower(backbone):
+            raise ClassifyError(no_text_tower_message(backbone))
+        if weights is None:
+            raise ConfigError(f"--backbone {backbone}: give --weights CHECKPOINT (zero-shot with random "
+                              "towers would mean nothing)")
+        video, source = video or store, TextModelSource(backbone, weights, device=device)
+    if (store is None and source is None) or video is None:
         raise ConfigError("give STORE VIDEO (a store's model), or --model BEST VIDEO (a fine-tuned classifier)")
     if head is None and labels is None:
         raise ConfigError("give --labels \"a,b,c\" (zero-shot) or --head HEAD (a trained linear probe)")
     from egoindex.classify import DEFAULT_TEMPLATES, classify_video  # torch + open_clip
 
-    r = classify_video(open_store(store, device=device), video, labels, head=head, top_k=top_k,
+    r = classify_video(source if source is not None else open_store(store, device=device), video, labels, head=head, top_k=top_k,
                        templates=tuple(template) or DEFAULT_TEMPLATES, fps=fps, start=start, end=end)
     d = r.as_dict(per_clip=per_clip)
     if as_json:
@@ -123,23 +137,43 @@ def _classify_finetuned(model: Path, video: Optional[Path], *, top_k: int, clips
 
 
 def probe(
-    store: Path = typer.Argument(..., help="Store folder whose model gives the features."),
-    dataset_dir: Path = typer.Argument(..., help="Folder per class: DATASET/<class>/*.mp4|mov|mkv|webm."),
+    store_or_dataset: Path = typer.Argument(..., metavar="[STORE] DATASET",
+                                            help="Store folder whose model gives the features (left out with "
+                                                 "--backbone or --model), then the dataset."),
+    dataset_arg: Optional[Path] = typer.Argument(None, metavar="",
+                                                 help="Folder per class: DATASET/<class>/*.mp4|mov|mkv|webm."),
     out: Path = typer.Option(..., "--out", help="Report, head and feature-cache folder."),
     seed: int = typer.Option(0, "--seed", help="Seed of the train/val/test split."),
     fractions: str = typer.Option("0.6,0.2,0.2", "--fractions", help="Train,val,test fractions per class."),
     fps: float = typer.Option(2.0, "--fps", min=0.01, help="Frames sampled per second."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     device: str = typer.Option("cpu", "--device", help="Where to run the model: cpu | cuda | auto."),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help="Features of this video backbone instead of a "
+                                           "store's model (`egoindex finetune --list-backbones`): random (seeded by "
+                                           "--backbone-seed) or --weights."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="--backbone: local weights (file or folder)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Features of a fine-tuned classifier's encoder "
+                                         "(`egoindex finetune` OUT/best.pt)."),
+    backbone_seed: int = typer.Option(0, "--backbone-seed", help="--backbone without --weights: the random init's seed."),
+    num_frames: Optional[int] = typer.Option(None, "--num-frames", min=1, help="--backbone: frames per clip "
+                                             "(default: the backbone's)."),
 ) -> None:
-    """Linear probe: train a logistic-regression head on the store model's video features.
+    """Linear probe: train a logistic-regression head on a model's video features.
 
     Each video's clip windows are embedded like the build does and mean-pooled (cached in
     OUT/features, so a rerun does not re-embed); the split is stratified per class; C is chosen
     on val. Writes report.json / report.md, a confusion matrix and learning curves (PNG), and
     the head (head.npz + head.json, no pickle) for `egoindex classify --head OUT`.
 
-    Example: egoindex probe demo/store demo/classes --out demo/probe
+    With --backbone NAME (any backbone, random or --weights) or --model OUT/best.pt no store is
+    needed: each video's feature is the backbone's pooled output over 3 uniform clips (decoded
+    and sampled as `egoindex finetune` does), and the cache key includes the backbone, a
+    fingerprint of its weights (random:SEED for a random init) and the sampling.
+
+    Examples:
+      egoindex probe demo/store demo/classes --out demo/probe
+      egoindex probe demo/motion-classes --backbone r3d-tiny --out probes/r3d-random
+      egoindex probe demo/motion-classes --model runs/motion/best.pt --out probes/r3d-finetuned
     """
     try:
         fr = tuple(float(x) for x in fractions.split(","))
@@ -147,7 +181,20 @@ def probe(
         raise ConfigError(f"--fractions wants three numbers like 0.6,0.2,0.2, not {fractions!r}") from None
     from egoindex.classify import run_probe  # torch + open_clip
 
-    r = run_probe(open_store(store, device=device), dataset_dir, out, seed=seed, fractions=fr, fps=fps,
+    if dataset_arg is None:
+        if backbone is None and model is None:
+            raise ConfigError("give STORE DATASET, or DATASET with --backbone NAME or --model OUT/best.pt")
+        dataset_dir = store_or_dataset
+        from egoindex.classify.backbone_features import feature_source
+
+        source = feature_source(backbone=backbone, weights=weights, model=model, seed=backbone_seed,
+                                num_frames=num_frames, device=device)
+    else:
+        if backbone is not None or model is not None:
+            raise ConfigError("give a STORE or --backbone / --model, not both")
+        dataset_dir = dataset_arg
+        source = open_store(store_or_dataset, device=device)
+    r = run_probe(source, dataset_dir, out, seed=seed, fractions=fr, fps=fps,
                   progress=not no_progress)
     m = r.metrics
     t = Table(title=f"linear probe: {dataset_dir} ({m['n_classes']} classes)", show_header=False)

@@ -36,8 +36,8 @@ def redact(
     shards, transcripts, every store table and its old versions, the FAISS indexes and caches.
 
     The ranges are recorded as blackouts that later ingests and builds honour, and in a redaction
-    log (what, when, by whom). Killed, the same command finishes the redaction. Restart a
-    running `egoindex serve` afterwards.
+    log (what, when, by whom). Killed, the same command finishes the redaction. A running
+    `egoindex serve` notices it without a restart.
 
     Example: egoindex redact demo/shards demo/store --video 3ec0ab15 --start 12 --end 30
     """

@@ -149,7 +149,7 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
 
     def forget() -> None:  # the store changed: scopes are resolved again, cached thumbnails re-checked
         gate.forget()
-        thumbs.forget(live.hidden)
+        thumbs.forget(live.hidden, uids=live.blackouts.uids)
 
     live.on_change(forget)
     app.add_middleware(SecurityHeaders)
@@ -251,7 +251,7 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
     @app.get("/api/videos", response_model=list[VideoOut], tags=["store"])
     def videos() -> list[VideoOut]:
         """Every video of the store (for filters and players), by source path."""
-        rows = sorted(gate.video_rows(), key=lambda r: str(r.get("source")))
+        rows = sorted(live.video_rows(gate.video_rows()), key=lambda r: str(r.get("source")))
         speakers = store.video_speakers
         return [VideoOut(**{**{k: r.get(k) for k in VideoOut.model_fields},
                             "participant": json.loads(r["participant"]) if r.get("participant") else None,
@@ -317,16 +317,17 @@ def create_app(store: Store, *, max_upload_bytes: int = 200 * MiB, max_image_byt
                           image=open_image(data))
 
     @app.get("/api/videos/{video_uid}/transcript", response_model=TranscriptOut, tags=["store"],
-             responses={404: {"model": ErrorOut, "description": "Unknown video."}, **ERRORS})
+             responses={404: {"model": ErrorOut, "description": "Unknown video."}, **ERRORS, **REDACTED})
     def transcript(video_uid: Annotated[str, PathParam(max_length=200)]) -> TranscriptOut:
         """A video's utterances with their times (the store's utterances table), for a timeline
         beside the player; empty when the video has no kept speech."""
         v = store.videos.get(video_uid) if gate.sees(video_uid) else None
         if v is None:
             raise HTTPException(404, f"unknown video {video_uid!r}")
+        live.check_video(video_uid)
+        lines = live.utterances(video_uid, gate.utterances(store.transcript(video_uid)))  # less redacted lines
         return TranscriptOut(video_uid=video_uid, source=str(v.get("source") or ""), duration=v.get("duration"),
-                             utterances=[UtteranceOut(**u.as_dict())
-                                         for u in gate.utterances(store.transcript(video_uid))])
+                             utterances=[UtteranceOut(**u.as_dict()) for u in lines])
 
     # ---- media --------------------------------------------------------------------------------------
     @app.get("/api/thumb/{video_uid}", tags=["media"], response_class=Response,

@@ -15,6 +15,8 @@ What redactions do to requests (the rule of :mod:`egoindex.dataset.blackouts`, r
 
 * a hit (row or merged moment) that meets a blacked-out range is dropped: a redaction records
   its blackouts first and rewrites the tables later, so for that while the tables still hold it;
+* a transcript line that meets a range is left out, and a wholly redacted video is left out of
+  the video list and its transcript refused (410 Gone), for the same reason;
 * a thumbnail or a ``like`` moment at a time in a range is refused (410 Gone);
 * a video with any redacted range is not streamed (410), unless every range was also blanked in
   the raw file (``egoindex redact --delete-source``, from the redaction log: :func:`blanked_ranges`).
@@ -39,7 +41,7 @@ from egoindex.dataset.blackouts import (LOG_FILE, Blackouts, blackouts_path, bla
                                         redactions_dir)
 from egoindex.serve.media import MediaRequestError
 from egoindex.store import Store
-from egoindex.store.moments import Hit, Moment
+from egoindex.store.moments import Hit, Moment, Utterance
 from egoindex.store.objectstore import is_remote
 
 log = logging.getLogger("egoindex.serve")
@@ -139,6 +141,23 @@ class LiveStore:
         return [h for h in hits if not bl.hides_span(h.video_uid, h.start, h.end)
                 and not (isinstance(h, Moment) and any(bl.hides_span(h.video_uid, u.start, u.end)
                                                       for u in h.utterances))]
+
+    def utterances(self, video_uid: str, lines: Iterable[Utterance]) -> list[Utterance]:
+        """Transcript lines of ``video_uid`` less those that meet a blacked-out range (the tables
+        may still hold them while a redaction runs, or when the reopen failed)."""
+        bl = self.blackouts
+        return [u for u in lines if not bl.hides_span(video_uid, u.start, u.end)]
+
+    def video_rows(self, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Video rows less those of wholly blacked-out videos (their row goes at the redaction's
+        table step; from its first step on the server already leaves them out)."""
+        bl = self.blackouts
+        return [r for r in rows if not bl.whole(str(r["video_uid"]))]
+
+    def check_video(self, video_uid: str) -> None:
+        """410 when the whole of ``video_uid`` was redacted (its transcript, its facts)."""
+        if self.blackouts.whole(video_uid):
+            raise MediaRequestError(GONE, f"video {video_uid!r} was redacted")
 
     def hidden(self, video_uid: str, t: float) -> bool:
         return self.blackouts.hides_time(video_uid, t)

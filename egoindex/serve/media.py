@@ -22,7 +22,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from email.utils import formatdate
 from pathlib import Path
 from typing import NoReturn
@@ -220,15 +220,17 @@ class Thumbnails:
             self.memory.put(key, got)
         return got
 
-    def forget(self, hidden: Callable[[str, float], bool] | None = None) -> int:
+    def forget(self, hidden: Callable[[str, float], bool] | None = None, uids: Iterable[str] = ()) -> int:
         """Drop the memory cache, and the disk cache's thumbnails at moments ``hidden`` now says were
         redacted (a redaction deletes the disk cache, but a request it raced may have written one
-        back); returns how many files were deleted."""
+        back, and a cache folder other than ``STORE/_thumbs`` is not its to delete); returns how
+        many files were deleted. ``uids``: videos to look at besides the store's (a wholly
+        redacted video has left the store, its cached thumbnails may not have)."""
         self.memory.clear()
         if hidden is None or self.cache_dir is None or not self.cache_dir.is_dir():
             return 0
         removed = 0
-        for uid in list(self.store.videos):
+        for uid in {*self.store.videos, *uids}:
             folder = self.cache_dir / self._uid_dir(uid)
             if not folder.is_dir():
                 continue

@@ -25,7 +25,8 @@ Steps are idempotent (each finds what is still there): :mod:`egoindex.redact.run
 A reader sees the version ``egoindex.json`` names: the old one until :func:`publish` names the new
 one. :func:`purge_old_versions` then deletes the old version's files, so a reader that opened the
 store before the redaction and still reads fails with a missing file rather than see the old rows
-(``egoindex serve`` must be restarted after a redaction; docs/reliability.md).
+(``egoindex serve`` notices the change before its next request and reopens the store:
+:mod:`egoindex.serve.live`; docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -192,7 +193,8 @@ def purge_old_versions(layout: StoreLayout, tables: Iterable[str] = TABLES) -> d
 
 def drop_thumbnails(layout: StoreLayout) -> bool:
     """Delete ``STORE/_thumbs`` (``egoindex serve``'s disk cache; it refills from the videos on
-    demand): whether there was one. A running server's in-memory copies go when it restarts."""
+    demand): whether there was one. A running server forgets its in-memory copies when it notices
+    the redaction (:mod:`egoindex.serve.live`)."""
     if not layout.thumbs.exists():
         return False
     shutil.rmtree(layout.thumbs)

@@ -217,3 +217,49 @@ def test_the_server_classifies_uploads_with_the_fine_tuned_model(demo_store: Pat
         assert r.status_code == 200, r.text
         assert r.json()["mode"] == mode and r.json()["video"] == video.name
     assert set(t["label"] for t in r.json()["top"]) == {"ball", "cup"}
+
+
+def test_the_probe_takes_any_backbones_features(motion: Path, finished: Path, demo_checkpoint: Path,
+                                                tmp_path: Path) -> None:
+    """`egoindex probe DATASET --backbone NAME | --model BEST`: no store; the feature cache is keyed
+    by backbone, weights fingerprint (random:SEED) and sampling, so changing any re-embeds; zero-shot
+    takes only backbones with a text tower."""
+    out = tmp_path / "probe"
+    n = len(list(motion.rglob("*.mp4")))
+
+    def probe(*extra: object) -> dict:
+        cli("probe", motion, "--out", out, "--no-progress", *extra)
+        return json.loads((out / "report.json").read_text())
+
+    r = probe("--backbone", "r3d-tiny", "--num-frames", "4")
+    feats = r["meta"]["features"]
+    assert feats["backbone"] == "r3d-tiny" and feats["weights_sha256"] == "random:0"
+    assert feats["sampling"]["num_frames"] == 4 and feats["views"] == 3
+    assert r["metrics"]["embedded_now"] == n and r["metrics"]["n_used"] == n
+    for name in ("report.md", "report_confusion.png", "report_learning_curves.png", "head.npz"):
+        assert (out / name).stat().st_size > 0, name
+    first = json.loads((out / "report.json").read_text())["tables"]["test_predictions"]
+
+    again = probe("--backbone", "r3d-tiny", "--num-frames", "4")  # the same features: all from the cache
+    assert again["metrics"]["embedded_now"] == 0 and again["metrics"]["from_cache"] == n
+    assert again["tables"]["test_predictions"] == first
+    for extra in (("--backbone-seed", "1"), ("--num-frames", "2")):  # other weights, other sampling: embedded anew
+        got = probe("--backbone", "r3d-tiny", *(("--num-frames", "4") if extra[0] != "--num-frames" else ()), *extra)
+        assert got["metrics"]["embedded_now"] == n and got["metrics"]["from_cache"] == 0, extra
+    assert len(list((out / "features").glob("*.npz"))) == 3 * n
+
+    tuned = probe("--model", finished / "best.pt")
+    assert tuned["meta"]["features"]["kind"] == "finetuned" and tuned["metrics"]["embedded_now"] == n
+    assert tuned["meta"]["features"]["weights_sha256"] == load_classifier(finished / "best.pt").sha256
+
+    assert "STORE DATASET" in cli("probe", motion, "--out", out, code=2)
+    assert "not both" in cli("probe", motion, motion, "--out", out, "--backbone", "r3d-tiny", code=2)
+
+    video = sorted(motion.rglob("*.mp4"))[0]
+    assert "no text tower" in cli("classify", "--backbone", "videomae-tiny", video, "--labels", "up,down", code=2)
+    r = runner.invoke(app, ["classify", "--backbone", "clip-frames:ego-tiny-vit", "--weights", str(demo_checkpoint),
+                            str(video), "--labels", "left,right,up,down", "--json"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.output)
+    assert sorted(t["label"] for t in got["top"]) == ["down", "left", "right", "up"]
+    assert abs(sum(t["prob"] for t in got["top"]) - 1) < 1e-4
