@@ -35,7 +35,7 @@ from egoindex.core.fsutil import sha256_file
 from egoindex.errors import ClassifyError, ModelError, VideoError
 from egoindex.media.clip_sampling import ClipSampling
 from egoindex.media.clips import decode_video
-from egoindex.model.backbones import CLIP_FRAMES, CLIP_VIDEO, create_classifier, get_spec
+from egoindex.model.backbones import CLIP_FRAMES, CLIP_VIDEO, create_classifier
 from egoindex.model.video_checkpoint import load_classifier
 from egoindex.model.video_input import eval_views
 from egoindex.model.video_nets import VideoClassifier
@@ -75,14 +75,17 @@ def weights_fingerprint(path: Path | None, seed: int) -> str:
 class TextModelSource:
     """An open_clip or clip-video checkpoint as a store-less model source (module docstring)."""
 
-    def __init__(self, backbone: str, weights: str | Path, *, device: str = "cpu", clip_seconds: float = 4.0,
+    def __init__(self, backbone: str, weights: str | Path | None, *, device: str = "cpu", clip_seconds: float = 4.0,
                  clip_stride: float = 2.0) -> None:
+        if not has_text_tower(backbone):
+            raise ClassifyError(no_text_tower_message(backbone))
+        if weights is None:
+            raise ClassifyError(f"--backbone {backbone}: give --weights CHECKPOINT (zero-shot with random towers "
+                                "would mean nothing)")
         from egoindex.model.clip_video import load_embedding_model
         from egoindex.model.embed import Embedder
         from egoindex.model.sources import checkpoint_sha256
 
-        if not has_text_tower(backbone):
-            raise ClassifyError(no_text_tower_message(backbone))
         name = backbone.partition(":")[2] or None
         self.embedder = Embedder(load_embedding_model(weights, name), device=device)
         self.model_name = self.embedder.loaded.name
@@ -122,7 +125,6 @@ class BackboneFeatures:
                       views: int = DEFAULT_VIEWS, device: str = "cpu") -> BackboneFeatures:
         """A registered backbone (random with ``seed``, or local ``weights``), its head unused."""
         try:
-            get_spec(name)
             torch.manual_seed(seed)  # random init is part of the features: seeded, and in the fingerprint
             model = create_classifier(name, 2, weights=weights, num_frames=num_frames, image_size=image_size)
         except ModelError as e:

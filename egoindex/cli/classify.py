@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from egoindex.cli.common import console, open_store
-from egoindex.errors import ClassifyError, ConfigError
+from egoindex.errors import ConfigError
 
 
 def _top_table(title: str, top: list[dict[str, Any]]) -> Table:
@@ -77,13 +77,8 @@ def classify(
         return
     source: Any = None
     if backbone is not None:  # no store: VIDEO is the first argument
-        from egoindex.classify.backbone_features import TextModelSource, has_text_tower, no_text_tower_message
+        from egoindex.classify.backbone_features import TextModelSource  # refuses a backbone without a text tower
 
-        if not has_text_tower(backbone):
-            raise ClassifyError(no_text_tower_message(backbone))
-        if weights is None:
-            raise ConfigError(f"--backbone {backbone}: give --weights CHECKPOINT (zero-shot with random "
-                              "towers would mean nothing)")
         video, source = video or store, TextModelSource(backbone, weights, device=device)
     if (store is None and source is None) or video is None:
         raise ConfigError("give STORE VIDEO (a store's model), or --model BEST VIDEO (a fine-tuned classifier)")
@@ -137,10 +132,10 @@ def _classify_finetuned(model: Path, video: Optional[Path], *, top_k: int, clips
 
 
 def probe(
-    store_or_dataset: Path = typer.Argument(..., metavar="[STORE] DATASET",
-                                            help="Store folder whose model gives the features (left out with "
-                                                 "--backbone or --model), then the dataset."),
-    dataset_arg: Optional[Path] = typer.Argument(None, metavar="",
+    store_or_dataset: Path = typer.Argument(..., metavar="STORE",
+                                            help="Store folder whose model gives the features; with --backbone "
+                                                 "or --model there is no store and this is the DATASET."),
+    dataset_arg: Optional[Path] = typer.Argument(None, metavar="DATASET",
                                                  help="Folder per class: DATASET/<class>/*.mp4|mov|mkv|webm."),
     out: Path = typer.Option(..., "--out", help="Report, head and feature-cache folder."),
     seed: int = typer.Option(0, "--seed", help="Seed of the train/val/test split."),

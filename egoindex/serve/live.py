@@ -37,8 +37,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from egoindex.dataset.blackouts import (LOG_FILE, Blackouts, blackouts_path, blanked_ranges, read_blackouts,
-                                        redactions_dir)
+from egoindex.dataset.blackouts import LOG_FILE, Blackouts, blackouts_path, blanked_ranges, read_blackouts
 from egoindex.serve.media import MediaRequestError
 from egoindex.store import Store
 from egoindex.store.moments import Hit, Moment, Utterance
@@ -80,10 +79,6 @@ class LiveStore:
     def __getattr__(self, name: str) -> Any:  # only for names LiveStore itself lacks
         return getattr(self._store, name)
 
-    @property
-    def store(self) -> Store:
-        return self._store
-
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every reopen (the server's caches forget what they hold)."""
         self._listeners.append(listener)
@@ -91,8 +86,8 @@ class LiveStore:
     def _read_signature(self) -> Signature:
         if not self.watched:
             return ()
-        root = Path(self._store.root)
-        return (_stat(root / "egoindex.json"), _stat(blackouts_path(root)), _stat(redactions_dir(root) / LOG_FILE))
+        layout = self._store.layout
+        return (_stat(layout.meta), _stat(blackouts_path(layout.root)), _stat(layout.redactions / LOG_FILE))
 
     def _read_redactions(self) -> tuple[Blackouts, Blackouts]:
         root = self._store.root

@@ -224,13 +224,13 @@ class Thumbnails:
         """Drop the memory cache, and the disk cache's thumbnails at moments ``hidden`` now says were
         redacted (a redaction deletes the disk cache, but a request it raced may have written one
         back, and a cache folder other than ``STORE/_thumbs`` is not its to delete); returns how
-        many files were deleted. ``uids``: videos to look at besides the store's (a wholly
-        redacted video has left the store, its cached thumbnails may not have)."""
+        many files were deleted. ``uids``: the videos ``hidden`` may hide (those with blackouts; a
+        wholly redacted one has left the store, its cached thumbnails may not have)."""
         self.memory.clear()
         if hidden is None or self.cache_dir is None or not self.cache_dir.is_dir():
             return 0
         removed = 0
-        for uid in {*self.store.videos, *uids}:
+        for uid in set(uids):
             folder = self.cache_dir / self._uid_dir(uid)
             if not folder.is_dir():
                 continue
